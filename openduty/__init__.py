@@ -1,0 +1,72 @@
+"""Openduty: a self-hosted incident escalation service."""
+
+import os
+import secrets
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+
+def _secret_key(app: Flask) -> str:
+    """SECRET_KEY from config; in the embedded default, generated once into instance/."""
+    if app.config.get("SECRET_KEY"):
+        return app.config["SECRET_KEY"]
+    if app.config.get("REQUIRE_SECRET_KEY"):
+        raise RuntimeError("SECRET_KEY must be set in production (OPENDUTY_CONFIG=production).")
+    path = os.path.join(app.instance_path, "secret_key")
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    with open(path) as f:
+        return f.read().strip()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """SQLite: write-ahead log (readers never block the writer), foreign keys, wait on locks."""
+    if type(dbapi_connection).__module__ != "sqlite3":
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_app(config_class=None) -> Flask:
+    """Build the app: config, extensions, blueprints, CLI and error handlers."""
+    from config import config_from_environment
+
+    config_class = config_class or config_from_environment()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("OPENDUTY_INSTANCE") or os.path.join(root, "instance"),
+        template_folder=os.path.join(root, "templates"),
+        static_folder=os.path.join(root, "static"),
+    )
+    app.config.from_object(config_class)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config["SECRET_KEY"] = _secret_key(app)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "openduty.db")
+
+    from openduty import models  # noqa: F401  (registers the tables)
+    from openduty.extensions import csrf, db, login_manager, migrate, redis
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(root, "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    redis.init_app(app)
+
+    from openduty import errors, views
+    from openduty.cli import cli
+
+    views.register(app)
+    errors.register(app)
+    app.cli.add_command(cli)
+    return app

@@ -1,0 +1,1 @@
+"""The escalation state machine and its planning (pure; time is passed in)."""

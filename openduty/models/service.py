@@ -1,0 +1,58 @@
+"""Services and their integrations (the keys that monitoring tools send events with)."""
+
+import secrets
+import string
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from openduty import clock
+from openduty.extensions import db
+from openduty.models.types import UTCDateTime
+
+INTEGRATION_KINDS = ("events_v2", "events_v1", "alertmanager", "generic")
+_KEY_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_integration_key() -> str:
+    """A 32-character secret, the same shape as a PagerDuty integration key."""
+    return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(32))
+
+
+class Service(db.Model):
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    escalation_policy_id: Mapped[int | None] = mapped_column(
+        ForeignKey("escalation_policies.id", ondelete="SET NULL"), index=True
+    )
+    # Minutes after an acknowledge at which the incident re-triggers; None: never.
+    ack_timeout_minutes: Mapped[int | None] = mapped_column()
+    # Until this time incidents open but nobody is paged.
+    maintenance_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    escalation_policy: Mapped["EscalationPolicy | None"] = relationship()  # noqa: F821
+    integrations: Mapped[list["Integration"]] = relationship(
+        back_populates="service", cascade="all, delete-orphan", order_by="Integration.id"
+    )
+
+    def in_maintenance(self, at: datetime | None = None) -> bool:
+        return self.maintenance_until is not None and self.maintenance_until > (at or clock.now())
+
+
+class Integration(db.Model):
+    __tablename__ = "integrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(32), unique=True, default=new_integration_key)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    service: Mapped[Service] = relationship(back_populates="integrations")

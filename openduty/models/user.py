@@ -1,0 +1,142 @@
+"""Users, their API tokens, contact methods and notification rules."""
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from openduty import clock
+from openduty.extensions import db
+from openduty.models.types import UTCDateTime
+
+CONTACT_KINDS = ("email", "sms", "voice", "slack", "webhook", "pushover", "xmpp", "apprise")
+CONTACT_KIND_LABELS = {
+    "email": "Email",
+    "sms": "SMS",
+    "voice": "Voice call",
+    "slack": "Slack webhook",
+    "webhook": "Webhook",
+    "pushover": "Pushover",
+    "xmpp": "XMPP",
+    "apprise": "Apprise URL",
+}
+
+
+def hash_token(token: str) -> str:
+    """Tokens are long random strings, so a fast unsalted hash is enough to store them safely."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    active: Mapped[bool] = mapped_column(default=True)
+    # None: the user can be paged but cannot log in until a password is set.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    auth_source: Mapped[str] = mapped_column(String(16), default="local")  # local | ldap
+    calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    contact_methods: Mapped[list["ContactMethod"]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", order_by="ContactMethod.id"
+    )
+    notification_rules: Mapped[list["NotificationRule"]] = relationship(
+        back_populates="user",
+        cascade="all, delete-orphan",
+        order_by="(NotificationRule.delay_minutes, NotificationRule.id)",
+    )
+    api_tokens: Mapped[list["ApiToken"]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", order_by="ApiToken.id"
+    )
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: a deactivated user cannot log in
+        return self.active
+
+    def set_password(self, password: str | None) -> None:
+        self.password_hash = generate_password_hash(password) if password else None
+
+    def check_password(self, password: str) -> bool:
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+    def regenerate_calendar_token(self) -> str:
+        self.calendar_token = secrets.token_urlsafe(24)
+        return self.calendar_token
+
+    @classmethod
+    def by_email(cls, email: str) -> "User | None":
+        return db.session.scalar(select(cls).where(db.func.lower(cls.email) == email.strip().lower()))
+
+    def __repr__(self) -> str:
+        return f"<User {self.email}>"
+
+
+class ApiToken(db.Model):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters, shown in the UI so people can tell their tokens apart.
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(back_populates="api_tokens")
+
+    @classmethod
+    def issue(cls, user: User, name: str) -> tuple["ApiToken", str]:
+        """Create a token for `user`; returns the row and the secret, which is never stored."""
+        secret = "od_" + secrets.token_urlsafe(30)
+        token = cls(user=user, name=name, token_hash=hash_token(secret), prefix=secret[:10])
+        db.session.add(token)
+        return token, secret
+
+    @classmethod
+    def authenticate(cls, secret: str) -> "ApiToken | None":
+        return db.session.scalar(select(cls).where(cls.token_hash == hash_token(secret)))
+
+
+class ContactMethod(db.Model):
+    __tablename__ = "contact_methods"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(1000))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    user: Mapped[User] = relationship(back_populates="contact_methods")
+    rules: Mapped[list["NotificationRule"]] = relationship(
+        back_populates="contact_method", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def kind_label(self) -> str:
+        return CONTACT_KIND_LABELS.get(self.kind, self.kind)
+
+    def __str__(self) -> str:
+        return f"{self.kind_label}: {self.address}"
+
+
+class NotificationRule(db.Model):
+    __tablename__ = "notification_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    contact_method_id: Mapped[int] = mapped_column(ForeignKey("contact_methods.id", ondelete="CASCADE"))
+    delay_minutes: Mapped[int] = mapped_column(default=0)
+
+    user: Mapped[User] = relationship(back_populates="notification_rules")
+    contact_method: Mapped[ContactMethod] = relationship(back_populates="rules")

@@ -1,0 +1,1 @@
+"""Notifiers: one module per channel, all behind the interface in base.py."""

@@ -1,0 +1,57 @@
+"""The Notifier interface every channel implements."""
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+class NotifierError(Exception):
+    """Delivery failed. `transient` failures (timeouts, 5xx, refused connections) are retried."""
+
+    def __init__(self, message: str, transient: bool):
+        super().__init__(message)
+        self.transient = transient
+
+
+class PermanentError(NotifierError):
+    """Retrying cannot help: a 4xx answer, an invalid address, a missing setting."""
+
+    def __init__(self, message: str):
+        super().__init__(message, transient=False)
+
+
+class TransientError(NotifierError):
+    """Worth retrying with backoff."""
+
+    def __init__(self, message: str):
+        super().__init__(message, transient=True)
+
+
+@dataclass
+class Message:
+    """What to tell a person, independent of the channel."""
+
+    subject: str
+    body: str
+    # A link to act on the incident (the signed acknowledge link for pages).
+    action_url: str | None = None
+    incident_id: int | None = None
+    incident_number: int | None = None
+    # page | resolve | test
+    purpose: str = "page"
+    extra: dict = field(default_factory=dict)
+
+
+class Notifier:
+    """Send a Message to one address of one contact-method kind.
+
+    Implementations read their settings from the app config, raise TransientError or
+    PermanentError on failure, and return a short receipt (e.g. a provider's message id).
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def send(self, address: str, message: Message) -> str:
+        raise NotImplementedError

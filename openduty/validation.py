@@ -1,0 +1,166 @@
+"""Validation shared by forms and the API, so a field means the same thing everywhere.
+
+Each validator returns the normalised value or raises `FieldError` with a message that says what
+to fix. `collect()` gathers many fields into one `ValidationError`.
+"""
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, available_timezones
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from openduty.errors import ValidationError
+from openduty.models.user import CONTACT_KINDS
+
+
+class FieldError(ValueError):
+    """One field's problem; the message is shown next to the field."""
+
+
+def email(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError("Enter an email address.")
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise FieldError(f"Not a valid email address: {exc}") from exc
+
+
+def phone(value: Any) -> str:
+    """A phone number in E.164 form (+ and country code), e.g. +14155550100."""
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError("Enter a phone number.")
+    text = value.strip()
+    if not text.startswith("+"):
+        raise FieldError("Phone numbers need the + and country code (E.164), e.g. +14155550100.")
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException as exc:
+        raise FieldError(f"Not a valid phone number: {exc}") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise FieldError("Not a valid phone number; use E.164, e.g. +14155550100.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_ZONES: set[str] | None = None
+
+
+def time_zone(value: Any) -> str:
+    """An IANA time zone name such as Europe/Budapest."""
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = available_timezones() | {"UTC"}
+    if not isinstance(value, str) or value.strip() not in _ZONES:
+        raise FieldError("Unknown time zone; use an IANA name such as Europe/Budapest or UTC.")
+    ZoneInfo(value.strip())
+    return value.strip()
+
+
+def url(value: Any, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError("Enter a URL.")
+    parsed = urlparse(value.strip())
+    if parsed.scheme not in schemes or not parsed.netloc:
+        raise FieldError(f"Not a valid URL; it must start with {' or '.join(s + '://' for s in schemes)}.")
+    return value.strip()
+
+
+def text(value: Any, *, max_length: int, required: bool = True, label: str = "This field") -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise FieldError(f"{label} must be text.")
+    value = value.strip()
+    if required and not value:
+        raise FieldError(f"{label} is required.")
+    if len(value) > max_length:
+        raise FieldError(f"{label} is too long ({len(value)} characters; at most {max_length}).")
+    return value
+
+
+def integer(value: Any, *, minimum: int | None = None, maximum: int | None = None, label: str = "This") -> int:
+    if isinstance(value, bool):
+        raise FieldError(f"{label} must be a whole number.")
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError as exc:
+            raise FieldError(f"{label} must be a whole number.") from exc
+    if not isinstance(value, int):
+        raise FieldError(f"{label} must be a whole number.")
+    if minimum is not None and value < minimum:
+        raise FieldError(f"{label} must be at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise FieldError(f"{label} must be at most {maximum}.")
+    return value
+
+
+def boolean(value: Any, label: str = "This") -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "on", "yes", "y"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "0", "off", "no", "n", ""):
+        return False
+    raise FieldError(f"{label} must be true or false.")
+
+
+def _xmpp(value: Any) -> str:
+    address = email(value)  # a bare JID has the shape of an email address
+    return address
+
+
+def _apprise(value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value.strip():
+        raise FieldError("Not an Apprise URL; it looks like scheme://..., e.g. tgram://bottoken/ChatID.")
+    import apprise
+
+    if apprise.Apprise.instantiate(value.strip()) is None:
+        raise FieldError("Apprise does not recognise this URL; see the Apprise wiki for the format.")
+    return value.strip()
+
+
+def _pushover(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip().isalnum() or len(value.strip()) != 30:
+        raise FieldError("A Pushover user key is 30 letters and digits.")
+    return value.strip()
+
+
+CONTACT_ADDRESS_VALIDATORS: dict[str, Callable[[Any], str]] = {
+    "email": email,
+    "sms": phone,
+    "voice": phone,
+    "slack": url,
+    "webhook": url,
+    "pushover": _pushover,
+    "xmpp": _xmpp,
+    "apprise": _apprise,
+}
+assert set(CONTACT_ADDRESS_VALIDATORS) == set(CONTACT_KINDS)
+
+
+def contact_kind(value: Any) -> str:
+    if value not in CONTACT_KINDS:
+        raise FieldError(f"Unknown kind; use one of {', '.join(CONTACT_KINDS)}.")
+    return value
+
+
+def contact_address(kind: str, value: Any) -> str:
+    return CONTACT_ADDRESS_VALIDATORS[kind](value)
+
+
+def collect(checks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Run each field's check; return the clean values, or raise one ValidationError naming all."""
+    clean: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for field, check in checks.items():
+        try:
+            clean[field] = check()
+        except FieldError as exc:
+            errors[field] = str(exc)
+    if errors:
+        raise ValidationError(errors)
+    return clean

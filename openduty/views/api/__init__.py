@@ -1,0 +1,68 @@
+"""The JSON REST API under /api/v1, authenticated with `Authorization: Token <token>`.
+
+One module per area registers its routes on `bp`. Errors use the shape in openduty.errors.
+"""
+
+from typing import Any
+
+from flask import Blueprint, g, request
+from werkzeug.exceptions import BadRequest
+
+from openduty import clock
+from openduty.errors import ApiError
+from openduty.extensions import csrf, db
+from openduty.models import ApiToken, User
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)
+
+
+@bp.before_request
+def authenticate() -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() not in ("token", "bearer") or not secret.strip():
+        raise ApiError(401, "Send an API token: 'Authorization: Token <token>'. Create one on your profile.")
+    token = ApiToken.authenticate(secret.strip())
+    if token is None or not token.user.active:
+        raise ApiError(401, "This API token is not valid (unknown, revoked, or its user is deactivated).")
+    token.last_used_at = clock.now()
+    db.session.commit()
+    g.api_user = token.user
+
+
+def api_user() -> User:
+    return g.api_user
+
+
+def require_admin() -> None:
+    if not g.api_user.is_admin:
+        raise ApiError(403, "Only admins can do this.")
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 400/415 that says what is wrong with it."""
+    if not request.is_json:
+        raise ApiError(415, "Send a JSON body with 'Content-Type: application/json'.")
+    try:
+        body = request.get_json()
+    except BadRequest as exc:
+        raise ApiError(400, "The body is not valid JSON.") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "The body must be a JSON object.")
+    return body
+
+
+def get_or_404(model, object_id: int, label: str | None = None):
+    obj = db.session.get(model, object_id)
+    if obj is None:
+        raise ApiError(404, f"No {label or model.__name__.lower()} with id {object_id}.")
+    return obj
+
+
+def iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# Route modules register themselves on `bp`.
+from openduty.views.api import users  # noqa: E402,F401

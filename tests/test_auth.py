@@ -1,0 +1,82 @@
+import pytest
+
+from openduty.extensions import db
+from tests import factories
+
+
+def test_login_and_logout(client, auth, app):
+    factories.make_user(email="alice@example.com", name="Alice")
+    response = auth.login("alice@example.com")
+    assert response.status_code == 302
+    assert "Alice" in client.get("/").get_data(as_text=True)
+    auth.logout()
+    assert client.get("/").status_code == 302
+
+
+def test_login_page_requires_csrf(client, app):
+    factories.make_user(email="alice@example.com")
+    response = client.post("/login", data={"email": "alice@example.com", "password": factories.PASSWORD})
+    assert response.status_code == 400
+    assert "CSRF" in response.get_data(as_text=True)
+
+
+def test_wrong_password_is_generic(client, auth, app):
+    factories.make_user(email="alice@example.com")
+    wrong = auth.login("alice@example.com", "nope")
+    unknown = auth.login("nobody@example.com", "nope")
+    assert wrong.status_code == unknown.status_code == 401
+    assert "Wrong email or password." in wrong.get_data(as_text=True)
+    assert "Wrong email or password." in unknown.get_data(as_text=True)
+
+
+def test_deactivated_user_cannot_log_in(client, auth, app):
+    user = factories.make_user(email="gone@example.com")
+    user.active = False
+    db.session.commit()
+    assert auth.login("gone@example.com").status_code == 401
+
+
+def test_user_without_password_cannot_log_in(client, auth, app):
+    factories.make_user(email="paged@example.com", password=None)
+    assert auth.login("paged@example.com", "").status_code in (400, 401)
+    assert auth.login("paged@example.com", "anything").status_code == 401
+
+
+def test_ten_failures_lock_the_account_with_a_wait_time(client, auth, app):
+    factories.make_user(email="alice@example.com")
+    for _ in range(10):
+        assert auth.login("alice@example.com", "wrong").status_code == 401
+    locked = auth.login("alice@example.com")  # even the right password waits
+    assert locked.status_code == 429
+    assert int(locked.headers["Retry-After"]) > 0
+    assert "Try again in 10 minutes" in locked.get_data(as_text=True)
+
+
+def test_lockout_ends_after_the_window(client, auth, app):
+    app.config["LOGIN_FAILURE_WINDOW_SECONDS"] = 2
+    app.config["LOGIN_MAX_FAILURES"] = 2
+    factories.make_user(email="alice@example.com")
+    for _ in range(2):
+        auth.login("alice@example.com", "wrong")
+    assert auth.login("alice@example.com").status_code == 429
+    import time
+
+    time.sleep(2.2)  # Redis expires keys on its own clock
+    assert auth.login("alice@example.com").status_code == 302
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x"])
+def test_login_never_redirects_off_site(client, auth, app, target, csrf_from):
+    factories.make_user(email="alice@example.com")
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post(
+        f"/login?next={target}",
+        data={"email": "alice@example.com", "password": factories.PASSWORD, "csrf_token": token},
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_pages_need_login(client, app):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
