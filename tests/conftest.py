@@ -27,6 +27,9 @@ from tests import factories
 
 IN_CI = os.environ.get("CI") == "true"
 
+# Each area keeps its fixtures in its own plugin module.
+pytest_plugins = ["tests.plugins.users", "tests.plugins.events", "tests.plugins.escalation", "tests.plugins.schedules"]
+
 
 def _ci_requires(what: str) -> None:
     """In CI a missing real server fails the test; locally it skips it."""

@@ -20,9 +20,21 @@ def render(template: str, block: str | None = None, status: int = 200, **context
 
 
 def register(app: Flask) -> None:
-    from openduty.views import api, auth, health, home
+    from openduty.views import (
+        api,
+        auth,
+        calendar,
+        events,
+        health,
+        home,
+        incidents,
+        policies,
+        schedules,
+        services,
+        users,
+    )
 
-    for module in (auth, health, home, api):
+    for module in (auth, health, home, api, users, services, incidents, policies, schedules, events, calendar):
         app.register_blueprint(module.bp)
 
     @app.context_processor

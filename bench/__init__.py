@@ -1,0 +1,1 @@
+"""Benchmarks (not tests). `make bench` runs them all; `python -m bench NAME ...` runs some."""

@@ -1,0 +1,5 @@
+"""Incidents pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("incidents", __name__)

@@ -1,0 +1,5 @@
+"""Policies pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("policies", __name__)

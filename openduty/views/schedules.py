@@ -1,0 +1,5 @@
+"""Schedules pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("schedules", __name__)

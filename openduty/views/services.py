@@ -1,0 +1,5 @@
+"""Services pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("services", __name__)

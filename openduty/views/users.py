@@ -1,0 +1,5 @@
+"""Users pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("users", __name__)
