@@ -118,7 +118,8 @@ def run_all(host: str, port: int, threads: int) -> None:
     web = subprocess.Popen(
         [
             sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "1",
-            "--threads", str(threads), "--graceful-timeout", "5", "--no-control-socket", "--access-logfile", "-", "app:app",
+            "--threads", str(threads), "--graceful-timeout", "5", "--no-control-socket",
+            "--access-logfile", "-", "app:app",
         ],
         env=env,
         cwd=root,
