@@ -61,13 +61,6 @@ class Config:
     XMPP_PASSWORD = os.environ.get("XMPP_PASSWORD") or None
     WEBHOOK_SECRET = os.environ.get("WEBHOOK_SECRET") or None
 
-    # LDAP directory logins (off unless LDAP_URL is set).
-    LDAP_URL = os.environ.get("LDAP_URL") or None
-    LDAP_BIND_DN = os.environ.get("LDAP_BIND_DN") or None
-    LDAP_BIND_PASSWORD = os.environ.get("LDAP_BIND_PASSWORD") or None
-    LDAP_USER_BASE = os.environ.get("LDAP_USER_BASE") or None
-    LDAP_USER_FILTER = os.environ.get("LDAP_USER_FILTER", "(mail={email})")
-
     # Worker: the RQ queue names, highest priority first.
     RQ_QUEUES = ["high", "default", "low"]
 
