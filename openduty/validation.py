@@ -59,6 +59,20 @@ def time_zone(value: Any) -> str:
     return value.strip()
 
 
+PASSWORD_MIN_LENGTH = 8  # with the login throttle, long enough against online guessing
+
+
+def password(value: Any) -> str:
+    """A new password: at least PASSWORD_MIN_LENGTH characters, at most 200."""
+    if not isinstance(value, str) or not value:
+        raise FieldError("Enter a password.")
+    if len(value) < PASSWORD_MIN_LENGTH:
+        raise FieldError(f"Use at least {PASSWORD_MIN_LENGTH} characters.")
+    if len(value) > 200:
+        raise FieldError("Use at most 200 characters.")
+    return value
+
+
 def url(value: Any, schemes: tuple[str, ...] = ("http", "https")) -> str:
     if not isinstance(value, str) or not value.strip():
         raise FieldError("Enter a URL.")
