@@ -1,24 +1,29 @@
 """The domain models, one module per aggregate. Importing this package registers every table."""
 
-from openduty.models.incident import Incident, LogEntry
+from openduty.models.incident import Counter, Incident, LogEntry
 from openduty.models.notification import Notification
 from openduty.models.policy import EscalationLevel, EscalationPolicy, EscalationTarget
-from openduty.models.schedule import Schedule
+from openduty.models.schedule import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride
 from openduty.models.service import Integration, Service
 from openduty.models.user import ApiToken, ContactMethod, NotificationRule, User
 
 __all__ = [
     "ApiToken",
     "ContactMethod",
+    "Counter",
     "EscalationLevel",
     "EscalationPolicy",
     "EscalationTarget",
     "Incident",
     "Integration",
+    "LayerEvent",
+    "LayerParticipant",
     "LogEntry",
     "Notification",
     "NotificationRule",
     "Schedule",
+    "ScheduleLayer",
+    "ScheduleOverride",
     "Service",
     "User",
 ]

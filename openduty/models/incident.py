@@ -56,6 +56,9 @@ class Incident(db.Model):
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     service: Mapped["Service"] = relationship()  # noqa: F821
+    acknowledged_by: Mapped["User | None"] = relationship(foreign_keys=[acknowledged_by_id])  # noqa: F821
+    resolved_by: Mapped["User | None"] = relationship(foreign_keys=[resolved_by_id])  # noqa: F821
+    assigned_to: Mapped["User | None"] = relationship(foreign_keys=[assigned_to_id])  # noqa: F821
     log_entries: Mapped[list["LogEntry"]] = relationship(
         back_populates="incident", cascade="all, delete-orphan", order_by="LogEntry.id"
     )
@@ -63,6 +66,93 @@ class Incident(db.Model):
     @property
     def is_open(self) -> bool:
         return self.status != "resolved"
+
+    @property
+    def title(self) -> str:
+        return f"#{self.number} {self.summary}" if self.number else self.summary
+
+    # Domain actions. Each changes the status, bumps the epoch (so stale escalation jobs stop),
+    # writes the timeline entry, then tells the escalation engine; the caller owns the commit.
+
+    def acknowledge(
+        self,
+        by: "User | None" = None,  # noqa: F821
+        channel: str = "web",
+        message: str | None = None,
+        notify: bool = True,
+    ) -> bool:
+        """Acknowledge a triggered incident; False (and nothing changes) if it is not triggered.
+
+        `notify=False` leaves calling escalation.incident_acknowledged to the caller (the event
+        batch calls its hooks at its end, in order).
+        """
+        from openduty import escalation
+
+        if self.status != "triggered":
+            return False
+        self.status = "acknowledged"
+        self.acknowledged_at = clock.now()
+        self.acknowledged_by = by
+        self.epoch = (self.epoch or 0) + 1
+        self.log("acknowledge", message or f"Acknowledged{_by(by)} via {channel}.", by=by, channel=channel)
+        if notify:
+            escalation.incident_acknowledged(self)
+        return True
+
+    def resolve(
+        self,
+        by: "User | None" = None,  # noqa: F821
+        channel: str = "web",
+        message: str | None = None,
+        notify: bool = True,
+    ) -> bool:
+        """Resolve an open incident; False (and nothing changes) if it is already resolved."""
+        from openduty import escalation
+
+        if self.status == "resolved":
+            return False
+        self.status = "resolved"
+        self.resolved_at = clock.now()
+        self.resolved_by = by
+        self.next_escalation_at = None
+        self.epoch = (self.epoch or 0) + 1
+        self.log("resolve", message or f"Resolved{_by(by)} via {channel}.", by=by, channel=channel)
+        if notify:
+            escalation.incident_resolved(self)
+        return True
+
+    def add_note(self, text: str, by: "User | None" = None, channel: str = "web") -> "LogEntry":  # noqa: F821
+        """Add a note to the timeline (does not change the status or the escalation)."""
+        return self.log("note", text, by=by, channel=channel)
+
+    def log(
+        self,
+        kind: str,
+        message: str,
+        by: "User | None" = None,  # noqa: F821
+        channel: str = "system",
+        data: dict[str, Any] | None = None,
+    ) -> "LogEntry":
+        entry = LogEntry(incident=self, kind=kind, message=message, actor=by, channel=channel, data=data or {})
+        db.session.add(entry)
+        return entry
+
+
+def _by(user) -> str:
+    return f" by {user.name}" if user is not None else ""
+
+
+class Counter(db.Model):
+    """Named counters handed out inside a transaction (incident numbers).
+
+    The row is locked from the increment until commit, so concurrent transactions get distinct,
+    gap-free values; a rolled-back transaction gives its numbers back.
+    """
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(default=0)
 
 
 class LogEntry(db.Model):

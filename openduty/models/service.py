@@ -12,6 +12,12 @@ from openduty.extensions import db
 from openduty.models.types import UTCDateTime
 
 INTEGRATION_KINDS = ("events_v2", "events_v1", "alertmanager", "generic")
+INTEGRATION_KIND_LABELS = {
+    "events_v2": "PagerDuty Events API v2",
+    "events_v1": "PagerDuty Events API v1 (generic)",
+    "alertmanager": "Prometheus Alertmanager",
+    "generic": "Generic JSON webhook",
+}
 _KEY_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -44,6 +50,13 @@ class Service(db.Model):
     def in_maintenance(self, at: datetime | None = None) -> bool:
         return self.maintenance_until is not None and self.maintenance_until > (at or clock.now())
 
+    @property
+    def state(self) -> str:
+        """disabled, maintenance or active, for badges."""
+        if self.disabled:
+            return "disabled"
+        return "maintenance" if self.in_maintenance() else "active"
+
 
 class Integration(db.Model):
     __tablename__ = "integrations"
@@ -56,3 +69,22 @@ class Integration(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     service: Mapped[Service] = relationship(back_populates="integrations")
+
+    @property
+    def kind_label(self) -> str:
+        return INTEGRATION_KIND_LABELS.get(self.kind, self.kind)
+
+    def regenerate_key(self) -> str:
+        """A new secret; the old one stops working at commit."""
+        self.key = new_integration_key()
+        return self.key
+
+    def path(self) -> str:
+        """Where this integration's events go (relative to the base URL)."""
+        if self.kind == "alertmanager":
+            return f"/integrations/alertmanager/{self.key}"
+        if self.kind == "generic":
+            return f"/integrations/generic/{self.key}"
+        if self.kind == "events_v1":
+            return "/generic/2010-04-15/create_event.json"
+        return "/v2/enqueue"

@@ -1,5 +1,148 @@
-"""Ingest endpoints: every inbound event format, parsed into one Event (see openduty.events)."""
+"""Ingest endpoints: every inbound event format, parsed into Events (see openduty.events).
 
-from flask import Blueprint
+Each endpoint only parses, checks the rate limit and answers in its format's own dialect; the
+events all go through `events.submit()`. The answer is sent only after the commit.
+"""
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from openduty import events
+from openduty.events import Event, InvalidEvent, Outcome
+from openduty.extensions import csrf
 
 bp = Blueprint("events", __name__)
+csrf.exempt(bp)  # machine-to-machine: authenticated by the integration key, not a session
+
+log = logging.getLogger(__name__)
+
+
+@bp.before_request
+def limit_body_size() -> None:
+    request.max_content_length = events.MAX_BODY_BYTES
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one format answers: the success body and status, and its error body."""
+
+    ok_status: int
+    ok: Callable[[list[Outcome]], dict[str, Any]]
+    error_status: str = "invalid event"
+    error_message: str = "Event object is invalid"
+    # How an unknown or disabled key is answered: 400 in the body-key formats, 404 in the URL ones.
+    unknown_key_status: int = 400
+
+
+def _dedup(outcomes: list[Outcome]) -> dict[str, Any]:
+    return {"status": "success", "message": "Event processed", "dedup_key": outcomes[0].dedup_key}
+
+
+def _incident_key(outcomes: list[Outcome]) -> dict[str, Any]:
+    return {"status": "success", "message": "Event processed", "incident_key": outcomes[0].dedup_key}
+
+
+V2 = Dialect(202, _dedup)
+V1 = Dialect(200, _incident_key)
+LEGACY = Dialect(201, _incident_key, error_status="failure", unknown_key_status=404)
+ALERTMANAGER = Dialect(
+    200,
+    lambda outcomes: {"status": "success", "message": "Event processed", "alerts": len(outcomes)},
+    unknown_key_status=404,
+)
+GENERIC = Dialect(202, _dedup, unknown_key_status=404)
+
+
+def _error(dialect: Dialect, status: int, errors: list[str], message: str | None = None, headers=None):
+    kind = "throttle event" if status == 429 else dialect.error_status
+    body = {"status": kind, "message": message or dialect.error_message, "errors": errors}
+    return jsonify(body), status, headers or {}
+
+
+def _json_body() -> Any:
+    """The parsed JSON body (whatever Content-Type the sender used: several send text/plain)."""
+    raw = request.get_data(cache=False)
+    if not raw:
+        raise InvalidEvent(["The body is empty; send the event as a JSON object."])
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidEvent([f"The body is not valid JSON: {exc}."]) from exc
+
+
+def _form_or_json_body() -> Any:
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return request.form.to_dict()
+    return _json_body()
+
+
+def ingest(dialect: Dialect, parse: Callable[[], list[Event]]):
+    """Parse, rate-limit, submit and answer: the one path every endpoint takes."""
+    try:
+        parsed = parse()
+    except RequestEntityTooLarge:
+        size = f"{events.MAX_BODY_BYTES // 1024} KB"
+        return _error(dialect, 413, [f"The body is larger than {size}."], f"Request body is larger than {size}")
+    except InvalidEvent as exc:
+        return _error(dialect, exc.status, exc.errors)
+    if parsed:
+        wait = events.seconds_until_allowed(parsed[0].routing_key, len(parsed))
+        if wait:
+            return _error(
+                dialect,
+                429,
+                [f"Too many events for this integration key; retry after {wait} seconds."],
+                "Requests for this integration key are arriving too quickly",
+                {"Retry-After": str(wait)},
+            )
+    try:
+        outcomes = events.submit(parsed)
+    except TimeoutError:
+        problem = ["The event could not be stored in time; retry."]
+        return _error(dialect, 503, problem, "Try again", {"Retry-After": "1"})
+    rejected = [o for o in outcomes if not o.accepted]
+    if rejected:
+        if rejected[0].result == "disabled":
+            problem = "The service of this integration key is disabled; enable it to accept events."
+        else:
+            problem = "Invalid routing key: no integration has this key (it may have been regenerated)."
+        return _error(dialect, dialect.unknown_key_status, [problem])
+    if not outcomes:  # an Alertmanager webhook with no alerts
+        return jsonify(dialect.ok([])), dialect.ok_status
+    return jsonify(dialect.ok(outcomes)), dialect.ok_status
+
+
+@bp.post("/v2/enqueue")
+def enqueue_v2():
+    """PagerDuty Events API v2."""
+    return ingest(V2, lambda: [events.parse_v2(_json_body())])
+
+
+@bp.post("/generic/2010-04-15/create_event.json")
+def create_event_v1():
+    """PagerDuty Events API v1 (the "generic" API)."""
+    return ingest(V1, lambda: [events.parse_v1(_json_body())])
+
+
+@bp.post("/api/create_event")
+def create_event_legacy():
+    """The original Openduty event API (JSON or form fields)."""
+    return ingest(LEGACY, lambda: [events.parse_legacy(_form_or_json_body())])
+
+
+@bp.post("/integrations/alertmanager/<key>")
+def alertmanager(key: str):
+    """Prometheus Alertmanager webhook receiver (version 4)."""
+    return ingest(ALERTMANAGER, lambda: events.parse_alertmanager(key, _json_body()))
+
+
+@bp.post("/integrations/generic/<key>")
+def generic(key: str):
+    """Plain JSON webhook."""
+    return ingest(GENERIC, lambda: [events.parse_generic(key, _json_body())])

@@ -1,0 +1,687 @@
+"""Ingest: every inbound format is parsed into `Event`s, and one code path applies them.
+
+- One parser per format (`parse_v2`, `parse_v1`, `parse_legacy`, `parse_alertmanager`,
+  `parse_generic`) validates the body and returns Events, or raises `InvalidEvent` naming every
+  problem.
+- `apply_events()` applies a list of Events inside the current transaction: a trigger opens an
+  incident or folds into the open one with the same (service, dedup key) through one
+  INSERT ... ON CONFLICT DO UPDATE on the partial unique index (so races cannot open two), and
+  acknowledge / resolve act on the open incident through the same model actions the web uses.
+- `submit()` is what the endpoints call. It hands the events to this process's `Batcher`, which
+  applies everything that arrived meanwhile in one transaction (group commit) and wakes each
+  request only after that commit; it never answers before the events are durable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import groupby
+from typing import Any
+
+from flask import Flask, current_app
+from redis.exceptions import RedisError
+from sqlalchemy import insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+
+from openduty import clock, escalation
+from openduty.extensions import db, redis
+from openduty.models import Counter, Incident, Integration, LogEntry, Service
+from openduty.models.incident import SEVERITIES
+
+log = logging.getLogger(__name__)
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+# Settings, read from the app config when set there, else from the environment, else these
+# defaults. (They live here rather than in config.py so the ingest path owns its own knobs.)
+DEFAULTS: dict[str, Any] = {
+    # Group commit: apply concurrent requests' events in one transaction (off: one per request).
+    "EVENTS_GROUP_COMMIT": os.environ.get("EVENTS_GROUP_COMMIT", "1") == "1",
+    # At most this many events per transaction.
+    "EVENTS_BATCH_MAX": _env_int("EVENTS_BATCH_MAX", 500),
+    # Wait this long for more events before a batch starts; 0 batches only what queued meanwhile.
+    "EVENTS_BATCH_LINGER_MS": _env_int("EVENTS_BATCH_LINGER_MS", 0),
+    # The batcher thread exits after this long without events (it restarts on demand).
+    "EVENTS_BATCHER_IDLE_SECONDS": _env_int("EVENTS_BATCHER_IDLE_SECONDS", 30),
+    # A request waits at most this long for its commit, then answers 503 (the client retries).
+    "EVENTS_COMMIT_TIMEOUT_SECONDS": _env_int("EVENTS_COMMIT_TIMEOUT_SECONDS", 30),
+    # Events per integration key per window before 429 (0: no limit). PagerDuty allows 120/min;
+    # this default is fifty times that, enough for storms, still a cap on one runaway source.
+    "EVENTS_RATE_LIMIT": _env_int("EVENTS_RATE_LIMIT", 6000),
+    "EVENTS_RATE_WINDOW_SECONDS": _env_int("EVENTS_RATE_WINDOW_SECONDS", 60),
+}
+
+
+def setting(name: str) -> Any:
+    return current_app.config.get(name, DEFAULTS[name])
+
+
+ACTIONS = ("trigger", "acknowledge", "resolve")
+# PagerDuty's limits, so a client that works there works here.
+MAX_BODY_BYTES = 512 * 1024
+MAX_SUMMARY = 1024
+MAX_DEDUP_KEY = 255
+MAX_SHORT_FIELD = 255
+# The partial unique index's predicate, as literal SQL: a bound parameter in ON CONFLICT's WHERE
+# makes PostgreSQL fail to infer the index once psycopg 3 switches to a generic plan.
+OPEN_PREDICATE = text("status <> 'resolved'")
+
+
+@dataclass(slots=True)
+class Event:
+    """One normalised inbound event, whatever format it came in."""
+
+    routing_key: str
+    action: str
+    dedup_key: str
+    summary: str = ""
+    severity: str = "critical"
+    source: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    # Which endpoint it came through, for the timeline (events_v2, events_v1, openduty, ...).
+    via: str = "events_v2"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What applying one Event did."""
+
+    # opened | deduplicated | acknowledged | resolved | ignored | unknown_key | disabled
+    result: str
+    dedup_key: str
+    incident_id: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.result not in ("unknown_key", "disabled")
+
+
+class InvalidEvent(Exception):
+    """The body is not a valid event; `errors` names each problem."""
+
+    def __init__(self, errors: list[str], status: int = 400):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+        self.status = status
+
+
+# --- Parsers ------------------------------------------------------------------------------------
+
+
+class _Fields:
+    """Collects every problem of one body, PagerDuty-style ("'payload.summary' is missing")."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def text(self, obj: dict, name: str, *, path: str | None = None, max_length: int, required: bool) -> str:
+        label = path or name
+        value = obj.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                self.errors.append(f"'{label}' is missing or blank.")
+            return ""
+        if not isinstance(value, str):
+            self.errors.append(f"'{label}' must be a string.")
+            return ""
+        if len(value) > max_length:
+            self.errors.append(f"'{label}' is too long ({len(value)} characters; at most {max_length}).")
+            return ""
+        return value.strip()
+
+    def choice(self, obj: dict, name: str, choices: tuple[str, ...], *, path: str | None = None, default=None):
+        label = path or name
+        value = obj.get(name, default)
+        if value is None:
+            self.errors.append(f"'{label}' is missing; use one of {', '.join(choices)}.")
+            return None
+        if value not in choices:
+            self.errors.append(f"'{label}' is invalid ({_short(value)}); use one of {', '.join(choices)}.")
+            return None
+        return value
+
+    def timestamp(self, obj: dict, name: str, *, path: str) -> str | None:
+        value = obj.get(name)
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str):
+            self.errors.append(f"'{path}' must be an ISO 8601 timestamp string.")
+            return None
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            self.errors.append(f"'{path}' is not an ISO 8601 timestamp ({_short(value)}).")
+            return None
+        return value
+
+    def list_of_objects(self, obj: dict, name: str, required_key: str) -> list | None:
+        value = obj.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.errors.append(f"'{name}' must be a list of objects.")
+            return None
+        for i, item in enumerate(value):
+            if not isinstance(item.get(required_key), str) or not item[required_key].strip():
+                self.errors.append(f"'{name}[{i}].{required_key}' is missing or not a string.")
+                return None
+        return value
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise InvalidEvent(self.errors)
+
+
+def _short(value: Any) -> str:
+    text_ = json.dumps(value, default=str)
+    return text_ if len(text_) <= 40 else text_[:37] + "..."
+
+
+def _require_object(body: Any) -> dict:
+    if not isinstance(body, dict):
+        raise InvalidEvent(["The event must be a JSON object."])
+    return body
+
+
+def new_dedup_key() -> str:
+    return uuid.uuid4().hex
+
+
+def parse_v2(body: Any) -> Event:
+    """PagerDuty Events API v2 (`POST /v2/enqueue`)."""
+    body = _require_object(body)
+    f = _Fields()
+    routing_key = f.text(body, "routing_key", max_length=64, required=True)
+    action = f.choice(body, "event_action", ACTIONS)
+    dedup_key = f.text(body, "dedup_key", max_length=MAX_DEDUP_KEY, required=action in ("acknowledge", "resolve"))
+    summary, source, severity, details = "", "", "critical", {}
+    if action == "trigger":
+        payload = body.get("payload")
+        if not isinstance(payload, dict):
+            f.errors.append("'payload' is missing or not an object.")
+        else:
+            summary = f.text(payload, "summary", path="payload.summary", max_length=MAX_SUMMARY, required=True)
+            source = f.text(payload, "source", path="payload.source", max_length=MAX_SHORT_FIELD, required=True)
+            severity = f.choice(payload, "severity", SEVERITIES, path="payload.severity") or "critical"
+            timestamp = f.timestamp(payload, "timestamp", path="payload.timestamp")
+            for name in ("component", "group", "class"):
+                value = f.text(payload, name, path=f"payload.{name}", max_length=MAX_SHORT_FIELD, required=False)
+                if value:
+                    details[name] = value
+            if timestamp:
+                details["timestamp"] = timestamp
+            if payload.get("custom_details") is not None:
+                details["custom_details"] = payload["custom_details"]
+        links = f.list_of_objects(body, "links", "href")
+        images = f.list_of_objects(body, "images", "src")
+        if links:
+            details["links"] = links
+        if images:
+            details["images"] = images
+        for name in ("client", "client_url"):
+            value = f.text(body, name, max_length=MAX_SUMMARY, required=False)
+            if value:
+                details[name] = value
+    f.raise_if_any()
+    return Event(routing_key, action, dedup_key or new_dedup_key(), summary, severity, source, details, "events_v2")
+
+
+def parse_v1(body: Any, via: str = "events_v1") -> Event:
+    """PagerDuty Events API v1 (`POST /generic/2010-04-15/create_event.json`)."""
+    body = _require_object(body)
+    f = _Fields()
+    routing_key = f.text(body, "service_key", max_length=64, required=True)
+    action = f.choice(body, "event_type", ACTIONS)
+    dedup_key = f.text(body, "incident_key", max_length=MAX_DEDUP_KEY, required=action in ("acknowledge", "resolve"))
+    description = f.text(body, "description", max_length=MAX_SUMMARY, required=action == "trigger")
+    details: dict[str, Any] = {}
+    if body.get("details") not in (None, ""):
+        details["custom_details"] = body["details"]
+    contexts = f.list_of_objects(body, "contexts", "type")
+    if contexts:
+        details["links"] = [{"href": c["href"], "text": c.get("text", c["href"])} for c in contexts if c.get("href")]
+        details["images"] = [
+            {"src": c["src"], "href": c.get("href"), "alt": c.get("alt")} for c in contexts if c.get("src")
+        ]
+    for name in ("client", "client_url"):
+        value = f.text(body, name, max_length=MAX_SUMMARY, required=False)
+        if value:
+            details[name] = value
+    f.raise_if_any()
+    return Event(routing_key, action, dedup_key or new_dedup_key(), description, "critical", "", details, via)
+
+
+def parse_legacy(body: Any) -> Event:
+    """The original Openduty `POST /api/create_event` (JSON or form fields, as v1)."""
+    if isinstance(body, dict) and isinstance(body.get("details"), str):
+        # The old form sent details as free text; keep it readable.
+        body = {**body, "details": {"text": body["details"]}}
+    return parse_v1(body, via="openduty")
+
+
+_ALERTMANAGER_SEVERITIES = {"page": "critical", "high": "error", "medium": "warning", "low": "info", "none": "info"}
+
+
+def parse_alertmanager(key: str, body: Any) -> list[Event]:
+    """Prometheus Alertmanager webhook (version 4): one Event per alert, keyed by fingerprint."""
+    body = _require_object(body)
+    alerts = body.get("alerts")
+    if not isinstance(alerts, list):
+        raise InvalidEvent(["'alerts' is missing or not a list (is this an Alertmanager webhook, version 4?)."])
+    f = _Fields()
+    events = []
+    for i, alert in enumerate(alerts):
+        if not isinstance(alert, dict):
+            f.errors.append(f"'alerts[{i}]' must be an object.")
+            continue
+        labels = alert.get("labels") or {}
+        annotations = alert.get("annotations") or {}
+        if not isinstance(labels, dict) or not isinstance(annotations, dict):
+            f.errors.append(f"'alerts[{i}].labels' and '.annotations' must be objects.")
+            continue
+        status = alert.get("status")
+        if status not in ("firing", "resolved"):
+            f.errors.append(f"'alerts[{i}].status' must be firing or resolved.")
+            continue
+        fingerprint = alert.get("fingerprint")
+        if not isinstance(fingerprint, str) or not fingerprint:
+            # Older senders: derive a stable key from the label set, as Alertmanager does.
+            fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
+        name = str(labels.get("alertname") or "Alert")
+        summary = str(annotations.get("summary") or name)[:MAX_SUMMARY]
+        severity = str(labels.get("severity", "")).lower()
+        severity = severity if severity in SEVERITIES else _ALERTMANAGER_SEVERITIES.get(severity, "critical")
+        details: dict[str, Any] = {"labels": labels, "annotations": annotations}
+        for name_ in ("startsAt", "endsAt", "generatorURL"):
+            if alert.get(name_):
+                details[name_] = alert[name_]
+        for name_ in ("receiver", "externalURL", "groupKey"):
+            if body.get(name_):
+                details[name_] = body[name_]
+        if alert.get("generatorURL"):
+            details["links"] = [{"href": alert["generatorURL"], "text": "Source (Prometheus)"}]
+        source = str(labels.get("instance") or labels.get("job") or "")[:MAX_SHORT_FIELD]
+        action = "trigger" if status == "firing" else "resolve"
+        dedup_key = fingerprint[:MAX_DEDUP_KEY]
+        events.append(Event(key, action, dedup_key, summary, severity, source, details, "alertmanager"))
+    f.raise_if_any()
+    return events
+
+
+def parse_generic(key: str, body: Any) -> Event:
+    """The plain JSON webhook: `{"summary", "dedup_key", "action", "severity", "details", "source"}`."""
+    body = _require_object(body)
+    f = _Fields()
+    action = f.choice(body, "action", ACTIONS, default="trigger")
+    dedup_key = f.text(body, "dedup_key", max_length=MAX_DEDUP_KEY, required=action in ("acknowledge", "resolve"))
+    summary = f.text(body, "summary", max_length=MAX_SUMMARY, required=action == "trigger")
+    severity = f.choice(body, "severity", SEVERITIES, default="critical") or "critical"
+    source = f.text(body, "source", max_length=MAX_SHORT_FIELD, required=False)
+    details: dict[str, Any] = {}
+    if body.get("details") is not None:
+        if not isinstance(body["details"], dict):
+            f.errors.append("'details' must be an object.")
+        else:
+            details["custom_details"] = body["details"]
+    f.raise_if_any()
+    return Event(key, action, dedup_key or new_dedup_key(), summary, severity, source, details, "generic")
+
+
+# --- Applying -----------------------------------------------------------------------------------
+
+
+def _insert(table):
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def begin_write() -> None:
+    """Start the transaction as a writer on SQLite (BEGIN IMMEDIATE), so read-then-write cannot race.
+
+    PostgreSQL needs nothing here: the upsert and SELECT ... FOR UPDATE lock what they touch.
+    """
+    connection = db.session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if not raw.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def next_incident_numbers(count: int) -> int:
+    """Reserve `count` consecutive incident numbers; returns the first. Locks the counter to commit."""
+    table = Counter.__table__
+    stmt = _insert(table).values(name="incident", value=count)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.name], set_={"value": table.c.value + stmt.excluded.value}
+    ).returning(table.c.value)
+    return db.session.execute(stmt).scalar_one() - count + 1
+
+
+def _upsert_triggers(service_id: int, first: Event, count: int, now: datetime) -> tuple[int, bool]:
+    """Open an incident for `first` or fold `count` triggers into the open one; (id, opened)."""
+    table = Incident.__table__
+    stmt = _insert(table).values(
+        service_id=service_id,
+        dedup_key=first.dedup_key,
+        status="triggered",
+        summary=first.summary,
+        severity=first.severity,
+        source=first.source,
+        details=first.details,
+        alert_count=count,
+        created_at=now,
+        last_event_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.service_id, table.c.dedup_key],
+        index_where=OPEN_PREDICATE,
+        set_={"alert_count": table.c.alert_count + stmt.excluded.alert_count, "last_event_at": now},
+    ).returning(table.c.id, table.c.alert_count)
+    incident_id, alert_count = db.session.execute(stmt).one()
+    # A fresh row holds exactly this group's count; an existing one had at least 1 before.
+    return incident_id, alert_count == count
+
+
+def apply_events(events: list[Event]) -> list[Outcome]:
+    """Apply `events` in the current transaction (the caller commits); one Outcome per event.
+
+    Events are processed grouped by (service, dedup key), keeping their order within a key, so
+    every transaction takes row locks in the same order (no deadlocks between batches), and a run
+    of triggers for one key costs one upsert. The incident counter is locked last, for the same
+    reason. The escalation hooks run at the end, in processing order, once numbers are assigned.
+    """
+    now = clock.now()
+    outcomes: list[Outcome | None] = [None] * len(events)
+    services = _services_by_key({e.routing_key for e in events})
+    runnable = []
+    for i, event in enumerate(events):
+        service = services.get(event.routing_key)
+        if service is None:
+            outcomes[i] = Outcome("unknown_key", event.dedup_key)
+        elif service[1]:
+            outcomes[i] = Outcome("disabled", event.dedup_key)
+        else:
+            runnable.append((service[0], event.dedup_key, i))
+    runnable.sort(key=lambda item: (item[0], item[1]))  # stable: order within a key is kept
+
+    opened: list[Incident] = []
+    hooks: list[tuple[Any, Incident]] = []
+    loaded: dict[int, Incident] = {}
+    duplicates: list[dict[str, Any]] = []
+
+    def runs():
+        # Consecutive events of one key with the same action: triggers fold into one upsert.
+        for (service_id, _key), items in groupby(runnable, key=lambda item: (item[0], item[1])):
+            for action, same in groupby(items, key=lambda item: events[item[2]].action):
+                yield service_id, action, [item[2] for item in same]
+
+    for service_id, action, indexes in runs():
+        first = events[indexes[0]]
+        if action == "trigger":
+            db.session.flush()
+            incident_id, is_new = _upsert_triggers(service_id, first, len(indexes), now)
+            if incident_id in loaded:
+                db.session.expire(loaded[incident_id], ["alert_count", "last_event_at"])
+            start = 0
+            if is_new:
+                incident = loaded[incident_id] = db.session.get(Incident, incident_id)
+                incident.log(
+                    "trigger",
+                    f"Triggered via {_VIA[first.via]}: {first.summary}",
+                    channel="event",
+                    data={"source": first.source, "severity": first.severity},
+                )
+                opened.append(incident)
+                hooks.append((escalation.incident_triggered, incident))
+                outcomes[indexes[0]] = Outcome("opened", first.dedup_key, incident_id)
+                start = 1
+            for i in indexes[start:]:
+                event = events[i]
+                outcomes[i] = Outcome("deduplicated", event.dedup_key, incident_id)
+                duplicates.append(
+                    {
+                        "incident_id": incident_id,
+                        "at": now,
+                        "kind": "duplicate",
+                        "message": f"Another alert via {_VIA[event.via]}: {event.summary}",
+                        "channel": "event",
+                        "data": {"source": event.source, "severity": event.severity},
+                    }
+                )
+            continue
+        incident = db.session.scalar(
+            select(Incident)
+            .where(Incident.service_id == service_id, Incident.dedup_key == first.dedup_key, OPEN_PREDICATE)
+            .with_for_update()
+        )
+        for i in indexes:
+            event = events[i]
+            done = False
+            if incident is not None:
+                loaded[incident.id] = incident
+                message = f"{action.capitalize()}d via {_VIA[event.via]}."
+                if action == "acknowledge":
+                    done = incident.acknowledge(by=None, channel="event", message=message, notify=False)
+                    if done:
+                        hooks.append((escalation.incident_acknowledged, incident))
+                else:
+                    done = incident.resolve(by=None, channel="event", message=message, notify=False)
+                    if done:
+                        hooks.append((escalation.incident_resolved, incident))
+            result = ("acknowledged" if action == "acknowledge" else "resolved") if done else "ignored"
+            outcomes[i] = Outcome(result, event.dedup_key, incident.id if incident is not None else None)
+
+    if duplicates:
+        db.session.execute(insert(LogEntry.__table__), duplicates)
+    if opened:
+        first_number = next_incident_numbers(len(opened))
+        for offset, incident in enumerate(opened):
+            incident.number = first_number + offset
+    for hook, incident in hooks:
+        hook(incident)
+    return outcomes  # type: ignore[return-value]
+
+
+_VIA = {
+    "events_v2": "Events API v2",
+    "events_v1": "Events API v1",
+    "openduty": "the Openduty event API",
+    "alertmanager": "Alertmanager",
+    "generic": "the generic webhook",
+}
+
+
+def _services_by_key(keys: set[str]) -> dict[str, tuple[int, bool]]:
+    """Integration key -> (service id, service disabled), read in one query."""
+    rows = db.session.execute(
+        select(Integration.key, Service.id, Service.disabled)
+        .join(Service, Service.id == Integration.service_id)
+        .where(Integration.key.in_(keys))
+    )
+    return {key: (service_id, disabled) for key, service_id, disabled in rows}
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40P01", "40001") or "database is locked" in str(exc.orig)
+
+
+def apply_and_commit(events: list[Event], attempts: int = 3) -> list[Outcome]:
+    """Apply `events` in one transaction and commit; retried on a deadlock or serialisation failure."""
+    for attempt in range(attempts):
+        try:
+            begin_write()
+            outcomes = apply_events(events)
+            db.session.commit()
+            return outcomes
+        except DBAPIError as exc:
+            db.session.rollback()
+            if attempt == attempts - 1 or not _retryable(exc):
+                raise
+            time.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+# --- Group commit -------------------------------------------------------------------------------
+
+
+class _Pending:
+    __slots__ = ("events", "outcomes", "error", "done")
+
+    def __init__(self, events: list[Event]):
+        self.events = events
+        self.outcomes: list[Outcome] | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+class Batcher:
+    """One per process and app: applies the events of many concurrent requests in one transaction.
+
+    Requests put their events on a queue and wait. A single thread takes everything queued (up to
+    EVENTS_BATCH_MAX events, after lingering EVENTS_BATCH_LINGER_MS for more), applies it in one
+    transaction, commits, and only then wakes the requests. Under load many events share one
+    commit (one fsync); alone, an event waits for nothing but its own transaction. If a batch
+    fails, each request's events are retried alone, so one bad event fails only its own request.
+    The thread exits after a while idle and is restarted on demand (also after a fork).
+    """
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def submit(self, events: list[Event], timeout: float) -> list[Outcome]:
+        pending = _Pending(events)
+        with self._lock:
+            self._queue.put(pending)
+            if self._thread is None or not self._thread.is_alive() or self._pid != _getpid():
+                self._pid = _getpid()
+                self._thread = threading.Thread(target=self._run, name="openduty-event-batcher", daemon=True)
+                self._thread.start()
+        if not pending.done.wait(timeout):
+            raise TimeoutError("the events were not committed in time")
+        if pending.error is not None:
+            raise pending.error
+        assert pending.outcomes is not None
+        return pending.outcomes
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            max_events = setting("EVENTS_BATCH_MAX")
+            linger = setting("EVENTS_BATCH_LINGER_MS") / 1000
+            idle = setting("EVENTS_BATCHER_IDLE_SECONDS")
+        while True:
+            try:
+                first = self._queue.get(timeout=idle)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            batch, count = [first], len(first.events)
+            deadline = time.monotonic() + linger
+            while count < max_events:
+                try:
+                    remaining = deadline - time.monotonic()
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(item)
+                count += len(item.events)
+            self._apply(batch)
+
+    def _apply(self, batch: list[_Pending]) -> None:
+        with self.app.app_context():
+            try:
+                try:
+                    outcomes = apply_and_commit([e for p in batch for e in p.events])
+                    for p in batch:
+                        p.outcomes, outcomes = outcomes[: len(p.events)], outcomes[len(p.events) :]
+                except Exception as exc:
+                    if len(batch) == 1:
+                        batch[0].error = exc
+                    else:
+                        log.warning("Event batch of %d requests failed (%s); retrying one by one", len(batch), exc)
+                        for p in batch:
+                            try:
+                                p.outcomes = apply_and_commit(p.events)
+                            except Exception as single_exc:
+                                p.error = single_exc
+            finally:
+                db.session.remove()
+        for p in batch:
+            p.done.set()
+
+
+def _getpid() -> int:
+    return os.getpid()
+
+
+_batchers_lock = threading.Lock()
+
+
+def submit(events: list[Event]) -> list[Outcome]:
+    """Apply `events` durably (group commit, or inline when EVENTS_GROUP_COMMIT is off)."""
+    app = current_app._get_current_object()
+    if not events:
+        return []
+    if not setting("EVENTS_GROUP_COMMIT"):
+        try:
+            return apply_and_commit(events)
+        except Exception:
+            db.session.rollback()
+            raise
+    batcher = app.extensions.get("openduty_event_batcher")
+    if batcher is None:
+        with _batchers_lock:
+            batcher = app.extensions.setdefault("openduty_event_batcher", Batcher(app))
+    return batcher.submit(events, timeout=setting("EVENTS_COMMIT_TIMEOUT_SECONDS"))
+
+
+# --- Rate limit ---------------------------------------------------------------------------------
+
+
+def seconds_until_allowed(routing_key: str, count: int = 1) -> int:
+    """Count `count` events against the key's window; 0 if allowed, else seconds to wait.
+
+    A fixed window per integration key in Redis (INCRBY + EXPIRE in one round trip). Redis being
+    down never blocks ingestion: the database, not Redis, is what must not lose events.
+    """
+    limit = setting("EVENTS_RATE_LIMIT")
+    if not limit:
+        return 0
+    window = setting("EVENTS_RATE_WINDOW_SECONDS")
+    now = clock.now().timestamp()
+    slot = int(now // window)
+    name = f"openduty:events:rate:{routing_key}:{slot}"
+    try:
+        with redis.get().pipeline(transaction=False) as pipe:
+            pipe.incrby(name, count)
+            pipe.expire(name, window + 1)
+            used = pipe.execute()[0]
+    except RedisError as exc:
+        log.warning("Event rate limit skipped, Redis is unavailable: %s", exc)
+        return 0
+    if used <= limit:
+        return 0
+    return max(1, math.ceil((slot + 1) * window - now))

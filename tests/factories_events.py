@@ -1,0 +1,41 @@
+"""Factories for services, integrations and incidents. Call inside an app context."""
+
+import itertools
+
+from openduty.events import Event, apply_and_commit
+from openduty.extensions import db
+from openduty.models import Incident, Integration, Service
+
+_seq = itertools.count(1)
+
+
+def make_service(**fields) -> Service:
+    n = next(_seq)
+    fields.setdefault("name", f"Service {n}")
+    service = Service(**fields)
+    db.session.add(service)
+    db.session.commit()
+    return service
+
+
+def make_integration(service: Service | None = None, kind: str = "events_v2", **fields) -> Integration:
+    service = service or make_service()
+    fields.setdefault("name", kind)
+    integration = Integration(service=service, kind=kind, **fields)
+    db.session.add(integration)
+    db.session.commit()
+    return integration
+
+
+def make_incident(integration: Integration | None = None, summary: str = "Disk full", **fields) -> Incident:
+    """An incident opened the way events open them (numbered, logged, hooks called)."""
+    integration = integration or make_integration()
+    dedup_key = fields.pop("dedup_key", f"key-{next(_seq)}")
+    severity = fields.pop("severity", "critical")
+    event = Event(integration.key, "trigger", dedup_key, summary, severity, "host-1", fields.pop("details", {}))
+    outcome = apply_and_commit([event])[0]
+    incident = db.session.get(Incident, outcome.incident_id)
+    for name, value in fields.items():
+        setattr(incident, name, value)
+    db.session.commit()
+    return incident
