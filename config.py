@@ -61,6 +61,14 @@ class Config:
     XMPP_PASSWORD = os.environ.get("XMPP_PASSWORD") or None
     WEBHOOK_SECRET = os.environ.get("WEBHOOK_SECRET") or None
 
+    # Schedules: the iCal feeds cover this many days back and ahead; iCal source layers are
+    # expanded over their own window and URL sources are refetched every ICAL_REFRESH_MINUTES.
+    CALENDAR_FEED_DAYS_BACK = _env_int("CALENDAR_FEED_DAYS_BACK", 30)
+    CALENDAR_FEED_DAYS_AHEAD = _env_int("CALENDAR_FEED_DAYS_AHEAD", 180)
+    ICAL_IMPORT_DAYS_BACK = _env_int("ICAL_IMPORT_DAYS_BACK", 60)
+    ICAL_IMPORT_DAYS_AHEAD = _env_int("ICAL_IMPORT_DAYS_AHEAD", 400)
+    ICAL_REFRESH_MINUTES = _env_int("ICAL_REFRESH_MINUTES", 60)
+
     # Worker: the RQ queue names, highest priority first.
     RQ_QUEUES = ["high", "default", "low"]
 

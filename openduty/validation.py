@@ -178,3 +178,24 @@ def collect(checks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     if errors:
         raise ValidationError(errors)
     return clean
+
+
+def aware_datetime(value: Any, *, label: str = "This", local_zone: str | None = None) -> Any:
+    """An ISO 8601 date-time with a UTC offset, returned in UTC.
+
+    With `local_zone`, a time without an offset (e.g. from a datetime-local form field) is read as
+    wall-clock time in that IANA zone; without it, the offset is required.
+    """
+    from datetime import UTC, datetime
+
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError(f"{label} is required: an ISO 8601 date and time, e.g. 2026-03-01T09:00:00+01:00.")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise FieldError(f"{label} is not an ISO 8601 date and time, e.g. 2026-03-01T09:00:00+01:00.") from exc
+    if parsed.tzinfo is None:
+        if local_zone is None:
+            raise FieldError(f"{label} needs a UTC offset, e.g. 2026-03-01T09:00:00+01:00 or ...Z.")
+        parsed = parsed.replace(tzinfo=ZoneInfo(local_zone))
+    return parsed.astimezone(UTC)
