@@ -21,3 +21,39 @@ def fresh():
         db.session.expire_all()
 
     return expire
+
+
+@pytest.fixture
+def https_live_server(app, tmp_path):
+    """The app over HTTPS with a throwaway self-signed certificate (for clients that insist)."""
+    import shutil
+    import ssl
+    import subprocess
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from tests.conftest import _ci_requires, _free_port
+
+    if not shutil.which("openssl"):
+        _ci_requires("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    port = _free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True, ssl_context=context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    class Live:
+        url = f"https://127.0.0.1:{port}"
+        ca_file = str(cert)
+
+    yield Live
+    server.shutdown()
+    thread.join(5)
