@@ -1,1 +1,28 @@
-"""RQ job functions: thin, take ids, run in an app context (see openduty.worker), idempotent."""
+"""RQ job functions: thin, take ids, run in an app context (see openduty.worker), idempotent.
+
+Each job re-reads the database and does nothing when the state moved on, so a duplicate, stale or
+re-armed job is harmless. Periodic jobs re-arm their next run before doing their work.
+"""
+
+from openduty import escalation
+from openduty.extensions import db
+
+
+def escalate(incident_id: int, epoch: int) -> str:
+    """Page the incident's next level if `epoch` is still current and its time has come."""
+    outcome = escalation.run_escalation(incident_id, epoch)
+    db.session.commit()
+    return outcome
+
+
+def deliver(notification_id: int) -> str:
+    """Claim and send one notification (folding throttled pages to the same number)."""
+    from openduty.notifiers.delivery import deliver as deliver_notification
+
+    return deliver_notification(notification_id)
+
+
+def reconcile() -> dict[str, int]:
+    """Periodic: re-arm due work that has no live job (the database is the source of truth)."""
+    escalation.schedule_periodic("openduty.jobs.reconcile", escalation.RECONCILE_INTERVAL)
+    return escalation.reconcile()

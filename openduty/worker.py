@@ -2,13 +2,23 @@
 
 A SimpleWorker runs jobs in its own process instead of forking one per job: about 95 jobs/s
 here against about 40 for the forking worker, and pages are latency-critical. Every job is
-short and idempotent, and a stuck job is bounded by its RQ timeout.
+short and idempotent, and a stuck job is bounded by its RQ timeout (see bench/notify.py for the
+numbers behind the choice, and docs/escalation.md for how many workers to run).
+
+A long-running worker reconciles at start-up (re-arming anything a crash or a Redis flush lost)
+and keeps the periodic jobs armed; burst workers (tests) do neither.
 """
 
 from flask import Flask
 from rq import SimpleWorker
 
 from openduty.extensions import db, queues
+
+# Seconds between the worker's maintenance runs (which also re-arm the periodic jobs, in case
+# Redis was flushed under a running worker). The worker TTL bounds how long it blocks waiting
+# for jobs, hence how soon maintenance runs on an idle worker.
+MAINTENANCE_INTERVAL = 60
+WORKER_TTL = 90
 
 
 class AppWorker(SimpleWorker):
@@ -23,11 +33,46 @@ class AppWorker(SimpleWorker):
             finally:
                 db.session.remove()
 
+    def work(self, burst: bool = False, **kwargs):
+        if not burst:
+            self.start_up()
+        return super().work(burst=burst, **kwargs)
+
+    def start_up(self) -> None:
+        """Reconcile (nothing lost while no worker ran) and arm the periodic jobs."""
+        from openduty import escalation
+
+        with self.app.app_context():
+            try:
+                counts = escalation.reconcile()
+                self.log.info("Start-up reconcile: %s", counts)
+                escalation.ensure_periodic()
+            finally:
+                db.session.remove()
+
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        from openduty import escalation
+
+        with self.app.app_context():
+            try:
+                escalation.ensure_periodic()
+            except Exception:
+                self.log.exception("Could not arm the periodic jobs")
+            finally:
+                db.session.remove()
+
 
 def make_worker(app: Flask, name: str | None = None) -> AppWorker:
     """A worker for `app`, listening on every queue in priority order."""
     with app.app_context():
         qs = queues()
-    worker = AppWorker(qs, connection=qs[0].connection, name=name)
+    worker = AppWorker(
+        qs,
+        connection=qs[0].connection,
+        name=name,
+        maintenance_interval=MAINTENANCE_INTERVAL,
+        worker_ttl=WORKER_TTL,
+    )
     worker.app = app
     return worker

@@ -1,8 +1,13 @@
-"""Notifications: one page (or resolve notice) to one user on one contact method."""
+"""Notifications: one page (or resolve notice) to one user on one contact method.
+
+A Notification row is the durable record of a page: the RQ `deliver` job is only its timer. The
+row's status moves pending -> sending (claimed by exactly one job) -> sent | failed, or pending ->
+cancelled when the incident is acknowledged or resolved first.
+"""
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from openduty import clock
@@ -10,23 +15,60 @@ from openduty.extensions import db
 from openduty.models.types import UTCDateTime
 
 NOTIFICATION_STATUSES = ("pending", "sending", "sent", "failed", "cancelled")
+NOTIFICATION_PURPOSES = ("page", "resolve", "test")
 
 
 class Notification(db.Model):
     __tablename__ = "notifications"
+    __table_args__ = (
+        # The throttle folds pending pages to the same number into one message.
+        Index("ix_notifications_kind_address_status", "kind", "address", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     contact_method_id: Mapped[int | None] = mapped_column(ForeignKey("contact_methods.id", ondelete="SET NULL"))
+    # The channel and address at the time of the page (a user without rules is emailed at their
+    # login address, with no contact method), so a later edit cannot redirect a page in flight.
+    kind: Mapped[str] = mapped_column(String(16), default="email")
+    address: Mapped[str] = mapped_column(String(1000), default="")
     purpose: Mapped[str] = mapped_column(String(16), default="page")  # page | resolve | test
+    # Where in the policy the page came from (None for reassign, resolve notices and tests).
+    level: Mapped[int | None] = mapped_column()
+    loop: Mapped[int | None] = mapped_column()
     send_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, index=True)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(default=0)
+    # When the deliver job claimed the row; a claim older than the job timeout is a dead worker's.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # After a transient failure: when the next attempt is due.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    receipt: Mapped[str | None] = mapped_column(String(255))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Throttled pages to one number ride along in another notification's message.
+    folded_into_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     incident: Mapped["Incident | None"] = relationship()  # noqa: F821
     user: Mapped["User"] = relationship()  # noqa: F821
     contact_method: Mapped["ContactMethod | None"] = relationship()  # noqa: F821
+
+    @property
+    def due_at(self) -> datetime:
+        """When the next attempt is due: the send time, or the retry time after a failure."""
+        return max(self.send_at, self.retry_at) if self.retry_at else self.send_at
+
+
+class ContactThrottle(db.Model):
+    """The last time an SMS or call went to one number: at most one per THROTTLE_SECONDS.
+
+    Taking the slot is one conditional UPDATE, so two workers never both send inside a minute.
+    """
+
+    __tablename__ = "contact_throttles"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    address: Mapped[str] = mapped_column(String(255), primary_key=True)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

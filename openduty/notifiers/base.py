@@ -39,6 +39,15 @@ class Message:
     # page | resolve | test
     purpose: str = "page"
     extra: dict = field(default_factory=dict)
+    # An HTML rendering of `body` for channels that show one (email).
+    html: str | None = None
+    # One or two lines for channels where length costs (SMS, push, voice).
+    short: str = ""
+    # The incidents this message is about (a throttled message folds several): dicts with
+    # id, number, summary, service, severity, status, url.
+    incidents: list[dict] = field(default_factory=list)
+    # The signed token that acknowledges these incidents as the recipient (links, voice keypad).
+    ack_token: str | None = None
 
 
 class Notifier:

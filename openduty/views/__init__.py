@@ -21,6 +21,7 @@ def render(template: str, block: str | None = None, status: int = 200, **context
 
 def register(app: Flask) -> None:
     from openduty.views import (
+        ack,
         api,
         auth,
         calendar,
@@ -34,7 +35,7 @@ def register(app: Flask) -> None:
         users,
     )
 
-    for module in (auth, health, home, api, users, services, incidents, policies, schedules, events, calendar):
+    for module in (auth, health, home, api, users, services, incidents, policies, schedules, events, calendar, ack):
         app.register_blueprint(module.bp)
 
     @app.context_processor

@@ -65,4 +65,4 @@ def iso(value) -> str | None:
 
 
 # Route modules register themselves on `bp`.
-from openduty.views.api import incidents, oncalls, policies, schedules, services, users  # noqa: E402,F401
+from openduty.views.api import escalation, incidents, oncalls, policies, schedules, services, users  # noqa: E402,F401

@@ -1,0 +1,20 @@
+"""Apprise URLs: one contact method reaches any of the 100+ services Apprise supports."""
+
+import apprise
+
+from openduty.notifiers.base import Message, Notifier, PermanentError, TransientError
+
+
+class AppriseNotifier(Notifier):
+    kind = "apprise"
+
+    def send(self, address: str, message: Message) -> str:
+        target = apprise.Apprise()
+        if not target.add(address):
+            raise PermanentError("Apprise does not recognise this URL; see the Apprise wiki for the format.")
+        body = message.body + (f"\n\n{message.action_url}" if message.action_url else "")
+        kind = apprise.NotifyType.FAILURE if message.purpose == "page" else apprise.NotifyType.SUCCESS
+        # Apprise reports only success or failure; a failure may be an outage, so it is retried.
+        if not target.notify(title=message.subject, body=body, notify_type=kind):
+            raise TransientError("Apprise could not deliver the notification (see the worker log for details).")
+        return "sent"

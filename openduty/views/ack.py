@@ -1,0 +1,208 @@
+"""Acting on incidents from the page itself: signed acknowledge links, Twilio SMS replies and the
+voice keypad; and the "send test notification" button on contact methods.
+
+Links carry a signed, expiring token naming the incidents and the person paged. GET only shows
+the incident with Acknowledge / Resolve buttons (mail scanners follow links; they must not
+acknowledge); the POST acts. Twilio's webhooks are verified with X-Twilio-Signature.
+"""
+
+import re
+from xml.sax.saxutils import escape
+
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
+from flask_login import current_user, login_required
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from openduty import escalation
+from openduty.extensions import csrf, db
+from openduty.models import ContactMethod, Incident, User
+from openduty.notifiers.twilio import request_signature
+from openduty.views import is_htmx, render
+
+bp = Blueprint("ack", __name__)
+
+# Acknowledge links work for this long (seconds); ACK_LINK_MAX_AGE_SECONDS overrides it.
+ACK_LINK_MAX_AGE = 7 * 24 * 3600
+_SALT = "openduty.ack-link"
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
+
+
+def ack_token(incident_ids: list[int], user_id: int) -> str:
+    """A signed token that lets its bearer act on these incidents as this user."""
+    return _serializer().dumps({"i": list(incident_ids), "u": user_id})
+
+
+def ack_url(incident_ids: list[int], user_id: int) -> str:
+    return f"{current_app.config['BASE_URL'].rstrip('/')}/ack/{ack_token(incident_ids, user_id)}"
+
+
+class LinkError(Exception):
+    def __init__(self, status: int, title: str, message: str):
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message
+
+
+def load_token(token: str) -> tuple[list[Incident], User]:
+    """The incidents and user a token names, or LinkError saying why it cannot be used."""
+    max_age = int(current_app.config.get("ACK_LINK_MAX_AGE_SECONDS") or ACK_LINK_MAX_AGE)
+    try:
+        data = _serializer().loads(token, max_age=max_age)
+    except SignatureExpired as exc:
+        raise LinkError(
+            410, "This link has expired", "Acknowledge links work for a limited time. Log in to act on the incident."
+        ) from exc
+    except BadSignature as exc:
+        raise LinkError(
+            400, "This link is not valid", "The link is incomplete or was altered. Copy the whole link, or log in."
+        ) from exc
+    user = db.session.get(User, data.get("u")) if isinstance(data, dict) else None
+    if user is None or not user.active:
+        raise LinkError(403, "This link cannot be used", "The person this link was sent to can no longer act on it.")
+    incidents = [i for i in (db.session.get(Incident, n) for n in data.get("i", [])) if i is not None]
+    if not incidents:
+        raise LinkError(404, "Incident not found", "The incident this link is about no longer exists.")
+    return incidents, user
+
+
+def _invalid(error: LinkError):
+    return render("ack/invalid.html", status=error.status, error=error)
+
+
+@bp.get("/ack/<token>")
+def show(token: str):
+    try:
+        incidents, user = load_token(token)
+    except LinkError as error:
+        return _invalid(error)
+    return render("ack/show.html", incidents=incidents, user=user, token=token)
+
+
+@bp.post("/ack/<token>")
+def act(token: str):
+    try:
+        incidents, user = load_token(token)
+    except LinkError as error:
+        return _invalid(error)
+    action = request.form.get("action")
+    if action not in ("acknowledge", "resolve"):
+        flash("Choose Acknowledge or Resolve.", "error")
+        return render("ack/show.html", status=400, incidents=incidents, user=user, token=token)
+    done = []
+    for incident in incidents:
+        if getattr(incident, action)(by=user, channel="link"):
+            done.append(incident)
+    db.session.commit()
+    verb = "Acknowledged" if action == "acknowledge" else "Resolved"
+    if done:
+        flash(f"{verb}: " + ", ".join(f"#{i.number}" for i in done) + ".", "success")
+    else:
+        flash(f"Nothing to do: already {'acknowledged or resolved' if action == 'acknowledge' else 'resolved'}.")
+    return redirect(url_for("ack.show", token=token), code=303)
+
+
+# --- Twilio webhooks ----------------------------------------------------------------------------
+
+
+def _verify_twilio() -> None:
+    """Reject requests that Twilio did not sign with our auth token (403)."""
+    token = current_app.config.get("TWILIO_AUTH_TOKEN")
+    if not token:
+        abort(403, "Twilio is not configured (TWILIO_AUTH_TOKEN).")
+    # Twilio signs the URL it called: our public BASE_URL plus the path and query.
+    url = current_app.config["BASE_URL"].rstrip("/") + request.path
+    if request.query_string:
+        url += "?" + request.query_string.decode()
+    expected = request_signature(token, url, request.form.to_dict())
+    given = request.headers.get("X-Twilio-Signature", "")
+    import hmac
+
+    if not hmac.compare_digest(expected, given):
+        abort(403, "The X-Twilio-Signature header does not match.")
+
+
+def _twiml(body: str):
+    response = make_response(f'<?xml version="1.0" encoding="UTF-8"?>{body}')
+    response.mimetype = "text/xml"
+    return response
+
+
+_SMS_COMMAND = re.compile(r"^\s*(ack|acknowledge|res|resolve)\b[\s#:]*((?:\d+[\s,#]*)+)$", re.IGNORECASE)
+
+
+def _reply(text: str):
+    return _twiml(f"<Response><Message>{escape(text)}</Message></Response>")
+
+
+@bp.post("/twilio/sms")
+@csrf.exempt
+def twilio_sms():
+    """Inbound SMS: 'ack 12' or 'res 12' (several numbers allowed) from a paged person's phone."""
+    _verify_twilio()
+    sender = request.form.get("From", "")
+    users = db.session.scalars(
+        select(User)
+        .join(ContactMethod)
+        .where(ContactMethod.kind.in_(("sms", "voice")), ContactMethod.address == sender, User.active)
+        .distinct()
+    ).all()
+    if len(users) != 1:
+        return _reply("Openduty does not know this number." if not users else "This number belongs to several users.")
+    user = users[0]
+    match = _SMS_COMMAND.match(request.form.get("Body", ""))
+    if not match:
+        return _reply("Reply 'ack 12' to acknowledge incident #12, or 'res 12' to resolve it.")
+    action = "acknowledge" if match.group(1).lower().startswith("ack") else "resolve"
+    answers = []
+    for number in dict.fromkeys(int(n) for n in re.findall(r"\d+", match.group(2))):
+        incident = db.session.scalar(select(Incident).where(Incident.number == number))
+        if incident is None:
+            answers.append(f"#{number}: no such incident")
+        elif getattr(incident, action)(by=user, channel="sms"):
+            answers.append(f"#{number}: {'acknowledged' if action == 'acknowledge' else 'resolved'}")
+        else:
+            answers.append(f"#{number}: already {incident.status}")
+    db.session.commit()
+    return _reply("; ".join(answers) + ".")
+
+
+@bp.post("/twilio/voice/<token>")
+@csrf.exempt
+def twilio_voice(token: str):
+    """The voice call's keypad: 1 acknowledges the incidents the call was about."""
+    _verify_twilio()
+    try:
+        incidents, user = load_token(token)
+    except LinkError:
+        return _twiml('<Response><Say voice="alice">This call can no longer acknowledge. Goodbye.</Say></Response>')
+    if request.form.get("Digits") != "1":
+        return _twiml('<Response><Say voice="alice">Not acknowledged. Goodbye.</Say></Response>')
+    done = [i for i in incidents if i.acknowledge(by=user, channel="voice")]
+    db.session.commit()
+    said = "Acknowledged. Goodbye." if done else "The incident was already acknowledged or resolved. Goodbye."
+    return _twiml(f'<Response><Say voice="alice">{said}</Say></Response>')
+
+
+# --- Send a test notification -------------------------------------------------------------------
+
+
+@bp.post("/contact-methods/<int:method_id>/test")
+@login_required
+def test_contact_method(method_id: int):
+    """Queue a test notification to one contact method (its owner or an admin)."""
+    method = db.session.get(ContactMethod, method_id)
+    if method is None:
+        abort(404)
+    if method.user_id != current_user.id and not current_user.is_admin:
+        abort(403)
+    escalation.send_test(method, by=current_user)
+    db.session.commit()
+    text = f"Test notification sent to {method.kind_label} {method.address}; it should arrive within a minute."
+    if is_htmx():
+        return render("notifications/_test_sent.html", text=text)
+    flash(text, "success")
+    back = "users.profile" if "users.profile" in current_app.view_functions else "home.index"
+    return redirect(url_for(back), code=303)

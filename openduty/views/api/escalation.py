@@ -1,0 +1,87 @@
+"""Escalation actions on incidents: POST /incidents/<id>/escalate | snooze | reassign; and
+POST /contact-methods/<id>/test (send a test notification)."""
+
+from typing import Any
+
+from flask import jsonify
+
+from openduty import escalation, validation
+from openduty.errors import ApiError
+from openduty.extensions import db
+from openduty.models import ContactMethod, Incident, User
+from openduty.views.api import api_user, bp, get_or_404, iso, json_body
+
+
+def _incident_json(incident: Incident) -> dict[str, Any]:
+    try:
+        from openduty.views.api.incidents import incident_json
+    except ImportError:
+        incident_json = None
+    body = incident_json(incident) if incident_json else {"id": incident.id, "number": incident.number}
+    body.update(
+        status=incident.status,
+        escalation_level=incident.escalation_level,
+        escalation_loop=incident.escalation_loop,
+        next_escalation_at=iso(incident.next_escalation_at),
+        snoozed_until=iso(incident.snoozed_until),
+        assigned_to_id=incident.assigned_to_id,
+    )
+    return body
+
+
+def _act(incident: Incident, action) -> Any:
+    try:
+        action()
+    except escalation.EscalationActionError as exc:
+        raise ApiError(409, str(exc)) from exc
+    db.session.commit()
+    return jsonify(_incident_json(incident))
+
+
+@bp.post("/incidents/<int:incident_id>/escalate")
+def escalate_incident(incident_id: int):
+    incident = get_or_404(Incident, incident_id, "incident")
+    return _act(incident, lambda: escalation.escalate_now(incident, by=api_user(), channel="api"))
+
+
+@bp.post("/incidents/<int:incident_id>/snooze")
+def snooze_incident(incident_id: int):
+    incident = get_or_404(Incident, incident_id, "incident")
+    body = json_body()
+    clean = validation.collect(
+        {
+            "minutes": lambda: validation.integer(
+                body.get("minutes"), minimum=1, maximum=escalation.SNOOZE_MAX_MINUTES, label="minutes"
+            )
+        }
+    )
+    return _act(incident, lambda: escalation.snooze(incident, clean["minutes"], by=api_user(), channel="api"))
+
+
+def _active_user(value: Any) -> User:
+    user_id = validation.integer(value, minimum=1, label="user_id")
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise validation.FieldError(f"No user with id {user_id}.")
+    if not user.active:
+        raise validation.FieldError(f"{user.name} is deactivated and cannot be paged.")
+    return user
+
+
+@bp.post("/incidents/<int:incident_id>/reassign")
+def reassign_incident(incident_id: int):
+    incident = get_or_404(Incident, incident_id, "incident")
+    body = json_body()
+    clean = validation.collect({"user_id": lambda: _active_user(body.get("user_id"))})
+    return _act(incident, lambda: escalation.reassign(incident, clean["user_id"], by=api_user(), channel="api"))
+
+
+@bp.post("/contact-methods/<int:method_id>/test")
+def test_contact_method(method_id: int):
+    method = get_or_404(ContactMethod, method_id, "contact method")
+    user = api_user()
+    if method.user_id != user.id and not user.is_admin:
+        raise ApiError(403, "You can test only your own contact methods.")
+    notification = escalation.send_test(method, by=user)
+    db.session.commit()
+    return jsonify({"notification_id": notification.id, "status": "queued"}), 202
