@@ -1,3 +1,129 @@
-"""Incidents API routes, registered on the api blueprint."""
+"""Incidents API routes, registered on the api blueprint.
 
-from openduty.views.api import bp  # noqa: F401
+`POST .../escalate|snooze|reassign` live with the escalation engine (views/api/escalation.py).
+"""
+
+from typing import Any
+
+from flask import request
+
+from openduty import incidents as domain
+from openduty import validation
+from openduty.errors import ApiError, ValidationError
+from openduty.extensions import db
+from openduty.models import Incident, LogEntry
+from openduty.views.api import api_user, bp, get_or_404, iso, json_body
+
+
+def incident_summary(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "number": incident.number,
+        "status": incident.status,
+        "summary": incident.summary,
+        "severity": incident.severity,
+        "service_id": incident.service_id,
+        "dedup_key": incident.dedup_key,
+        "alert_count": incident.alert_count,
+        "created_at": iso(incident.created_at),
+        "acknowledged_at": iso(incident.acknowledged_at),
+        "resolved_at": iso(incident.resolved_at),
+    }
+
+
+def _user_ref(user) -> dict[str, Any] | None:
+    return {"id": user.id, "name": user.name, "email": user.email} if user is not None else None
+
+
+def incident_detail(incident: Incident) -> dict[str, Any]:
+    return {
+        **incident_summary(incident),
+        "service": {"id": incident.service.id, "name": incident.service.name},
+        "source": incident.source,
+        "details": incident.details,
+        "last_event_at": iso(incident.last_event_at),
+        "acknowledged_by": _user_ref(incident.acknowledged_by),
+        "resolved_by": _user_ref(incident.resolved_by),
+        "assigned_to": _user_ref(incident.assigned_to),
+        "escalation_level": incident.escalation_level,
+        "escalation_loop": incident.escalation_loop,
+        "next_escalation_at": iso(incident.next_escalation_at),
+        "snoozed_until": iso(incident.snoozed_until),
+    }
+
+
+def log_entry_json(entry: LogEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": iso(entry.at),
+        "kind": entry.kind,
+        "message": entry.message,
+        "actor": _user_ref(entry.actor),
+        "channel": entry.channel,
+        "data": entry.data,
+    }
+
+
+@bp.get("/incidents")
+def list_incidents():
+    """Newest first. `status` is open (default: triggered + acknowledged), triggered, acknowledged,
+    resolved or all; `service_id`, `q` (text or #number), `page`, `per_page` (<= 100)."""
+    try:
+        filters = domain.parse_filters(request.args)
+    except validation.FieldError as exc:
+        name, _, message = str(exc).partition(": ")
+        raise ValidationError({name: message}) from exc
+    if request.args.get("assigned_to") == "me":
+        filters.assigned_to_id = api_user().id
+    items, total = domain.page_of(filters)
+    return {
+        "incidents": [incident_summary(i) for i in items],
+        "page": filters.page,
+        "per_page": filters.per_page,
+        "total": total,
+        "more": filters.page * filters.per_page < total,
+    }
+
+
+@bp.get("/incidents/<int:incident_id>")
+def get_incident(incident_id: int):
+    return {"incident": incident_detail(get_or_404(Incident, incident_id))}
+
+
+@bp.get("/incidents/<int:incident_id>/log")
+def incident_log(incident_id: int):
+    incident = get_or_404(Incident, incident_id)
+    return {"log_entries": [log_entry_json(e) for e in incident.log_entries]}
+
+
+def _act(incident_id: int, action: str):
+    get_or_404(Incident, incident_id)
+    [incident] = domain.lock([incident_id])
+    if action == "acknowledge" and incident.status == "resolved":
+        raise ApiError(409, f"Incident #{incident.number} is already resolved; there is nothing to acknowledge.")
+    changed = domain.act(incident, action, api_user(), channel="api")
+    db.session.commit()
+    return {"incident": incident_detail(incident), "changed": changed}
+
+
+@bp.post("/incidents/<int:incident_id>/acknowledge")
+def acknowledge_incident(incident_id: int):
+    """Acknowledge (200 with `changed: false` if it was already acknowledged; 409 if resolved)."""
+    return _act(incident_id, "acknowledge")
+
+
+@bp.post("/incidents/<int:incident_id>/resolve")
+def resolve_incident(incident_id: int):
+    """Resolve (200 with `changed: false` if it was already resolved)."""
+    return _act(incident_id, "resolve")
+
+
+@bp.post("/incidents/<int:incident_id>/notes")
+def add_note(incident_id: int):
+    """Add `{"note": "..."}` (<= 5000 characters) to the timeline."""
+    incident = get_or_404(Incident, incident_id)
+    body = json_body()
+    clean = validation.collect({"note": lambda: validation.text(body.get("note"), max_length=5000, label="Note")})
+    entry = incident.add_note(clean["note"], by=api_user(), channel="api")
+    db.session.commit()
+    return {"log_entry": log_entry_json(entry)}, 201

@@ -1,0 +1,97 @@
+"""Services and integrations API."""
+
+from openduty.extensions import db
+from openduty.models import EscalationPolicy, Service
+from tests import factories
+
+
+def test_create_read_update_delete_service(api, admin):
+    api.as_user(admin)
+    policy = EscalationPolicy(name="Ops")
+    db.session.add(policy)
+    db.session.commit()
+    response = api.post("/api/v1/services", json={"name": "Payments", "description": "Card payments"})
+    assert response.status_code == 201
+    service = response.json["service"]
+    assert service["escalation_policy_id"] is None
+    assert service["integrations"] == []
+    response = api.patch(
+        f"/api/v1/services/{service['id']}",
+        json={
+            "escalation_policy_id": policy.id,
+            "ack_timeout_minutes": 30,
+            "maintenance_until": "2030-01-01T10:00:00Z",
+        },
+    )
+    assert response.status_code == 200
+    assert response.json["service"]["escalation_policy_id"] == policy.id
+    assert response.json["service"]["maintenance_until"] == "2030-01-01T10:00:00+00:00"
+    assert api.get("/api/v1/services").json["services"][0]["name"] == "Payments"
+    assert api.delete(f"/api/v1/services/{service['id']}").status_code == 204
+    assert api.get(f"/api/v1/services/{service['id']}").status_code == 404
+
+
+def test_service_validation_names_each_field_and_changes_nothing(api, admin):
+    api.as_user(admin)
+    api.post("/api/v1/services", json={"name": "Payments"})
+    response = api.post(
+        "/api/v1/services",
+        json={
+            "name": "payments",
+            "escalation_policy_id": 999,
+            "ack_timeout_minutes": 0,
+            "maintenance_until": "tomorrow",
+            "disabled": "perhaps",
+            "colour": "red",
+        },
+    )
+    assert response.status_code == 422
+    assert set(response.json["error"]["fields"]) == {"colour"}
+    del_colour = {
+        "name": "payments",
+        "escalation_policy_id": 999,
+        "ack_timeout_minutes": 0,
+        "maintenance_until": "tomorrow",
+        "disabled": "perhaps",
+    }
+    fields = api.post("/api/v1/services", json=del_colour).json["error"]["fields"]
+    assert set(fields) == {"name", "escalation_policy_id", "ack_timeout_minutes", "maintenance_until", "disabled"}
+    assert "already has this name" in fields["name"]
+    assert db.session.query(Service).count() == 1
+
+
+def test_only_admins_change_services(api):
+    api.as_user(factories.make_user())
+    assert api.get("/api/v1/services").status_code == 200
+    assert api.post("/api/v1/services", json={"name": "X"}).status_code == 403
+
+
+def test_integrations_keys_and_urls(api, admin, app):
+    api.as_user(admin)
+    service_id = api.post("/api/v1/services", json={"name": "Web"}).json["service"]["id"]
+    response = api.post(f"/api/v1/services/{service_id}/integrations", json={"kind": "events_v2", "name": "Nagios"})
+    assert response.status_code == 201
+    integration = response.json
+    assert set(integration) >= {"id", "kind", "name", "key", "url"}
+    assert len(integration["key"]) == 32 and integration["key"].isalnum()
+    assert integration["url"] == app.config["BASE_URL"] + "/v2/enqueue"
+    am = api.post(f"/api/v1/services/{service_id}/integrations", json={"kind": "alertmanager"}).json
+    assert am["url"].endswith(f"/integrations/alertmanager/{am['key']}")
+    assert am["name"] == "Alertmanager"
+
+    event = {
+        "routing_key": integration["key"],
+        "event_action": "trigger",
+        "payload": {"summary": "x", "source": "y", "severity": "info"},
+    }
+    assert api.post("/v2/enqueue", json=event).status_code == 202
+    regenerated = api.post(f"/api/v1/services/{service_id}/integrations/{integration['id']}/regenerate").json
+    assert regenerated["key"] != integration["key"]
+    assert api.post("/v2/enqueue", json=event).status_code == 400  # the old key stopped working
+    assert api.post("/v2/enqueue", json={**event, "routing_key": regenerated["key"]}).status_code == 202
+
+    bad = api.post(f"/api/v1/services/{service_id}/integrations", json={"kind": "smoke-signals"})
+    assert bad.status_code == 422
+    assert "kind" in bad.json["error"]["fields"]
+    assert api.delete(f"/api/v1/services/{service_id}/integrations/{am['id']}").status_code == 204
+    assert len(api.get(f"/api/v1/services/{service_id}/integrations").json["integrations"]) == 1
