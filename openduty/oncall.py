@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -767,19 +767,18 @@ def calendar_token(user: User) -> str:
     return user.calendar_token
 
 
-def _external(endpoint: str, **values) -> str:
-    base = current_app.config["BASE_URL"].rstrip("/")
-    return base + url_for(endpoint, **values)
+def _base_url() -> str:
+    return current_app.config["BASE_URL"].rstrip("/")
 
 
 def schedule_ical_url(schedule: Schedule, for_user: User) -> str:
-    """The https feed URL of a schedule, carrying `for_user`'s calendar token."""
-    return _external("calendar.schedule_feed", schedule_id=schedule.id, token=calendar_token(for_user))
+    """The https feed URL of a schedule, carrying `for_user`'s calendar token (works outside requests)."""
+    return f"{_base_url()}/calendar/schedules/{schedule.id}.ics?token={calendar_token(for_user)}"
 
 
 def user_ical_url(user: User, for_user: User) -> str:
-    """The https feed URL of `user`'s shifts, carrying `for_user`'s calendar token (for GET /api/v1/users/<id>)."""
-    return _external("calendar.user_feed", user_id=user.id, token=calendar_token(for_user))
+    """The https feed URL of `user`'s shifts, carrying `for_user`'s token (for GET /api/v1/users/<id>)."""
+    return f"{_base_url()}/calendar/users/{user.id}.ics?token={calendar_token(for_user)}"
 
 
 def webcal(url: str) -> str:

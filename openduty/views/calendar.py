@@ -1,5 +1,77 @@
-"""iCal feeds of schedules and of each person's shifts."""
+"""iCal feeds of schedules and of each person's shifts, and the original Openduty on-call API.
 
-from flask import Blueprint
+Feeds authenticate with the `token` query parameter (a user's revocable calendar token), because
+calendar apps cannot send headers. Without a valid token they answer 404 and reveal nothing.
+"""
+
+from flask import Blueprint, Response, abort, request
+
+from openduty import oncall
+from openduty.errors import ApiError
+from openduty.extensions import csrf, db
+from openduty.models import ApiToken, Schedule, User
 
 bp = Blueprint("calendar", __name__)
+csrf.exempt(bp)
+
+
+def _feed_response(body: str, filename: str) -> Response:
+    response = Response(body, mimetype="text/calendar")
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+def _require_token() -> User:
+    user = oncall.user_for_token(request.args.get("token"))
+    if user is None:
+        abort(404)
+    return user
+
+
+@bp.get("/calendar/schedules/<int:schedule_id>.ics")
+def schedule_feed(schedule_id: int):
+    """Everyone's final shifts in one schedule."""
+    _require_token()
+    schedule = db.session.get(Schedule, schedule_id)
+    if schedule is None:
+        abort(404)
+    return _feed_response(oncall.schedule_feed(schedule), f"schedule-{schedule.id}.ics")
+
+
+@bp.get("/calendar/users/<int:user_id>.ics")
+def user_feed(user_id: int):
+    """One person's final shifts across every schedule."""
+    _require_token()
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    return _feed_response(oncall.user_feed(user), f"user-{user.id}-shifts.ics")
+
+
+@bp.get("/api/oncall/<schedule_ref>")
+def legacy_oncall(schedule_ref: str):
+    """The original Openduty shape: `[{"person", "email", "start", "end"}]` for `since`..`until`.
+
+    `schedule_ref` is a schedule id or name; authenticate like /api/v1 (`Authorization: Token ...`).
+    """
+    from openduty.views.api.schedules import _range
+
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    token = ApiToken.authenticate(secret.strip()) if scheme.lower() in ("token", "bearer") and secret else None
+    if token is None or not token.user.active:
+        raise ApiError(401, "Send an API token: 'Authorization: Token <token>'.")
+    schedule = db.session.get(Schedule, int(schedule_ref)) if schedule_ref.isdigit() else None
+    if schedule is None:
+        schedule = db.session.scalar(db.select(Schedule).where(Schedule.name == schedule_ref))
+    if schedule is None:
+        raise ApiError(404, f"No schedule with id or name {schedule_ref!r}.")
+    since, until = _range()
+    found = oncall.shifts(schedule, since, until)
+    users = oncall.users_by_id(u for s in found for u in s.user_ids)
+    return [
+        {"person": users[u].name, "email": users[u].email, "start": s.start.isoformat(), "end": s.end.isoformat()}
+        for s in found
+        for u in s.user_ids
+        if u in users
+    ]

@@ -1,3 +1,304 @@
-"""Schedules API routes, registered on the api blueprint."""
+"""Schedules API: schedules, their layers and overrides, who is on call, shifts.
 
-from openduty.views.api import bp  # noqa: F401
+Everyone can read; admins manage schedules and layers; anyone can take a shift (an override for
+themselves) or have someone cover their own shift.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import request
+from sqlalchemy import select
+
+from openduty import clock, oncall, schedule_edit
+from openduty import validation as v
+from openduty.errors import ApiError, ValidationError
+from openduty.extensions import db
+from openduty.models import Schedule, ScheduleLayer, ScheduleOverride, User
+from openduty.views.api import api_user, bp, get_or_404, iso, json_body, require_admin
+
+MAX_RANGE = timedelta(days=400)
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "name": user.name, "email": user.email}
+
+
+def shift_json(shift: oncall.Shift, users: dict[int, User]) -> dict[str, Any]:
+    return {
+        "start": iso(shift.start),
+        "end": iso(shift.end),
+        "users": [user_json(users[u]) for u in shift.user_ids if u in users],
+        "source": shift.source,
+        "layer_id": shift.layer_id,
+        "override_id": shift.override_id,
+    }
+
+
+def layer_json(layer: ScheduleLayer, schedule: Schedule) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": layer.id, "position": layer.position, "name": layer.name, "kind": layer.kind}
+    if layer.kind == "rotation":
+        body.update(
+            start=layer.start.isoformat() if layer.start else None,
+            shift_length=layer.shift_length,
+            shift_unit=layer.shift_unit,
+            participants=[p.user_id for p in layer.participants],
+            restrictions=layer.restrictions or [],
+            rrules=oncall.layer_rrules(layer, schedule),
+        )
+    else:
+        body.update(
+            ical_url=layer.ical_url,
+            ical_refreshed_at=iso(layer.ical_refreshed_at),
+            ical_error=layer.ical_error,
+            ical_unmatched=layer.ical_unmatched or [],
+            events=len(layer.events),
+        )
+    return body
+
+
+def override_json(override: ScheduleOverride, overlap: str | None = None) -> dict[str, Any]:
+    body = {
+        "id": override.id,
+        "schedule_id": override.schedule_id,
+        "user": user_json(override.user),
+        "start": iso(override.start),
+        "end": iso(override.end),
+        "note": override.note,
+        "created_by_id": override.created_by_id,
+        "created_at": iso(override.created_at),
+    }
+    if overlap is not None:
+        body["overlap"] = overlap
+    return body
+
+
+def schedule_json(schedule: Schedule) -> dict[str, Any]:
+    now = clock.now()
+    warning = oncall.gap_warnings(schedule)
+    return {
+        "id": schedule.id,
+        "name": schedule.name,
+        "time_zone": schedule.time_zone,
+        "description": schedule.description,
+        "layers": [layer_json(layer, schedule) for layer in schedule.layers],
+        "on_call_now": [user_json(u) for u in oncall.who_is_on_call(schedule, now)],
+        "gap_warning": warning.message if warning else None,
+        "ical_url": oncall.schedule_ical_url(schedule, api_user()),
+    }
+
+
+def _schedule(schedule_id: int) -> Schedule:
+    return get_or_404(Schedule, schedule_id, "schedule")
+
+
+def _when(name: str, default: datetime) -> datetime:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    try:
+        return v.aware_datetime(value.replace(" ", "+"), label=name)  # a raw '+' in a query string is a space
+    except v.FieldError as exc:
+        raise ValidationError({name: str(exc)}) from exc
+
+
+def _range() -> tuple[datetime, datetime]:
+    now = clock.now()
+    since = _when("since", now)
+    until = _when("until", since + timedelta(days=7))
+    if until <= since:
+        raise ValidationError({"until": "until must be after since."})
+    if until - since > MAX_RANGE:
+        raise ValidationError({"until": "Ask for at most 400 days at a time."})
+    return since, until
+
+
+@bp.get("/schedules")
+def list_schedules():
+    schedules = db.session.scalars(select(Schedule).order_by(Schedule.name)).all()
+    return {"schedules": [schedule_json(s) for s in schedules]}
+
+
+@bp.post("/schedules")
+def create_schedule():
+    require_admin()
+    body = json_body()
+    clean = schedule_edit.clean_schedule(body)
+    layers = schedule_edit.clean_layers(body.get("layers", []), clean["time_zone"])
+    schedule = Schedule(**clean)
+    db.session.add(schedule)
+    schedule_edit.replace_layers(schedule, layers)
+    db.session.commit()
+    return schedule_json(schedule), 201
+
+
+@bp.get("/schedules/<int:schedule_id>")
+def get_schedule(schedule_id: int):
+    return schedule_json(_schedule(schedule_id))
+
+
+@bp.patch("/schedules/<int:schedule_id>")
+def update_schedule(schedule_id: int):
+    require_admin()
+    schedule = _schedule(schedule_id)
+    body = json_body()
+    clean = schedule_edit.clean_schedule(body, schedule)
+    zone = clean.get("time_zone", schedule.time_zone)
+    layers = schedule_edit.clean_layers(body["layers"], zone) if "layers" in body else None
+    for key, value in clean.items():
+        setattr(schedule, key, value)
+    if layers is not None:
+        schedule_edit.replace_layers(schedule, layers)
+    db.session.commit()
+    return schedule_json(schedule)
+
+
+@bp.delete("/schedules/<int:schedule_id>")
+def delete_schedule(schedule_id: int):
+    require_admin()
+    schedule_edit.delete_schedule(_schedule(schedule_id))
+    db.session.commit()
+    return "", 204
+
+
+@bp.get("/schedules/<int:schedule_id>/layers")
+def list_layers(schedule_id: int):
+    schedule = _schedule(schedule_id)
+    return {"layers": [layer_json(layer, schedule) for layer in schedule.layers]}
+
+
+@bp.post("/schedules/<int:schedule_id>/layers")
+def create_layer(schedule_id: int):
+    """Add a layer on top (it wins over the existing ones where it has someone)."""
+    require_admin()
+    schedule = _schedule(schedule_id)
+    clean = schedule_edit.clean_layer(json_body(), schedule.time_zone, default_name=f"Layer {len(schedule.layers) + 1}")
+    layer = ScheduleLayer(position=len(schedule.layers))
+    result = schedule_edit.apply_layer(layer, clean, schedule.time_zone)
+    schedule.layers.append(layer)
+    db.session.commit()
+    body = layer_json(layer, schedule)
+    if result is not None:
+        body["imported"] = {"events": len(result.events), "unmatched": result.unmatched}
+    return body, 201
+
+
+def _layer(schedule: Schedule, layer_id: int) -> ScheduleLayer:
+    layer = db.session.get(ScheduleLayer, layer_id)
+    if layer is None or layer.schedule_id != schedule.id:
+        raise ApiError(404, f"Schedule {schedule.id} has no layer with id {layer_id}.")
+    return layer
+
+
+@bp.patch("/schedules/<int:schedule_id>/layers/<int:layer_id>")
+def update_layer(schedule_id: int, layer_id: int):
+    require_admin()
+    schedule = _schedule(schedule_id)
+    layer = _layer(schedule, layer_id)
+    body = json_body()
+    position = None
+    if "position" in body:
+        try:
+            position = v.integer(body["position"], minimum=0, maximum=len(schedule.layers) - 1, label="Position")
+        except v.FieldError as exc:
+            raise ValidationError({"position": str(exc)}) from exc
+    fields = {k: val for k, val in body.items() if k != "position"}
+    result = None
+    if fields:
+        clean = schedule_edit.clean_layer(fields, schedule.time_zone, layer=layer)
+        result = schedule_edit.apply_layer(layer, clean, schedule.time_zone)
+    if position is not None:
+        ordered = [x for x in schedule.layers if x is not layer]
+        ordered.insert(position, layer)
+        for i, x in enumerate(ordered):
+            x.position = i
+    db.session.commit()
+    db.session.refresh(schedule)
+    body = layer_json(layer, schedule)
+    if result is not None:
+        body["imported"] = {"events": len(result.events), "unmatched": result.unmatched}
+    return body
+
+
+@bp.delete("/schedules/<int:schedule_id>/layers/<int:layer_id>")
+def delete_layer(schedule_id: int, layer_id: int):
+    require_admin()
+    schedule = _schedule(schedule_id)
+    schedule.layers.remove(_layer(schedule, layer_id))
+    for i, layer in enumerate(schedule.layers):
+        layer.position = i
+    db.session.commit()
+    return "", 204
+
+
+@bp.get("/schedules/<int:schedule_id>/overrides")
+def list_overrides(schedule_id: int):
+    schedule = _schedule(schedule_id)
+    since, until = _range()
+    found = db.session.scalars(
+        select(ScheduleOverride)
+        .where(
+            ScheduleOverride.schedule_id == schedule.id,
+            ScheduleOverride.end > since,
+            ScheduleOverride.start < until,
+        )
+        .order_by(ScheduleOverride.start, ScheduleOverride.id)
+    ).all()
+    return {"overrides": [override_json(o) for o in found]}
+
+
+@bp.post("/schedules/<int:schedule_id>/overrides")
+def create_override(schedule_id: int):
+    """Put a user on call for a range, beating every layer; where overrides overlap the later-created wins."""
+    schedule = _schedule(schedule_id)
+    clean = schedule_edit.clean_override(json_body(), schedule)
+    caller = api_user()
+    if not schedule_edit.can_add_override(caller, schedule, clean["user_id"], clean["start"], clean["end"]):
+        raise ApiError(403, "You can take shifts yourself or have someone cover your own shifts; admins can do more.")
+    override = schedule_edit.add_override(schedule, clean, caller)
+    overlap = schedule_edit.overlap_message(override, schedule_edit.overlapping_overrides(override))
+    db.session.commit()
+    return override_json(override, overlap), 201
+
+
+@bp.delete("/schedules/<int:schedule_id>/overrides/<int:override_id>")
+def delete_override(schedule_id: int, override_id: int):
+    schedule = _schedule(schedule_id)
+    override = db.session.get(ScheduleOverride, override_id)
+    if override is None or override.schedule_id != schedule.id:
+        raise ApiError(404, f"Schedule {schedule.id} has no override with id {override_id}.")
+    if not schedule_edit.can_delete_override(api_user(), override):
+        raise ApiError(403, "Only admins, the override's user or its creator can delete it.")
+    db.session.delete(override)
+    db.session.commit()
+    return "", 204
+
+
+@bp.get("/schedules/<int:schedule_id>/oncall")
+def schedule_oncall(schedule_id: int):
+    """Who is on call at `at` (default now), with the start and end of that final shift (or gap)."""
+    schedule = _schedule(schedule_id)
+    at = _when("at", clock.now())
+    shift = oncall.current_shift(schedule, at)
+    users = oncall.users_by_id(shift.user_ids)
+    return {
+        "users": [user_json(users[u]) for u in shift.user_ids if u in users],
+        "start": iso(shift.start),
+        "end": iso(shift.end),
+        "source": shift.source,
+    }
+
+
+@bp.get("/schedules/<int:schedule_id>/shifts")
+def schedule_shifts(schedule_id: int):
+    """Final shifts overlapping [since, until) (whole shifts), and the gaps in that window."""
+    schedule = _schedule(schedule_id)
+    since, until = _range()
+    timeline = oncall.timeline(schedule, since, until)
+    users = oncall.users_by_id(u for s in timeline for u in s.user_ids)
+    return {
+        "since": iso(since),
+        "until": iso(until),
+        "shifts": [shift_json(s, users) for s in timeline if not s.is_gap],
+        "gaps": [{"start": iso(max(s.start, since)), "end": iso(min(s.end, until))} for s in timeline if s.is_gap],
+    }
