@@ -25,6 +25,7 @@ class AppWorker(SimpleWorker):
     """A SimpleWorker that runs each job in a fresh app context and cleans the session after."""
 
     app: Flask
+    bursting = False
 
     def execute_job(self, job, queue):
         with self.app.app_context():
@@ -34,6 +35,7 @@ class AppWorker(SimpleWorker):
                 db.session.remove()
 
     def work(self, burst: bool = False, **kwargs):
+        self.bursting = burst
         if not burst:
             self.start_up()
         return super().work(burst=burst, **kwargs)
@@ -52,6 +54,8 @@ class AppWorker(SimpleWorker):
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
+        if self.bursting:
+            return
         from openduty import escalation
 
         with self.app.app_context():

@@ -67,13 +67,15 @@ def smtp_server(app):
 @pytest.fixture
 def channels(app, httpserver):
     """pytest-httpserver answering as Twilio, Pushover, Slack and webhooks; the app points at it."""
-    httpserver.expect_request(f"/twilio/2010-04-01/Accounts/{TWILIO_SID}/Messages.json", method="POST").respond_with_json(
-        {"sid": "SM1"}, status=201
-    )
+    httpserver.expect_request(
+        f"/twilio/2010-04-01/Accounts/{TWILIO_SID}/Messages.json", method="POST"
+    ).respond_with_json({"sid": "SM1"}, status=201)
     httpserver.expect_request(f"/twilio/2010-04-01/Accounts/{TWILIO_SID}/Calls.json", method="POST").respond_with_json(
         {"sid": "CA1"}, status=201
     )
-    httpserver.expect_request("/pushover/1/messages.json", method="POST").respond_with_json({"status": 1, "request": "r1"})
+    httpserver.expect_request("/pushover/1/messages.json", method="POST").respond_with_json(
+        {"status": 1, "request": "r1"}
+    )
     httpserver.expect_request("/slack/ok", method="POST").respond_with_data("ok")
     httpserver.expect_request("/hook/ok", method="POST").respond_with_data("", status=204)
     httpserver.expect_request("/hook/down", method="POST").respond_with_data("down", status=503)
@@ -142,12 +144,16 @@ class Pager:
         self.clock.advance(**delta)
         return self.run()
 
+    def walk(self, minutes: float, step_seconds: int = 10) -> None:
+        """Move the clock `minutes` forward in small steps, running what is due at each step."""
+        for _ in range(int(minutes * 60 // step_seconds)):
+            self.advance(seconds=step_seconds)
+
     def pages(self, purpose: str | None = "page") -> list[Page]:
-        pages = [
-            Page("email", ",".join(m.get_all("To")), str(m["Subject"]), "resolve" if "RESOLVED" in m["Subject"] else "page",
-                 {"message": m})
-            for m in list(self.smtp.messages)
-        ]  # fmt: skip
+        pages = []
+        for m in list(self.smtp.messages):
+            purpose = "resolve" if "RESOLVED" in m["Subject"] else "page"
+            pages.append(Page("email", ",".join(m.get_all("To")), str(m["Subject"]), purpose, {"message": m}))
         pages += _http_pages(self.httpserver)
         return [p for p in pages if purpose is None or p.purpose == purpose]
 
