@@ -1,0 +1,146 @@
+"""iCal source layers: upload or URL, matching events to users, errors that name the event, refresh job."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from openduty import oncall
+from openduty.extensions import db, queue
+from openduty.models import LayerEvent, ScheduleLayer
+from openduty.schedule_jobs import refresh_ical_sources
+from tests.factories_schedules import make_layer, make_schedule
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def ics(*events: str) -> str:
+    return "\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Test//EN", *events, "END:VCALENDAR", ""])
+
+
+def event(uid: str, summary: str, start: str, end: str, *extra: str) -> str:
+    return "\r\n".join(
+        ["BEGIN:VEVENT", f"UID:{uid}", f"SUMMARY:{summary}", f"DTSTART:{start}", f"DTEND:{end}", *extra, "END:VEVENT"]
+    )
+
+
+CALENDAR = ics(
+    # Matched by attendee email, weekly on Mondays 09:00-17:00 Budapest time, across the DST change.
+    event(
+        "a1",
+        "Primary",
+        "TZID=Europe/Budapest:20260302T090000",
+        "TZID=Europe/Budapest:20260302T170000",
+        "RRULE:FREQ=WEEKLY;COUNT=6",
+        "ATTENDEE;CN=Bob:mailto:BOB@example.com",
+    )
+    .replace("DTSTART:TZID=Europe/Budapest:", "DTSTART;TZID=Europe/Budapest:")
+    .replace("DTEND:TZID=Europe/Budapest:", "DTEND;TZID=Europe/Budapest:"),
+    # Matched by name in the summary.
+    event("c1", "On call: Carol", "20260304T000000Z", "20260305T000000Z"),
+    # Nobody by that name.
+    event("x1", "Mallory", "20260306T000000Z", "20260307T000000Z"),
+)
+
+
+@pytest.fixture
+def ops(app, team, clock):
+    clock.set(NOW)
+    schedule = make_schedule(name="Ops", time_zone="Europe/Budapest")
+    make_layer(schedule, [team[0]], datetime(2026, 1, 1), 1, "weeks")
+    return schedule
+
+
+def test_uploaded_ics_layer_matches_users_and_wins_where_it_has_events(admin, api, ops, team):
+    api.as_user(admin)
+    response = api.post(f"/api/v1/schedules/{ops.id}/layers", json={"name": "Imported", "ical_data": CALENDAR})
+    assert response.status_code == 201, response.json
+    assert response.json["imported"] == {"events": 7, "unmatched": ["Mallory"]}
+    assert response.json["ical_unmatched"] == ["Mallory"]
+
+    def who(at):
+        return [u.name for u in oncall.who_is_on_call(ops, at)]
+
+    assert who(utc(2026, 3, 2, 8, 30)) == ["Bob"]  # 09:30 CET
+    assert who(utc(2026, 3, 2, 16, 30)) == ["Alice"]  # after the event: the rotation below
+    assert who(utc(2026, 3, 30, 7, 30)) == ["Bob"]  # 09:30 CEST, after the DST change
+    assert who(utc(2026, 3, 30, 15, 30)) == ["Alice"]
+    assert who(utc(2026, 3, 4, 12)) == ["Carol"]
+    assert who(utc(2026, 3, 6, 12)) == ["Alice"]  # unmatched events are ignored
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ("this is not a calendar", "not a valid iCalendar"),
+        (
+            ics(event("bad-1", "Weekly Bob", "20260302T090000Z", "20260302T170000Z", "RRULE:FREQ=SOMETIMES")),
+            "'Weekly Bob' (UID bad-1)",
+        ),
+        (ics("BEGIN:VEVENT\r\nUID:nostart\r\nSUMMARY:Floating\r\nEND:VEVENT"), "'Floating' (UID nostart) has no start"),
+    ],
+)
+def test_bad_ics_is_refused_naming_the_problem_and_nothing_is_saved(admin, api, ops, data, message):
+    api.as_user(admin)
+    response = api.post(f"/api/v1/schedules/{ops.id}/layers", json={"name": "Imported", "ical_data": data})
+    assert response.status_code == 422
+    assert message in response.json["error"]["fields"]["ical_data"]
+    assert db.session.scalar(db.select(db.func.count(ScheduleLayer.id))) == 1
+    assert db.session.scalar(db.select(db.func.count(LayerEvent.id))) == 0
+
+
+def test_url_layer_is_fetched_now_and_refreshed_by_the_job(admin, api, ops, httpserver, run_jobs, team):
+    httpserver.expect_request("/oncall.ics").respond_with_data(
+        ics(event("b1", "Bob", "20260303T000000Z", "20260304T000000Z")), content_type="text/calendar"
+    )
+    api.as_user(admin)
+    response = api.post(f"/api/v1/schedules/{ops.id}/layers", json={"ical_url": httpserver.url_for("/oncall.ics")})
+    assert response.status_code == 201, response.json
+    assert [u.name for u in oncall.who_is_on_call(ops, utc(2026, 3, 3, 12))] == ["Bob"]
+
+    httpserver.clear()
+    httpserver.expect_request("/oncall.ics").respond_with_data(
+        ics(event("d1", "dave@example.com", "20260303T000000Z", "20260304T000000Z")), content_type="text/calendar"
+    )
+    queue("low").enqueue(refresh_ical_sources)
+    assert run_jobs() == 2
+    db.session.expire_all()
+    assert [u.name for u in oncall.who_is_on_call(ops, utc(2026, 3, 3, 12))] == ["Dave"]
+
+    # The source breaks: the last good events stay, and the layer says what went wrong.
+    httpserver.clear()
+    httpserver.expect_request("/oncall.ics").respond_with_data("oops", status=500)
+    queue("low").enqueue(refresh_ical_sources)
+    run_jobs()
+    db.session.expire_all()
+    layer = db.session.scalar(db.select(ScheduleLayer).where(ScheduleLayer.kind == "ical"))
+    assert "500" in layer.ical_error
+    assert [u.name for u in oncall.who_is_on_call(ops, utc(2026, 3, 3, 12))] == ["Dave"]
+
+
+def test_unreachable_url_is_refused_when_adding(admin, api, ops):
+    api.as_user(admin)
+    response = api.post(f"/api/v1/schedules/{ops.id}/layers", json={"ical_url": "http://127.0.0.1:9/none.ics"})
+    assert response.status_code == 422 and "Could not fetch" in response.json["error"]["fields"]["ical_url"]
+    assert db.session.scalar(db.select(db.func.count(ScheduleLayer.id))) == 1
+
+
+def test_all_day_and_floating_events_use_the_schedule_zone(app, ops, team):
+    layer = ScheduleLayer(schedule=ops, position=1, kind="ical", name="Days")
+    db.session.add(layer)
+    data = ics(
+        event("d", "Carol", "VALUE=DATE:20260310", "VALUE=DATE:20260311")
+        .replace("DTSTART:VALUE", "DTSTART;VALUE")
+        .replace("DTEND:VALUE", "DTEND;VALUE"),
+        event("f", "Dave", "20260312T080000", "20260312T100000"),
+    )
+    result = oncall.import_ical(layer, data)
+    db.session.commit()
+    assert result.unmatched == []
+    assert [(e.start, e.end) for e in layer.events] == [
+        (utc(2026, 3, 9, 23), utc(2026, 3, 10, 23)),
+        (utc(2026, 3, 12, 7), utc(2026, 3, 12, 9)),
+    ]
