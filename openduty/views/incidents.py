@@ -1,5 +1,165 @@
-"""Incidents pages."""
+"""The incident console: the live list (tabs, filters, bulk actions) and the incident page.
 
-from flask import Blueprint
+Every action is a plain POST + redirect; htmx only refreshes the list and the timeline in place.
+"""
 
-bp = Blueprint("incidents", __name__)
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from openduty import incidents as domain
+from openduty import validation
+from openduty.extensions import db
+from openduty.models import Service
+from openduty.views import is_htmx, render
+
+bp = Blueprint("incidents", __name__, url_prefix="/incidents")
+
+TABS = [
+    ("open", "Open"),
+    ("triggered", "Triggered"),
+    ("acknowledged", "Acknowledged"),
+    ("resolved", "Resolved"),
+    ("all", "All"),
+]
+
+
+@bp.before_request
+@login_required
+def require_login():
+    return None
+
+
+@bp.app_context_processor
+def open_incident_count():
+    # Lazy: only pages that show the navigation run the count.
+    return {"open_incident_count": domain.open_count}
+
+
+def _safe_next(default: str) -> str:
+    target = request.form.get("next") or request.args.get("next")
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return default
+
+
+def _filters():
+    try:
+        filters = domain.parse_filters(request.args)
+    except validation.FieldError as exc:
+        abort(400, f"Bad filter: {exc}")
+    if request.args.get("mine") == "1":
+        filters.assigned_to_id = current_user.id
+    return filters
+
+
+def _query_string(filters, **override) -> str:
+    params = {
+        "status": filters.status,
+        "service_id": filters.service_id or "",
+        "q": filters.q,
+        "mine": "1" if filters.assigned_to_id else "",
+        "page": filters.page if filters.page > 1 else "",
+    }
+    params.update(override)
+    return urlencode({k: v for k, v in params.items() if v not in ("", None)})
+
+
+@bp.get("")
+def index():
+    """The console. For htmx (filters, polling) only the results block is rendered."""
+    filters = _filters()
+    items, total = domain.page_of(filters)
+    services = db.session.scalars(select(Service).order_by(Service.name)).all()
+    query = _query_string(filters)
+    return render(
+        "incidents/index.html",
+        block="results",
+        incidents=items,
+        total=total,
+        filters=filters,
+        services=services,
+        tabs=TABS,
+        list_url=url_for("incidents.index") + ("?" + query if query else ""),
+        query_for=lambda **override: _query_string(filters, **override),
+        pages=max(1, -(-total // filters.per_page)),
+    )
+
+
+@bp.get("/count")
+def count():
+    """The open-incident badge in the navigation (polled)."""
+    return render("incidents/_count.html", count=domain.open_count())
+
+
+@bp.post("/bulk")
+def bulk():
+    """Acknowledge or resolve every checked incident."""
+    action = request.form.get("action")
+    if action not in domain.ACTIONS:
+        abort(400, "Choose acknowledge or resolve.")
+    try:
+        ids = sorted({int(i) for i in request.form.getlist("incident_ids")})
+    except ValueError:
+        abort(400, "Incident ids must be numbers.")
+    back = _safe_next(url_for("incidents.index"))
+    if not ids:
+        flash("Select at least one incident first.", "warning")
+        return redirect(back)
+    changed, unchanged = domain.bulk_act(ids, action, current_user, channel="web")
+    db.session.commit()
+    verb = "Acknowledged" if action == "acknowledge" else "Resolved"
+    message = f"{verb} {changed} incident{'s' if changed != 1 else ''}."
+    if unchanged:
+        message += f" {unchanged} {'was' if unchanged == 1 else 'were'} already {verb.lower()} or resolved."
+    flash(message)
+    return _changed(redirect(back))
+
+
+def _changed(response):
+    response.headers["HX-Trigger"] = "incidents-changed"
+    return response
+
+
+@bp.get("/<int:incident_id>")
+def show(incident_id: int):
+    incident = domain.get_incident_or_404(incident_id)
+    return render("incidents/show.html", block="timeline" if is_htmx() else None, incident=incident)
+
+
+def _act(incident_id: int, action: str):
+    domain.get_incident_or_404(incident_id)
+    [incident] = domain.lock([incident_id])
+    changed = domain.act(incident, action, current_user, channel="web")
+    db.session.commit()
+    label = f"#{incident.number}"
+    if changed:
+        flash(f"Incident {label} {'acknowledged' if action == 'acknowledge' else 'resolved'}.")
+    else:
+        flash(f"Incident {label} was already {incident.status}.", "warning")
+    return _changed(redirect(_safe_next(url_for("incidents.show", incident_id=incident_id))))
+
+
+@bp.post("/<int:incident_id>/acknowledge")
+def acknowledge(incident_id: int):
+    return _act(incident_id, "acknowledge")
+
+
+@bp.post("/<int:incident_id>/resolve")
+def resolve(incident_id: int):
+    return _act(incident_id, "resolve")
+
+
+@bp.post("/<int:incident_id>/notes")
+def add_note(incident_id: int):
+    incident = domain.get_incident_or_404(incident_id)
+    try:
+        note = validation.text(request.form.get("note"), max_length=5000, label="Note")
+    except validation.FieldError as exc:
+        return render("incidents/show.html", incident=incident, note_error=str(exc), status=422)
+    incident.add_note(note, by=current_user, channel="web")
+    db.session.commit()
+    flash("Note added.")
+    return redirect(url_for("incidents.show", incident_id=incident_id) + "#timeline")

@@ -1,5 +1,205 @@
-"""Services pages."""
+"""Services pages: list, detail with integrations (keys, URLs, config snippets), create / edit.
 
-from flask import Blueprint
+Anyone logged in can look; only admins change things. Field validation is shared with the API
+(`views.api.services.clean_service`).
+"""
 
-bp = Blueprint("services", __name__)
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from openduty import clock
+from openduty.errors import ValidationError
+from openduty.extensions import db
+from openduty.models import EscalationPolicy, Incident, Integration, Service
+from openduty.models.service import INTEGRATION_KIND_LABELS
+from openduty.views import render
+from openduty.views.api.services import clean_integration, clean_service, integration_url
+
+bp = Blueprint("services", __name__, url_prefix="/services")
+
+
+@bp.before_request
+@login_required
+def require_login():
+    return None
+
+
+def _require_admin() -> None:
+    if not current_user.is_admin:
+        abort(403, "Only admins can change services.")
+
+
+def _service_or_404(service_id: int) -> Service:
+    service = db.session.get(Service, service_id)
+    if service is None:
+        abort(404, f"No service with id {service_id}.")
+    return service
+
+
+def _zone() -> str:
+    return getattr(current_user, "time_zone", None) or "UTC"
+
+
+@bp.get("")
+def index():
+    services = db.session.scalars(select(Service).order_by(Service.name)).all()
+    open_counts = dict(
+        db.session.execute(
+            select(Incident.service_id, func.count()).where(Incident.status != "resolved").group_by(Incident.service_id)
+        ).all()
+    )
+    return render("services/index.html", services=services, open_counts=open_counts)
+
+
+@bp.get("/<int:service_id>")
+def show(service_id: int):
+    service = _service_or_404(service_id)
+    return render(
+        "services/show.html",
+        service=service,
+        kinds=INTEGRATION_KIND_LABELS,
+        url_of=integration_url,
+        base_url=current_app.config["BASE_URL"].rstrip("/"),
+    )
+
+
+def _form_data() -> dict:
+    form = request.form
+    return {
+        "name": form.get("name", ""),
+        "description": form.get("description", ""),
+        "escalation_policy_id": form.get("escalation_policy_id", ""),
+        "ack_timeout_minutes": form.get("ack_timeout_minutes", ""),
+        "maintenance_until": form.get("maintenance_until", ""),
+        "disabled": "disabled" in form,
+    }
+
+
+def _render_form(service: Service | None, values: dict, errors: dict | None = None, status: int = 200):
+    policies = db.session.scalars(select(EscalationPolicy).order_by(EscalationPolicy.name)).all()
+    return render(
+        "services/form.html", service=service, values=values, errors=errors or {}, policies=policies, status=status
+    )
+
+
+def _values_of(service: Service) -> dict:
+    until = service.maintenance_until
+    local = until.astimezone(ZoneInfo(_zone())).strftime("%Y-%m-%dT%H:%M") if until else ""
+    return {
+        "name": service.name,
+        "description": service.description,
+        "escalation_policy_id": service.escalation_policy_id or "",
+        "ack_timeout_minutes": service.ack_timeout_minutes or "",
+        "maintenance_until": local,
+        "disabled": service.disabled,
+    }
+
+
+def _save(service: Service | None):
+    values = _form_data()
+    try:
+        clean = clean_service(values, service, local_zone=_zone())
+    except ValidationError as exc:
+        return _render_form(service, values, exc.fields, status=422)
+    if service is None:
+        service = Service(**clean)
+        db.session.add(service)
+    else:
+        for name, value in clean.items():
+            setattr(service, name, value)
+    db.session.commit()
+    flash(f"Service {service.name} saved.")
+    return redirect(url_for("services.show", service_id=service.id))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create():
+    _require_admin()
+    if request.method == "POST":
+        return _save(None)
+    return _render_form(None, {"disabled": False})
+
+
+@bp.route("/<int:service_id>/edit", methods=["GET", "POST"])
+def edit(service_id: int):
+    _require_admin()
+    service = _service_or_404(service_id)
+    if request.method == "POST":
+        return _save(service)
+    return _render_form(service, _values_of(service))
+
+
+@bp.post("/<int:service_id>/maintenance")
+def maintenance(service_id: int):
+    """Quick maintenance: start for `hours` (1-168), or end it with hours=0."""
+    _require_admin()
+    service = _service_or_404(service_id)
+    try:
+        hours = int(request.form.get("hours", ""))
+        if not 0 <= hours <= 168:
+            raise ValueError
+    except ValueError:
+        flash("Maintenance length must be 0 to 168 hours.", "error")
+        return redirect(url_for("services.show", service_id=service_id))
+    service.maintenance_until = clock.now() + timedelta(hours=hours) if hours else None
+    db.session.commit()
+    flash(f"Maintenance {'started for ' + str(hours) + ' h' if hours else 'ended'} on {service.name}.")
+    return redirect(url_for("services.show", service_id=service_id))
+
+
+@bp.post("/<int:service_id>/delete")
+def delete(service_id: int):
+    _require_admin()
+    service = _service_or_404(service_id)
+    db.session.delete(service)
+    db.session.commit()
+    flash(f"Service {service.name} deleted with its integrations and incidents.")
+    return redirect(url_for("services.index"))
+
+
+@bp.post("/<int:service_id>/integrations")
+def add_integration(service_id: int):
+    _require_admin()
+    service = _service_or_404(service_id)
+    try:
+        clean = clean_integration({"kind": request.form.get("kind"), "name": request.form.get("name", "")})
+    except ValidationError as exc:
+        for field, message in exc.fields.items():
+            flash(f"{field.capitalize()}: {message}", "error")
+        return redirect(url_for("services.show", service_id=service_id))
+    integration = Integration(service=service, **clean)
+    db.session.add(integration)
+    db.session.commit()
+    flash(f"Integration {integration.name} added; its key and URL are below.")
+    return redirect(url_for("services.show", service_id=service_id) + f"#integration-{integration.id}")
+
+
+def _integration_or_404(service_id: int, integration_id: int) -> Integration:
+    integration = db.session.get(Integration, integration_id)
+    if integration is None or integration.service_id != service_id:
+        abort(404, "No such integration.")
+    return integration
+
+
+@bp.post("/<int:service_id>/integrations/<int:integration_id>/regenerate")
+def regenerate_key(service_id: int, integration_id: int):
+    _require_admin()
+    integration = _integration_or_404(service_id, integration_id)
+    integration.regenerate_key()
+    db.session.commit()
+    flash(f"New key for {integration.name}; the old key no longer works. Update the sender.", "warning")
+    return redirect(url_for("services.show", service_id=service_id) + f"#integration-{integration.id}")
+
+
+@bp.post("/<int:service_id>/integrations/<int:integration_id>/delete")
+def delete_integration(service_id: int, integration_id: int):
+    _require_admin()
+    integration = _integration_or_404(service_id, integration_id)
+    db.session.delete(integration)
+    db.session.commit()
+    flash(f"Integration {integration.name} deleted; its key no longer works.")
+    return redirect(url_for("services.show", service_id=service_id))

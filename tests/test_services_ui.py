@@ -1,0 +1,77 @@
+"""Services pages: list, create/edit with validation, integrations with keys and snippets."""
+
+from openduty.extensions import db
+from openduty.models import EscalationPolicy, Service
+from tests import factories, factories_events
+
+
+def test_admin_creates_service_with_policy_and_integration(client, auth, admin):
+    auth.login(admin.email)
+    policy = EscalationPolicy(name="Primary on-call")
+    db.session.add(policy)
+    db.session.commit()
+    form = client.get("/services/new").get_data(as_text=True)
+    assert "Primary on-call" in form
+    token = auth.csrf_token()
+    response = client.post(
+        "/services/new",
+        data={
+            "csrf_token": token,
+            "name": "Checkout",
+            "escalation_policy_id": str(policy.id),
+            "ack_timeout_minutes": "30",
+        },
+    )
+    assert response.status_code == 302
+    service = db.session.scalar(db.select(Service))
+    assert (service.name, service.escalation_policy_id, service.ack_timeout_minutes) == ("Checkout", policy.id, 30)
+
+    client.post(f"/services/{service.id}/integrations", data={"csrf_token": token, "kind": "alertmanager", "name": ""})
+    db.session.expire_all()
+    [integration] = service.integrations
+    page = client.get(f"/services/{service.id}").get_data(as_text=True)
+    assert f"/integrations/alertmanager/{integration.key}" in page
+    assert "send_resolved: true" in page and 'data-copy="' in page
+    old_key = integration.key
+    client.post(f"/services/{service.id}/integrations/{integration.id}/regenerate", data={"csrf_token": token})
+    db.session.expire_all()
+    assert integration.key != old_key and len(integration.key) == 32
+
+
+def test_service_form_errors_change_nothing(client, auth, admin):
+    auth.login(admin.email)
+    factories_events.make_service(name="Taken")
+    token = auth.csrf_token()
+    response = client.post(
+        "/services/new",
+        data={"csrf_token": token, "name": "taken", "ack_timeout_minutes": "-5", "maintenance_until": "soon"},
+    )
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Another service already has this name." in html
+    assert "Ack timeout must be at least 1." in html
+    assert "Maintenance end is not an ISO 8601" in html
+    assert db.session.query(Service).count() == 1
+
+
+def test_maintenance_window_opens_incidents_without_paging(client, auth, admin):
+    auth.login(admin.email)
+    integration = factories_events.make_integration()
+    token = auth.csrf_token()
+    client.post(f"/services/{integration.service_id}/maintenance", data={"csrf_token": token, "hours": "1"})
+    event = {"routing_key": integration.key, "event_action": "trigger",
+             "payload": {"summary": "During maintenance", "source": "x", "severity": "info"}}  # fmt: skip
+    assert client.post("/v2/enqueue", json=event).status_code == 202
+    incident = db.session.scalar(db.select(factories_events.Incident))
+    assert "maintenance" in [e.kind for e in incident.log_entries]
+    assert incident.status == "triggered"
+
+
+def test_non_admins_can_look_but_not_change(client, auth):
+    user = factories.make_user()
+    auth.login(user.email)
+    service = factories_events.make_service(name="Visible")
+    assert "Visible" in client.get("/services").get_data(as_text=True)
+    assert client.get(f"/services/{service.id}").status_code == 200
+    assert client.get("/services/new").status_code == 403
+    assert client.post(f"/services/{service.id}/delete", data={"csrf_token": auth.csrf_token()}).status_code == 403
