@@ -102,6 +102,18 @@ def _stop(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:
             process.wait()
 
 
+@cli.command("reconcile")
+def reconcile() -> None:
+    """Re-arm due escalations and pending notifications that have no live job (safe any time)."""
+    from openduty import escalation
+
+    counts = escalation.reconcile()
+    click.echo(
+        f"Re-armed {counts['escalations']} escalation(s) and {counts['notifications']} notification(s); "
+        f"recovered {counts['recovered']} interrupted deliveries."
+    )
+
+
 @cli.command("run-all")
 @click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
 @click.option("--port", default=lambda: current_app.config["PORT"], type=int, show_default="PORT or 5000")

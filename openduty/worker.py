@@ -9,8 +9,13 @@ A long-running worker reconciles at start-up (re-arming anything a crash or a Re
 and keeps the periodic jobs armed; burst workers (tests) do neither.
 """
 
+import os
+import socket
+
 from flask import Flask
 from rq import SimpleWorker
+from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
+from rq.scripts import release_lock
 
 from openduty.extensions import db, queues
 
@@ -44,6 +49,7 @@ class AppWorker(SimpleWorker):
         """Reconcile (nothing lost while no worker ran) and arm the periodic jobs."""
         from openduty import escalation
 
+        self.release_dead_scheduler_locks()
         with self.app.app_context():
             try:
                 counts = escalation.reconcile()
@@ -51,6 +57,25 @@ class AppWorker(SimpleWorker):
                 escalation.ensure_periodic()
             finally:
                 db.session.remove()
+
+    def release_dead_scheduler_locks(self) -> None:
+        """Free scheduler locks held by a scheduler process on this host that no longer exists.
+
+        A killed worker leaves its scheduler lock for up to a minute (its TTL), and until then no
+        scheduler moves due jobs onto the queues. On the same host we can tell it is dead.
+        """
+        conn = self.connection
+        host = socket.gethostname()
+        for name in self.queue_names():
+            key = RQScheduler.get_locking_key(name)
+            holder = conn.get(key)
+            if holder is None:
+                continue
+            info = conn.hgetall(SCHEDULER_KEY_TEMPLATE % holder.decode())
+            pid = int(info.get(b"pid", 0) or 0)
+            if info.get(b"hostname", b"").decode() == host and pid and not _alive(pid):
+                release_lock(conn, key, holder.decode())
+                self.log.info("Released the scheduler lock of dead scheduler %s (pid %s)", holder.decode(), pid)
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
@@ -65,6 +90,16 @@ class AppWorker(SimpleWorker):
                 self.log.exception("Could not arm the periodic jobs")
             finally:
                 db.session.remove()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def make_worker(app: Flask, name: str | None = None) -> AppWorker:
