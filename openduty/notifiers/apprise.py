@@ -1,6 +1,6 @@
 """Apprise URLs: one contact method reaches any of the 100+ services Apprise supports."""
 
-import apprise
+import warnings
 
 from openduty.notifiers.base import Message, Notifier, PermanentError, TransientError
 
@@ -9,6 +9,14 @@ class AppriseNotifier(Notifier):
     kind = "apprise"
 
     def send(self, address: str, message: Message) -> str:
+        with warnings.catch_warnings():
+            # Apprise loads its plugins lazily, and one imports the stdlib's deprecated imghdr.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return self._send(address, message)
+
+    def _send(self, address: str, message: Message) -> str:
+        import apprise
+
         target = apprise.Apprise()
         if not target.add(address):
             raise PermanentError("Apprise does not recognise this URL; see the Apprise wiki for the format.")
