@@ -373,38 +373,60 @@ def next_incident_numbers(count: int) -> int:
     return db.session.execute(stmt).scalar_one() - count + 1
 
 
-def _upsert_triggers(service_id: int, first: Event, count: int, now: datetime) -> tuple[int, bool]:
-    """Open an incident for `first` or fold `count` triggers into the open one; (id, opened)."""
+def _upsert_triggers(runs: list[tuple[int, Event, int]], now: datetime) -> dict[tuple[int, str], tuple[int, bool]]:
+    """Open or fold into incidents for runs of triggers, in one INSERT ... ON CONFLICT DO UPDATE.
+
+    `runs` holds (service id, first event, how many triggers) with each (service, dedup key) at
+    most once (PostgreSQL refuses to update one row twice in one statement). Returns, per key,
+    the incident id and whether this statement opened it.
+    """
     table = Incident.__table__
-    stmt = _insert(table).values(
-        service_id=service_id,
-        dedup_key=first.dedup_key,
-        status="triggered",
-        summary=first.summary,
-        severity=first.severity,
-        source=first.source,
-        details=first.details,
-        alert_count=count,
-        created_at=now,
-        last_event_at=now,
-    )
+    rows = [
+        {
+            "service_id": service_id,
+            "dedup_key": first.dedup_key,
+            "status": "triggered",
+            "summary": first.summary,
+            "severity": first.severity,
+            "source": first.source,
+            "details": first.details,
+            "alert_count": count,
+            "created_at": now,
+            "last_event_at": now,
+            "epoch": 0,
+            "escalation_level": 0,
+            "escalation_loop": 0,
+        }
+        for service_id, first, count in runs
+    ]
+    # One compiled statement, executed with many parameter sets: SQLAlchemy's "insertmanyvalues"
+    # sends them as multi-row VALUES in as few round trips as it can, in this (sorted) order.
+    stmt = _insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.service_id, table.c.dedup_key],
         index_where=OPEN_PREDICATE,
-        set_={"alert_count": table.c.alert_count + stmt.excluded.alert_count, "last_event_at": now},
-    ).returning(table.c.id, table.c.alert_count)
-    incident_id, alert_count = db.session.execute(stmt).one()
-    # A fresh row holds exactly this group's count; an existing one had at least 1 before.
-    return incident_id, alert_count == count
+        set_={
+            "alert_count": table.c.alert_count + stmt.excluded.alert_count,
+            "last_event_at": stmt.excluded.last_event_at,
+        },
+    ).returning(table.c.id, table.c.service_id, table.c.dedup_key, table.c.alert_count, sort_by_parameter_order=True)
+    counts = {(service_id, first.dedup_key): count for service_id, first, count in runs}
+    # A fresh row holds exactly its run's count; an existing one had at least 1 before.
+    return {
+        (service_id, dedup_key): (incident_id, alert_count == counts[(service_id, dedup_key)])
+        for incident_id, service_id, dedup_key, alert_count in db.session.execute(stmt, rows)
+    }
 
 
 def apply_events(events: list[Event]) -> list[Outcome]:
     """Apply `events` in the current transaction (the caller commits); one Outcome per event.
 
-    Events are processed grouped by (service, dedup key), keeping their order within a key, so
-    every transaction takes row locks in the same order (no deadlocks between batches), and a run
-    of triggers for one key costs one upsert. The incident counter is locked last, for the same
-    reason. The escalation hooks run at the end, in processing order, once numbers are assigned.
+    Events are grouped by (service, dedup key), keeping their order within a key, and keys are
+    visited in sorted order, so every transaction takes row locks in the same order (no deadlocks
+    between concurrent batches). Keys that only see triggers in this batch are folded into one
+    multi-row upsert; keys that also see acknowledge / resolve go one action at a time. The
+    incident counter is locked last, for the same reason. The escalation hooks run at the end, in
+    processing order, once numbers are assigned.
     """
     now = clock.now()
     outcomes: list[Outcome | None] = [None] * len(events)
@@ -420,82 +442,115 @@ def apply_events(events: list[Event]) -> list[Outcome]:
             runnable.append((service[0], event.dedup_key, i))
     runnable.sort(key=lambda item: (item[0], item[1]))  # stable: order within a key is kept
 
-    opened: list[Incident] = []
-    hooks: list[tuple[Any, Incident]] = []
-    loaded: dict[int, Incident] = {}
-    duplicates: list[dict[str, Any]] = []
+    batch = _Batch(events, outcomes, now)
+    pending: list[tuple[int, list[int]]] = []  # trigger-only keys waiting for one bulk upsert
+    for (service_id, _key), items in groupby(runnable, key=lambda item: (item[0], item[1])):
+        indexes = [item[2] for item in items]
+        if all(events[i].action == "trigger" for i in indexes):
+            pending.append((service_id, indexes))
+            continue
+        batch.triggers(pending)  # keep the sorted lock order
+        pending = []
+        for action, same in groupby(indexes, key=lambda i: events[i].action):
+            run = list(same)
+            if action == "trigger":
+                batch.triggers([(service_id, run)])
+            else:
+                batch.transition(service_id, action, run)
+    batch.triggers(pending)
+    batch.finish()
+    return outcomes  # type: ignore[return-value]
 
-    def runs():
-        # Consecutive events of one key with the same action: triggers fold into one upsert.
-        for (service_id, _key), items in groupby(runnable, key=lambda item: (item[0], item[1])):
-            for action, same in groupby(items, key=lambda item: events[item[2]].action):
-                yield service_id, action, [item[2] for item in same]
 
-    for service_id, action, indexes in runs():
-        first = events[indexes[0]]
-        if action == "trigger":
-            db.session.flush()
-            incident_id, is_new = _upsert_triggers(service_id, first, len(indexes), now)
-            if incident_id in loaded:
-                db.session.expire(loaded[incident_id], ["alert_count", "last_event_at"])
+class _Batch:
+    """The state of one apply_events() call: outcomes, loaded incidents, deferred work."""
+
+    def __init__(self, events: list[Event], outcomes: list, now: datetime):
+        self.events = events
+        self.outcomes = outcomes
+        self.now = now
+        self.opened: list[Incident] = []
+        self.hooks: list[tuple[Any, Incident]] = []
+        self.loaded: dict[int, Incident] = {}
+        self.duplicates: list[dict[str, Any]] = []
+
+    def triggers(self, runs: list[tuple[int, list[int]]]) -> None:
+        if not runs:
+            return
+        db.session.flush()
+        events = self.events
+        result = _upsert_triggers([(service_id, events[ix[0]], len(ix)) for service_id, ix in runs], self.now)
+        new_ids = [incident_id for incident_id, is_new in result.values() if is_new]
+        if new_ids:
+            for incident in db.session.scalars(select(Incident).where(Incident.id.in_(new_ids))):
+                self.loaded[incident.id] = incident
+        for service_id, indexes in runs:
+            first = events[indexes[0]]
+            incident_id, is_new = result[(service_id, first.dedup_key)]
             start = 0
             if is_new:
-                incident = loaded[incident_id] = db.session.get(Incident, incident_id)
+                incident = self.loaded[incident_id]
                 incident.log(
                     "trigger",
                     f"Triggered via {_VIA[first.via]}: {first.summary}",
                     channel="event",
                     data={"source": first.source, "severity": first.severity},
                 )
-                opened.append(incident)
-                hooks.append((escalation.incident_triggered, incident))
-                outcomes[indexes[0]] = Outcome("opened", first.dedup_key, incident_id)
+                self.opened.append(incident)
+                self.hooks.append((escalation.incident_triggered, incident))
+                self.outcomes[indexes[0]] = Outcome("opened", first.dedup_key, incident_id)
                 start = 1
+            elif incident_id in self.loaded:
+                db.session.expire(self.loaded[incident_id], ["alert_count", "last_event_at"])
             for i in indexes[start:]:
                 event = events[i]
-                outcomes[i] = Outcome("deduplicated", event.dedup_key, incident_id)
-                duplicates.append(
+                self.outcomes[i] = Outcome("deduplicated", event.dedup_key, incident_id)
+                self.duplicates.append(
                     {
                         "incident_id": incident_id,
-                        "at": now,
+                        "at": self.now,
                         "kind": "duplicate",
                         "message": f"Another alert via {_VIA[event.via]}: {event.summary}",
+                        "actor_id": None,
                         "channel": "event",
                         "data": {"source": event.source, "severity": event.severity},
                     }
                 )
-            continue
+
+    def transition(self, service_id: int, action: str, indexes: list[int]) -> None:
+        """Acknowledge or resolve the open incident of this key, through the model's actions."""
+        first = self.events[indexes[0]]
         incident = db.session.scalar(
             select(Incident)
             .where(Incident.service_id == service_id, Incident.dedup_key == first.dedup_key, OPEN_PREDICATE)
             .with_for_update()
         )
         for i in indexes:
-            event = events[i]
+            event = self.events[i]
             done = False
             if incident is not None:
-                loaded[incident.id] = incident
+                self.loaded[incident.id] = incident
                 message = f"{action.capitalize()}d via {_VIA[event.via]}."
                 if action == "acknowledge":
                     done = incident.acknowledge(by=None, channel="event", message=message, notify=False)
-                    if done:
-                        hooks.append((escalation.incident_acknowledged, incident))
+                    hook = escalation.incident_acknowledged
                 else:
                     done = incident.resolve(by=None, channel="event", message=message, notify=False)
-                    if done:
-                        hooks.append((escalation.incident_resolved, incident))
+                    hook = escalation.incident_resolved
+                if done:
+                    self.hooks.append((hook, incident))
             result = ("acknowledged" if action == "acknowledge" else "resolved") if done else "ignored"
-            outcomes[i] = Outcome(result, event.dedup_key, incident.id if incident is not None else None)
+            self.outcomes[i] = Outcome(result, event.dedup_key, incident.id if incident is not None else None)
 
-    if duplicates:
-        db.session.execute(insert(LogEntry.__table__), duplicates)
-    if opened:
-        first_number = next_incident_numbers(len(opened))
-        for offset, incident in enumerate(opened):
-            incident.number = first_number + offset
-    for hook, incident in hooks:
-        hook(incident)
-    return outcomes  # type: ignore[return-value]
+    def finish(self) -> None:
+        if self.duplicates:
+            db.session.execute(insert(LogEntry.__table__), self.duplicates)
+        if self.opened:
+            first_number = next_incident_numbers(len(self.opened))
+            for offset, incident in enumerate(self.opened):
+                incident.number = first_number + offset
+        for hook, incident in self.hooks:
+            hook(incident)
 
 
 _VIA = {

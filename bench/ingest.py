@@ -1,0 +1,301 @@
+"""Event ingestion under gunicorn + PostgreSQL + Redis: throughput, latency, alert storm.
+
+1. Sustained: `wrk` (C, keep-alive) posts Events API v2 triggers as fast as the server accepts
+   them, for DURATION seconds; reported: accepted events/s (202s only) and errors. Two key mixes:
+   "dedup" (100 dedup keys: most events fold into open incidents) and "unique" (every event
+   opens a new incident, the expensive case).
+2. Latency at a fixed offered rate (RATE=200 events/s, open loop: each request is timed from its
+   scheduled send time, so a slow server cannot hide queueing): p50 / p99 / max.
+3. Alert storm: 10,000 events over 100 dedup keys from 20 concurrent keep-alive clients; checks
+   exactly 100 open incidents whose alert counts sum to 10,000, no 5xx, and reports the time.
+
+Needs PostgreSQL (BENCH_DATABASE_URL, default the local openduty_bench2 database, recreated) and
+Redis (BENCH_REDIS_URL, default db 2 of the local server), and `wrk` (Debian package wrk).
+Run: `.venv/bin/python -m bench ingest` (WORKERS=2 THREADS=32 DURATION=15 RATE=200 RUNS=3).
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/openduty_bench2")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
+WORKERS = int(os.environ.get("WORKERS", "2"))
+THREADS = int(os.environ.get("THREADS", "32"))
+DURATION = int(os.environ.get("DURATION", "15"))
+RATE = int(os.environ.get("RATE", "200"))
+RUNS = int(os.environ.get("RUNS", "3"))
+CONNECTIONS = int(os.environ.get("CONNECTIONS", "64"))
+
+WRK_SCRIPT = """
+local n = 0
+local keys = %(keys)d
+local prefix = "%(prefix)s" .. math.random(1, 1000000000) .. "-"
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  n = n + 1
+  local key
+  if keys > 0 then key = "k" .. (n %% keys) else key = prefix .. n end
+  local body = '{"routing_key":"%(routing_key)s","event_action":"trigger","dedup_key":"' .. key ..
+    '","payload":{"summary":"CPU high","source":"web-1","severity":"critical","custom_details":{"load":12.5}}}'
+  return wrk.format(nil, "/v2/enqueue", nil, body)
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _event(routing_key: str, dedup_key: str) -> bytes:
+    return json.dumps(
+        {
+            "routing_key": routing_key,
+            "event_action": "trigger",
+            "dedup_key": dedup_key,
+            "payload": {"summary": "CPU high", "source": "web-1", "severity": "critical"},
+        }
+    ).encode()
+
+
+def _app():
+    sys.path.insert(0, ROOT)
+    from config import Config, database_url
+    from openduty import create_app
+
+    config = type("BenchConfig", (Config,), {"SQLALCHEMY_DATABASE_URI": database_url(DATABASE_URL), "REDIS_URL": REDIS_URL})
+    return create_app(config)
+
+
+def _reset(app) -> str:
+    """Empty schema, one service with one integration; returns its key."""
+    from sqlalchemy import text
+
+    from openduty.extensions import db, redis
+    from openduty.models import Integration, Service
+
+    with app.app_context():
+        db.drop_all()
+        db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        db.session.commit()
+        db.create_all()
+        service = Service(name="Bench")
+        integration = Integration(service=service, kind="events_v2", name="bench")
+        db.session.add_all([service, integration])
+        db.session.commit()
+        redis.get().flushdb()
+        return integration.key
+
+
+def _counts(app) -> tuple[int, int, int]:
+    from sqlalchemy import func, select
+
+    from openduty.extensions import db
+    from openduty.models import Incident, LogEntry
+
+    with app.app_context():
+        open_count, alerts = db.session.execute(
+            select(func.count(), func.coalesce(func.sum(Incident.alert_count), 0)).where(Incident.status != "resolved")
+        ).one()
+        entries = db.session.scalar(select(func.count()).select_from(LogEntry))
+        db.session.remove()
+        return open_count, int(alerts), entries
+
+
+class Server:
+    def __init__(self, port: int):
+        env = dict(
+            os.environ,
+            DATABASE_URL=DATABASE_URL,
+            REDIS_URL=REDIS_URL,
+            SECRET_KEY="bench",
+            OPENDUTY_CONFIG="production",
+            SESSION_COOKIE_SECURE="0",
+            EVENTS_RATE_LIMIT="0",
+        )
+        self.port = port
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
+                "--worker-class", "gthread", "--threads", str(THREADS), "--backlog", "2048", "app:app",
+            ],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise SystemExit("gunicorn did not start")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _wrk(port: int, routing_key: str, keys: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % {"keys": keys, "prefix": "u", "routing_key": routing_key})
+    try:
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency", "-s", script.name,
+             f"http://127.0.0.1:{port}/v2/enqueue"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(script.name)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    p50 = re.search(r"50%\s+([\d.]+\w+)", out).group(1)
+    p99 = re.search(r"99%\s+([\d.]+\w+)", out).group(1)
+    bad = int(non2xx.group(1)) if non2xx else 0
+    return {"accepted_per_s": (requests - bad) / DURATION, "non2xx": bad, "socket_errors": errors, "p50": p50, "p99": p99}
+
+
+def _open_loop(port: int, routing_key: str, rate: int, seconds: int) -> dict:
+    """Send `rate` events/s for `seconds` on keep-alive connections; latency from scheduled time."""
+    total = rate * seconds
+    start = time.monotonic() + 0.2
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    next_index = iter(range(total))
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for n in next_index:
+            due = start + n / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            conn.request("POST", "/v2/enqueue", _event(routing_key, f"lat-{n % 500}"), {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            elapsed = time.monotonic() - due
+            with lock:
+                latencies.append(elapsed)
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latencies.sort()
+    return {
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+        "max_ms": 1000 * latencies[-1],
+        "statuses": statuses,
+    }
+
+
+def _storm(port: int, routing_key: str, events: int = 10_000, keys: int = 100, clients: int = 20) -> dict:
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    per_client = events // clients
+    bodies = [_event(routing_key, f"storm-{n % keys}") for n in range(keys)]
+    barrier = threading.Barrier(clients + 1)
+
+    def client(c: int):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine: dict[int, int] = {}
+        barrier.wait()
+        for n in range(per_client):
+            conn.request("POST", "/v2/enqueue", bodies[(c * per_client + n) % keys], {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            mine[response.status] = mine.get(response.status, 0) + 1
+        conn.close()
+        with lock:
+            for status, count in mine.items():
+                statuses[status] = statuses.get(status, 0) + count
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    began = time.monotonic()
+    for t in threads:
+        t.join()
+    return {"seconds": time.monotonic() - began, "statuses": statuses}
+
+
+def main() -> None:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    app = _app()
+    print(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread); wrk -t2 -c{CONNECTIONS} -d{DURATION}s; "
+          f"{os.cpu_count()} CPUs; runs: {RUNS}", flush=True)  # fmt: skip
+    results: dict[str, list] = {"dedup": [], "unique": [], "latency": [], "storm": []}
+    for run in range(RUNS):
+        for mix, keys in (("dedup", 100), ("unique", 0)):
+            key = _reset(app)
+            server = Server(_free_port())
+            try:
+                r = _wrk(server.port, key, keys)
+            finally:
+                server.stop()
+            results[mix].append(r)
+            print(f"run {run + 1} sustained/{mix}: {r['accepted_per_s']:.0f} events/s accepted, "
+                  f"non-2xx {r['non2xx']}, wrk p50 {r['p50']} p99 {r['p99']}", flush=True)  # fmt: skip
+
+        key = _reset(app)
+        server = Server(_free_port())
+        try:
+            lat = _open_loop(server.port, key, RATE, 10)
+        finally:
+            server.stop()
+        results["latency"].append(lat)
+        print(f"run {run + 1} latency at {RATE}/s: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
+              f"max {lat['max_ms']:.1f} ms, statuses {lat['statuses']}", flush=True)  # fmt: skip
+
+        key = _reset(app)
+        server = Server(_free_port())
+        try:
+            storm = _storm(server.port, key)
+        finally:
+            server.stop()
+        open_count, alerts, entries = _counts(app)
+        fivexx = sum(c for s, c in storm["statuses"].items() if s >= 500)
+        ok = open_count == 100 and alerts == 10_000 and fivexx == 0 and storm["statuses"] == {202: 10_000}
+        storm.update(open=open_count, alerts=alerts, ok=ok)
+        results["storm"].append(storm)
+        print(f"run {run + 1} storm: {storm['seconds']:.2f} s ({10_000 / storm['seconds']:.0f} events/s), "
+              f"{open_count} open incidents, alert counts sum {alerts}, {entries} timeline entries, "
+              f"statuses {storm['statuses']} -> {'OK' if ok else 'FAILED'}", flush=True)  # fmt: skip
+
+    def median(values):
+        return statistics.median(values)
+
+    print("== medians ==")
+    for mix in ("dedup", "unique"):
+        print(f"sustained v2 triggers ({mix} keys): {median([r['accepted_per_s'] for r in results[mix]]):.0f} events/s")
+    print(f"latency at {RATE} events/s offered: p50 {median([r['p50_ms'] for r in results['latency']]):.1f} ms, "
+          f"p99 {median([r['p99_ms'] for r in results['latency']]):.1f} ms (target < 50 ms)")  # fmt: skip
+    print(f"alert storm (10,000 events, 100 keys, 20 clients): {median([r['seconds'] for r in results['storm']]):.2f} s; "
+          f"all runs correct: {all(r['ok'] for r in results['storm'])}")  # fmt: skip
