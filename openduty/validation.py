@@ -4,6 +4,7 @@ Each validator returns the normalised value or raises `FieldError` with a messag
 to fix. `collect()` gathers many fields into one `ValidationError`.
 """
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -130,9 +131,13 @@ def _xmpp(value: Any) -> str:
 def _apprise(value: Any) -> str:
     if not isinstance(value, str) or "://" not in value.strip():
         raise FieldError("Not an Apprise URL; it looks like scheme://..., e.g. tgram://bottoken/ChatID.")
-    import apprise
+    # Apprise loads its plugins lazily, and one imports the deprecated imghdr module.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import apprise
 
-    if apprise.Apprise.instantiate(value.strip()) is None:
+        recognised = apprise.Apprise.instantiate(value.strip()) is not None
+    if not recognised:
         raise FieldError("Apprise does not recognise this URL; see the Apprise wiki for the format.")
     return value.strip()
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from flask import g
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
@@ -59,6 +60,7 @@ def _schema(_database_uri, _redis_url):
         db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
         db.session.commit()
         db.create_all()
+        db.engine.dispose()
     return app
 
 
@@ -85,6 +87,15 @@ def _has_sqlite_sequence() -> bool:
 @pytest.fixture
 def app(_schema, _database_uri, _redis_url):
     app = create_app(_test_config(_database_uri, _redis_url))
+
+    @app.before_request
+    def _forget_cached_login():
+        # Requests reuse the test's app context, so `g` outlives them; Flask-Login caches the
+        # logged-in user and Flask-WTF the CSRF token there. Forget both so that each request
+        # (and each test client) works from its own session.
+        g.pop("_login_user", None)
+        g.pop("csrf_token", None)
+
     with app.app_context():
         redis.get().flushdb()
         yield app

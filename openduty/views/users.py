@@ -1,5 +1,407 @@
-"""Users pages."""
+"""Users pages: the admin list (create, edit, deactivate) and every user's profile.
 
-from flask import Blueprint
+The profile's contact methods, notification rules and API tokens are edited inline with htmx:
+a form answers its own block (errors or a fresh form) and announces the change with an
+HX-Trigger event that refreshes the matching list. Without JavaScript the same forms post,
+then redirect (or re-render the page with the errors, status 422). The rules themselves live in
+openduty.users, shared with the JSON API.
+"""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo, available_timezones
+
+from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
+
+from openduty import users
+from openduty.errors import ApiError, ValidationError
+from openduty.extensions import db, login_manager
+from openduty.models import ApiToken, ContactMethod, NotificationRule, User
+from openduty.models.user import CONTACT_KIND_LABELS, CONTACT_KINDS
+from openduty.views import is_htmx, render
 
 bp = Blueprint("users", __name__)
+
+# Events that refresh the profile's lists (hx-trigger="<event> from:body").
+CONTACT_METHODS_CHANGED = "contact-methods-changed"
+NOTIFICATION_RULES_CHANGED = "notification-rules-changed"
+API_TOKENS_CHANGED = "api-tokens-changed"
+
+_time_zones: list[str] = []
+
+
+def time_zones() -> list[str]:
+    """Every IANA zone name, sorted, for the time zone picker."""
+    if not _time_zones:
+        _time_zones.extend(sorted(available_timezones() | {"UTC"}))
+    return _time_zones
+
+
+# --- Forms: they render fields and keep what was typed; openduty.users does the validation. ------
+
+
+class ProfileForm(FlaskForm):
+    name = StringField("Name")
+    email = EmailField("Email")
+    time_zone = StringField("Time zone")
+
+
+class UserForm(ProfileForm):
+    is_admin = BooleanField("Admin (can manage users and everything else)")
+    password = PasswordField("Password")
+
+
+class PasswordForm(FlaskForm):
+    current_password = PasswordField("Current password")
+    password = PasswordField("New password")
+    confirm = PasswordField("New password again")
+
+
+class ContactMethodForm(FlaskForm):
+    kind = SelectField(
+        "Kind", choices=[SelectChoice(k, CONTACT_KIND_LABELS[k]) for k in CONTACT_KINDS], validate_choice=False
+    )
+    address = StringField("Address")
+    label = StringField("Label (optional)")
+
+
+class RuleForm(FlaskForm):
+    contact_method_id = SelectField("Contact method", validate_choice=False)
+    delay_minutes = StringField("Minutes after being paged", default="0")
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Token name")
+
+
+def _show_errors(form: FlaskForm, exc: ApiError) -> None:
+    """Put each field's message next to the field; the rest goes above the form."""
+    for name, message in exc.fields.items():
+        if name in form:
+            form[name].errors = [message]
+        else:
+            form.form_errors.append(message)
+    if not exc.fields:
+        form.form_errors.append(exc.message)
+
+
+# --- Access ---------------------------------------------------------------------------------------
+
+
+@bp.before_request
+def require_login():
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+
+
+def _require_admin() -> None:
+    if not current_user.is_admin:
+        abort(403, "Only admins can manage users.")
+
+
+def _user_or_404(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404, f"No user with id {user_id}.")
+    return user
+
+
+def _manageable_user(user_id: int) -> User:
+    """The user whose profile the current user may change: their own, or anyone's for admins."""
+    user = _user_or_404(user_id)
+    if user.id != current_user.id and not current_user.is_admin:
+        abort(403, "Only admins can change other users' profiles.")
+    return user
+
+
+def _profile_url(user: User) -> str:
+    return url_for("users.profile") if user.id == current_user.id else url_for("users.show", user_id=user.id)
+
+
+# --- Admin pages ----------------------------------------------------------------------------------
+
+
+@bp.get("/users/")
+def index():
+    _require_admin()
+    counts = select(ContactMethod.user_id, func.count(ContactMethod.id)).group_by(ContactMethod.user_id)
+    method_counts = {user_id: count for user_id, count in db.session.execute(counts)}
+    all_users = db.session.scalars(select(User).order_by(User.active.desc(), func.lower(User.name))).all()
+    return render("users/index.html", users=all_users, method_counts=method_counts)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+def create():
+    _require_admin()
+    form = UserForm(time_zone="UTC")
+    if form.is_submitted():
+        try:
+            user = users.create_user(form.data)
+        except ValidationError as exc:
+            _show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(f"Created {user.name}. Add their contact methods and notification rules below.")
+            return redirect(url_for("users.show", user_id=user.id))
+    return render("users/form.html", form=form, user=None, time_zones=time_zones(), status=422 if form.errors else 200)
+
+
+@bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
+def edit(user_id: int):
+    _require_admin()
+    user = _user_or_404(user_id)
+    form = UserForm(obj=user)
+    if form.is_submitted():
+        data = dict(form.data)
+        if user.id == current_user.id:
+            # Your own password changes on your profile (with the current one); your own admin
+            # rights stay, so that there is always an admin who can log in.
+            data.pop("password")
+            data.pop("is_admin")
+        try:
+            users.update_user(user, data, actor=current_user)
+        except ApiError as exc:
+            db.session.rollback()
+            _show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(f"Saved {user.name}.")
+            return redirect(url_for("users.index"))
+    status = 422 if form.errors or form.form_errors else 200
+    return render("users/form.html", form=form, user=user, time_zones=time_zones(), status=status)
+
+
+def _set_active(user_id: int, active: bool):
+    _require_admin()
+    user = _user_or_404(user_id)
+    try:
+        users.set_active(user, active, actor=current_user)
+    except ApiError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        if active:
+            flash(f"Reactivated {user.name}.")
+        else:
+            flash(f"Deactivated {user.name}: they cannot log in and are never paged. Their history stays.")
+    return redirect(url_for("users.index"))
+
+
+@bp.post("/users/<int:user_id>/deactivate")
+def deactivate(user_id: int):
+    return _set_active(user_id, False)
+
+
+@bp.post("/users/<int:user_id>/reactivate")
+def reactivate(user_id: int):
+    return _set_active(user_id, True)
+
+
+# --- Profile --------------------------------------------------------------------------------------
+
+
+def _rule_form(user: User, formdata=None) -> RuleForm:
+    form = RuleForm(formdata=formdata)
+    form.contact_method_id.choices = [SelectChoice(str(m.id), str(m)) for m in user.contact_methods]
+    return form
+
+
+def _profile_page(user: User, block: str | None = None, status: int = 200, **forms):
+    """The profile page of `user`, or one block of it for htmx; `forms` replaces the fresh forms."""
+    context = {
+        "user": user,
+        "own": user.id == current_user.id,
+        "profile_form": ProfileForm(formdata=None, obj=user),
+        "password_form": PasswordForm(formdata=None),
+        "contact_form": ContactMethodForm(formdata=None),
+        "rule_form": _rule_form(user),
+        "token_form": TokenForm(formdata=None, prefix="token"),
+        "new_token": None,
+        "time_zones": time_zones(),
+        "local_time": _local_time,
+    }
+    context.update(forms)
+    return render("users/profile.html", block=block, status=status, **context)
+
+
+def _local_time(moment: datetime) -> str:
+    """A timestamp in the viewer's time zone."""
+    return moment.astimezone(ZoneInfo(current_user.time_zone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _changed(response, *events: str):
+    response.headers["HX-Trigger"] = ", ".join(events)
+    return response
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+def profile():
+    """The current user's profile; POST saves name, email and time zone."""
+    user = current_user._get_current_object()
+    if request.method == "GET":
+        return _profile_page(user)
+    form = ProfileForm()
+    try:
+        users.update_user(user, form.data, actor=user)
+    except ValidationError as exc:
+        db.session.rollback()
+        _show_errors(form, exc)
+        return _profile_page(user, block="details", status=422, profile_form=form)
+    db.session.commit()
+    if is_htmx():
+        return _profile_page(user, block="details", saved="details")
+    flash("Saved your profile.")
+    return redirect(url_for("users.profile"))
+
+
+@bp.post("/profile/password")
+def change_password():
+    user = current_user._get_current_object()
+    form = PasswordForm()
+    try:
+        users.change_password(user, form.current_password.data, form.password.data, form.confirm.data)
+    except ValidationError as exc:
+        db.session.rollback()
+        _show_errors(form, exc)
+        return _profile_page(user, block="password", status=422, password_form=form)
+    db.session.commit()
+    if is_htmx():
+        return _profile_page(user, block="password", saved="password")
+    flash("Changed your password.")
+    return redirect(url_for("users.profile"))
+
+
+@bp.get("/users/<int:user_id>")
+def show(user_id: int):
+    user = _manageable_user(user_id)
+    if user.id == current_user.id:
+        return redirect(url_for("users.profile"))
+    return _profile_page(user)
+
+
+# --- Contact methods ------------------------------------------------------------------------------
+
+
+@bp.get("/users/<int:user_id>/contact-methods")
+def contact_methods(user_id: int):
+    return _profile_page(_manageable_user(user_id), block="contact_method_list")
+
+
+@bp.post("/users/<int:user_id>/contact-methods")
+def add_contact_method(user_id: int):
+    user = _manageable_user(user_id)
+    form = ContactMethodForm()
+    try:
+        method = users.add_contact_method(user, form.data)
+    except ValidationError as exc:
+        db.session.rollback()
+        _show_errors(form, exc)
+        return _profile_page(user, block="contact_method_form", status=422, contact_form=form)
+    db.session.commit()
+    if is_htmx():
+        return _changed(_profile_page(user, block="contact_method_form"), CONTACT_METHODS_CHANGED)
+    flash(f"Added {method}.")
+    return redirect(_profile_url(user))
+
+
+@bp.post("/users/<int:user_id>/contact-methods/<int:method_id>/delete")
+def delete_contact_method(user_id: int, method_id: int):
+    user = _manageable_user(user_id)
+    method = db.session.get(ContactMethod, method_id)
+    if method is None or method.user_id != user.id:
+        abort(404, "No such contact method.")
+    label = str(method)
+    users.delete_contact_method(method)
+    db.session.commit()
+    if is_htmx():
+        return _changed(make_response("", 200), CONTACT_METHODS_CHANGED, NOTIFICATION_RULES_CHANGED)
+    flash(f"Removed {label} and its notification rules.")
+    return redirect(_profile_url(user))
+
+
+# --- Notification rules ---------------------------------------------------------------------------
+
+
+@bp.get("/users/<int:user_id>/notification-rules")
+def notification_rules(user_id: int):
+    return _profile_page(_manageable_user(user_id), block="rule_list")
+
+
+@bp.get("/users/<int:user_id>/notification-rules/form")
+def notification_rule_form(user_id: int):
+    return _profile_page(_manageable_user(user_id), block="rule_form")
+
+
+@bp.post("/users/<int:user_id>/notification-rules")
+def add_notification_rule(user_id: int):
+    user = _manageable_user(user_id)
+    form = _rule_form(user, request.form)
+    try:
+        rule = users.add_notification_rule(user, form.data)
+    except ValidationError as exc:
+        db.session.rollback()
+        _show_errors(form, exc)
+        return _profile_page(user, block="rule_form", status=422, rule_form=form)
+    db.session.commit()
+    if is_htmx():
+        return _changed(_profile_page(user, block="rule_form"), NOTIFICATION_RULES_CHANGED)
+    flash(f"Added a rule: {rule.contact_method} after {rule.delay_minutes} min.")
+    return redirect(_profile_url(user))
+
+
+@bp.post("/users/<int:user_id>/notification-rules/<int:rule_id>/delete")
+def delete_notification_rule(user_id: int, rule_id: int):
+    user = _manageable_user(user_id)
+    rule = db.session.get(NotificationRule, rule_id)
+    if rule is None or rule.user_id != user.id:
+        abort(404, "No such notification rule.")
+    users.delete_notification_rule(rule)
+    db.session.commit()
+    if is_htmx():
+        return _changed(make_response("", 200), NOTIFICATION_RULES_CHANGED)
+    flash("Removed the notification rule.")
+    return redirect(_profile_url(user))
+
+
+# --- API tokens -----------------------------------------------------------------------------------
+
+
+@bp.get("/users/<int:user_id>/tokens")
+def tokens(user_id: int):
+    return _profile_page(_manageable_user(user_id), block="token_list")
+
+
+@bp.post("/profile/tokens")
+def create_token():
+    """Create a token for yourself. The secret is in this one response only (never redirected to)."""
+    user = current_user._get_current_object()
+    form = TokenForm(prefix="token")
+    try:
+        _, secret = users.issue_token(user, form.data)
+    except ValidationError as exc:
+        db.session.rollback()
+        _show_errors(form, exc)
+        return _profile_page(user, block="token_form", status=422, token_form=form)
+    db.session.commit()
+    response = _profile_page(user, block="token_form", new_token=secret)
+    response.headers["Cache-Control"] = "no-store"
+    return _changed(response, API_TOKENS_CHANGED) if is_htmx() else response
+
+
+@bp.post("/users/<int:user_id>/tokens/<int:token_id>/revoke")
+def revoke_token(user_id: int, token_id: int):
+    user = _manageable_user(user_id)
+    token = db.session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        abort(404, "No such API token.")
+    name = token.name
+    users.revoke_token(token)
+    db.session.commit()
+    if is_htmx():
+        return _changed(make_response("", 200), API_TOKENS_CHANGED)
+    flash(f"Revoked the token “{name}”.")
+    return redirect(_profile_url(user))

@@ -1,14 +1,166 @@
-"""Users, their contact methods and notification rules."""
+"""Users, their contact methods and notification rules.
 
-from flask import jsonify
+Anyone with a token may read users and manage themselves; only admins manage other users.
+DELETE on a user deactivates it: its history stays, it cannot log in and is never paged.
+"""
 
-from openduty.views.api import bp
+from collections.abc import Iterable
+from typing import Any
+
+from flask import jsonify, request, url_for
+
+from openduty import users, validation
+from openduty.errors import ApiError, ValidationError
+from openduty.extensions import db
+from openduty.models import ContactMethod, NotificationRule, User
+from openduty.views.api import api_user, bp, get_or_404, iso, json_body, require_admin
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "time_zone": user.time_zone,
+        "is_admin": user.is_admin,
+        "active": user.active,
+        "has_password": user.password_hash is not None,
+        "auth_source": user.auth_source,
+        "created_at": iso(user.created_at),
+    }
+
+
+def contact_method_json(method: ContactMethod) -> dict[str, Any]:
+    return {
+        "id": method.id,
+        "user_id": method.user_id,
+        "kind": method.kind,
+        "address": method.address,
+        "label": method.label,
+        "created_at": iso(method.created_at),
+    }
+
+
+def notification_rule_json(rule: NotificationRule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "user_id": rule.user_id,
+        "contact_method_id": rule.contact_method_id,
+        "delay_minutes": rule.delay_minutes,
+    }
+
+
+def _body(allowed: Iterable[str]) -> dict[str, Any]:
+    """The JSON body, refusing fields this endpoint does not know (a typo must not pass silently)."""
+    body = json_body()
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ValidationError({name: f"Unknown field; use {', '.join(sorted(allowed))}." for name in unknown})
+    return body
+
+
+def _manageable_user(user_id: int) -> User:
+    """The user with `user_id` if the caller may change it: themselves, or anyone for admins."""
+    user = get_or_404(User, user_id, "user")
+    if user is not api_user() and not api_user().is_admin:
+        raise ApiError(403, "Only admins can manage other users.")
+    return user
+
+
+def _created(body: dict, location: str):
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Location"] = location
+    return response
 
 
 @bp.get("/users")
 def list_users():
-    from openduty.extensions import db
-    from openduty.models import User
+    query = db.select(User).order_by(User.id)
+    if "active" in request.args:
+        try:
+            active = validation.boolean(request.args["active"], "active")
+        except validation.FieldError as exc:
+            raise ValidationError({"active": str(exc)}) from exc
+        query = query.where(User.active == active)
+    return jsonify({"users": [user_json(u) for u in db.session.scalars(query)]})
 
-    users = db.session.scalars(db.select(User).order_by(User.id)).all()
-    return jsonify({"users": [{"id": u.id, "email": u.email, "name": u.name} for u in users]})
+
+@bp.post("/users")
+def create_user():
+    require_admin()
+    user = users.create_user(_body(users.USER_FIELDS))
+    db.session.commit()
+    return _created({"user": user_json(user)}, url_for("api.get_user", user_id=user.id))
+
+
+@bp.get("/users/<int:user_id>")
+def get_user(user_id: int):
+    return jsonify({"user": user_json(get_or_404(User, user_id, "user"))})
+
+
+@bp.patch("/users/<int:user_id>")
+def update_user(user_id: int):
+    user = _manageable_user(user_id)
+    users.update_user(user, _body((*users.USER_FIELDS, "active", "current_password")), actor=api_user())
+    db.session.commit()
+    return jsonify({"user": user_json(user)})
+
+
+@bp.delete("/users/<int:user_id>")
+def deactivate_user(user_id: int):
+    require_admin()
+    user = get_or_404(User, user_id, "user")
+    users.set_active(user, False, actor=api_user())
+    db.session.commit()
+    return jsonify({"user": user_json(user)})
+
+
+@bp.get("/users/<int:user_id>/contact-methods")
+def list_contact_methods(user_id: int):
+    user = _manageable_user(user_id)
+    return jsonify({"contact_methods": [contact_method_json(m) for m in user.contact_methods]})
+
+
+@bp.post("/users/<int:user_id>/contact-methods")
+def create_contact_method(user_id: int):
+    user = _manageable_user(user_id)
+    method = users.add_contact_method(user, _body(("kind", "address", "label")))
+    db.session.commit()
+    return _created({"contact_method": contact_method_json(method)}, request.path + f"/{method.id}")
+
+
+@bp.delete("/users/<int:user_id>/contact-methods/<int:method_id>")
+def delete_contact_method(user_id: int, method_id: int):
+    user = _manageable_user(user_id)
+    method = db.session.get(ContactMethod, method_id)
+    if method is None or method.user_id != user.id:
+        raise ApiError(404, f"User {user_id} has no contact method with id {method_id}.")
+    users.delete_contact_method(method)
+    db.session.commit()
+    return "", 204
+
+
+@bp.get("/users/<int:user_id>/notification-rules")
+def list_notification_rules(user_id: int):
+    user = _manageable_user(user_id)
+    return jsonify({"notification_rules": [notification_rule_json(r) for r in user.notification_rules]})
+
+
+@bp.post("/users/<int:user_id>/notification-rules")
+def create_notification_rule(user_id: int):
+    user = _manageable_user(user_id)
+    rule = users.add_notification_rule(user, _body(("contact_method_id", "delay_minutes")))
+    db.session.commit()
+    return _created({"notification_rule": notification_rule_json(rule)}, request.path + f"/{rule.id}")
+
+
+@bp.delete("/users/<int:user_id>/notification-rules/<int:rule_id>")
+def delete_notification_rule(user_id: int, rule_id: int):
+    user = _manageable_user(user_id)
+    rule = db.session.get(NotificationRule, rule_id)
+    if rule is None or rule.user_id != user.id:
+        raise ApiError(404, f"User {user_id} has no notification rule with id {rule_id}.")
+    users.delete_notification_rule(rule)
+    db.session.commit()
+    return "", 204
