@@ -118,7 +118,7 @@ def test_resolve_stops_paging_and_sends_resolve_notices(pager):
     db.session.get(Incident, incident.id).resolve(by=bob, channel="web")
     db.session.commit()
     pager.advance(minutes=20)
-    assert len(pager.pages()) == 3  # carol never paged
+    assert len(pager.pages()) == 3, pager.who(None)  # carol never paged
     # Alice gets a notice on both channels that paged her; Bob resolved it himself.
     assert sorted(pager.who("resolve")) == [("email", "a@example.com"), ("slack", "/slack/ok")]
 

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from flask import current_app, render_template
 from rq import get_current_job
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from openduty import clock
 from openduty.extensions import db
@@ -37,7 +39,11 @@ THROTTLED_KINDS = ("sms", "voice")
 def deliver(notification_id: int) -> str:
     """Send one notification if it is still owed; returns what happened (for logs and tests)."""
     now = clock.now()
-    notification = db.session.get(Notification, notification_id)
+    notification = db.session.get(
+        Notification,
+        notification_id,
+        options=[joinedload(Notification.user), joinedload(Notification.incident).joinedload(Incident.service)],
+    )
     if notification is None or notification.status != "pending":
         return "skipped"
     # Never early; a retry may start up to a second before its time (RQ schedules whole seconds).
@@ -59,7 +65,7 @@ def deliver(notification_id: int) -> str:
     if not _claim(notification.id, now):
         db.session.rollback()
         return "skipped"
-    db.session.refresh(notification)
+    _claimed(notification, now)
     batch = [notification]
     if notification.kind in THROTTLED_KINDS:
         free_at = _take_slot(notification.kind, notification.address, now)
@@ -99,6 +105,12 @@ def _claim(notification_id: int, now: datetime) -> bool:
             .execution_options(synchronize_session=False)
         ).rowcount
     )
+
+
+def _claimed(notification: Notification, now: datetime) -> None:
+    """Mirror the claim's UPDATE in the loaded row (cheaper than reloading it)."""
+    for key, value in (("status", "sending"), ("claimed_at", now), ("attempts", notification.attempts + 1)):
+        set_committed_value(notification, key, value)
 
 
 def _insert_ignore(**values):
@@ -166,7 +178,7 @@ def _fold(primary: Notification, now: datetime) -> list[Notification]:
         if _no_longer_owed(other):
             continue
         if _claim(other.id, now):
-            db.session.refresh(other)
+            _claimed(other, now)
             folded.append(other)
     return folded
 

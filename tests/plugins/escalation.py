@@ -152,8 +152,8 @@ class Pager:
     def pages(self, purpose: str | None = "page") -> list[Page]:
         pages = []
         for m in list(self.smtp.messages):
-            purpose = "resolve" if "RESOLVED" in m["Subject"] else "page"
-            pages.append(Page("email", ",".join(m.get_all("To")), str(m["Subject"]), purpose, {"message": m}))
+            kind = "resolve" if "RESOLVED" in m["Subject"] else "page"
+            pages.append(Page("email", ",".join(m.get_all("To")), str(m["Subject"]), kind, {"message": m}))
         pages += _http_pages(self.httpserver)
         return [p for p in pages if purpose is None or p.purpose == purpose]
 
