@@ -696,7 +696,10 @@ def reconcile() -> dict[str, int]:
 # --- Periodic jobs -------------------------------------------------------------------------------
 
 # (job function path, interval in seconds). Other areas may append their periodic jobs here.
-PERIODIC_JOBS: list[tuple[str, int | str]] = [("openduty.jobs.reconcile", RECONCILE_INTERVAL)]
+PERIODIC_JOBS: list[tuple[str, int | str]] = [
+    ("openduty.jobs.reconcile", RECONCILE_INTERVAL),
+    ("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES"),
+]
 
 
 def _interval(value: int | str) -> int:

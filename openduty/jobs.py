@@ -26,3 +26,11 @@ def reconcile() -> dict[str, int]:
     """Periodic: re-arm due work that has no live job (the database is the source of truth)."""
     escalation.schedule_periodic("openduty.jobs.reconcile", escalation.RECONCILE_INTERVAL)
     return escalation.reconcile()
+
+
+def refresh_ical_sources() -> int:
+    """Periodic: refetch every iCal-sourced schedule layer (one job per layer, on the low queue)."""
+    from openduty import schedule_jobs
+
+    escalation.schedule_periodic("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES")
+    return schedule_jobs.refresh_ical_sources()

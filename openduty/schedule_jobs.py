@@ -1,8 +1,7 @@
 """RQ jobs for schedules: refresh iCal source layers (thin, take ids, idempotent).
 
-Periodic registration (owned by the worker/jobs engineer): every ICAL_REFRESH_MINUTES enqueue
-`openduty.schedule_jobs.refresh_ical_sources` on the "low" queue, e.g. from the worker's periodic
-tick: `queue("low").enqueue(refresh_ical_sources, job_id="refresh-ical-sources")`.
+The periodic job `openduty.jobs.refresh_ical_sources` (in escalation.PERIODIC_JOBS) calls
+`refresh_ical_sources()` here every ICAL_REFRESH_MINUTES.
 """
 
 from flask import current_app

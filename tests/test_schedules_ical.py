@@ -144,3 +144,22 @@ def test_all_day_and_floating_events_use_the_schedule_zone(app, ops, team):
         (utc(2026, 3, 9, 23), utc(2026, 3, 10, 23)),
         (utc(2026, 3, 12, 7), utc(2026, 3, 12, 9)),
     ]
+
+
+def test_ical_refresh_is_a_periodic_job_that_re_arms_itself(app, run_jobs):
+    """The worker arms the iCal refresh with its other periodic jobs, and each run arms the next."""
+    from rq.registry import ScheduledJobRegistry
+
+    from openduty import escalation
+    from openduty.extensions import queue
+
+    assert ("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES") in escalation.PERIODIC_JOBS
+    escalation.ensure_periodic()
+    registry = ScheduledJobRegistry(queue=queue(escalation.HOUSEKEEPING_QUEUE))
+    armed = [job_id for job_id in registry.get_job_ids() if "refresh_ical_sources" in job_id]
+    assert len(armed) == 1
+    from openduty import jobs
+
+    jobs.refresh_ical_sources()
+    again = [job_id for job_id in registry.get_job_ids() if "refresh_ical_sources" in job_id]
+    assert len(again) == 1  # the same next slot: arming twice arms once
