@@ -3,6 +3,7 @@
 import itertools
 
 from openduty import escalation
+from openduty.events import next_incident_numbers
 from openduty.extensions import db
 from openduty.models import EscalationLevel, EscalationPolicy, EscalationTarget, Incident, Schedule, User
 from tests import factories, factories_events
@@ -45,7 +46,7 @@ def make_service(policy: EscalationPolicy | None = None, **fields):
 
 def open_incident(service, summary: str = "Disk full", dedup_key: str | None = None) -> Incident:
     """Open an incident directly (model + hook in one transaction), the way the engine expects."""
-    number = (db.session.scalar(db.select(db.func.max(Incident.number))) or 0) + 1
+    number = next_incident_numbers(1)
     incident = Incident(
         service=service, dedup_key=dedup_key or f"k{next(_seq)}", summary=summary, number=number, status="triggered"
     )
