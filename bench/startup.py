@@ -106,7 +106,10 @@ def run_once(measure_memory: bool = False) -> tuple[float, dict[str, float] | No
             memory = None
             if measure_memory:
                 time.sleep(IDLE_SECONDS)
-                memory = _rss_mb(_tree(psutil.Process(process.pid)))
+                tree = _tree(psutil.Process(process.pid))
+                if len(tree) < 3:  # run-all, the worker, redis-server
+                    raise SystemExit("the worker is not running (is the migration up to date? see its output)")
+                memory = _rss_mb(tree)
         finally:
             process.send_signal(signal.SIGTERM)
             try:
