@@ -112,6 +112,8 @@ def test_send_test_notification_button(pager, client, auth):
     alice = make_pager("Alice", {"webhook": (pager.httpserver.url_for("/hook/ok"), 0)}, password="pw-alice-123")
     auth.login(alice.email, "pw-alice-123")
     method = alice.contact_methods[0]
+    profile = client.get("/profile").get_data(as_text=True)
+    assert f'action="/contact-methods/{method.id}/test"' in profile  # the button is on the profile
     response = client.post(f"/contact-methods/{method.id}/test", data={"csrf_token": auth.csrf_token()})
     assert response.status_code == 303
     pager.run()

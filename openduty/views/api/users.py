@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import jsonify, request, url_for
 
-from openduty import users, validation
+from openduty import oncall, users, validation
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import ContactMethod, NotificationRule, User
@@ -96,7 +96,9 @@ def create_user():
 
 @bp.get("/users/<int:user_id>")
 def get_user(user_id: int):
-    return jsonify({"user": user_json(get_or_404(User, user_id, "user"))})
+    user = get_or_404(User, user_id, "user")
+    # The feed of this user's shifts, with the caller's own calendar token.
+    return jsonify({"user": {**user_json(user), "ical_url": oncall.user_ical_url(user, api_user())}})
 
 
 @bp.patch("/users/<int:user_id>")
