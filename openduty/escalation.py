@@ -16,7 +16,6 @@ incident's domain actions inside their transaction; domain actions owned here (`
 """
 
 import logging
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -356,7 +355,7 @@ def run_escalation(incident_id: int, epoch: int) -> str:
         return "stale"
     due = incident.next_escalation_at
     if now < due:
-        # Never page early: re-arm for the due time (RQ's scheduler works in whole seconds).
+        # Never page early (e.g. a job armed by plain RQ, which works in whole seconds): re-arm.
         db.session.rollback()
         enqueue_escalation(incident_id, epoch, due, job_id=f"{escalation_job_id(incident_id, epoch)}-late")
         return "early"
@@ -561,10 +560,17 @@ def delivery_job_id(notification_id: int, send_at: datetime) -> str:
     return f"deliver-{notification_id}-{int(send_at.timestamp())}"
 
 
-def _whole_second(due: datetime) -> datetime:
-    """The first whole second at or after `due`: RQ's scheduler compares whole seconds, so a job
-    scheduled at a truncated time could start up to a second early."""
-    return datetime.fromtimestamp(math.ceil(due.timestamp()), UTC)
+def _enqueue_at(q, due: datetime, func: str, *args, **options) -> None:
+    """Schedule a job at exactly `due`.
+
+    RQ stores due times in whole seconds (truncated), so its scheduler could start a job up to a
+    second early, or, rounded up, up to a second late. We overwrite the score with the exact due
+    time in the same MULTI, and openduty.worker.FastScheduler releases jobs by the exact clock.
+    """
+    with q.connection.pipeline() as pipe:
+        job = q.enqueue_at(due, func, *args, pipeline=pipe, **options)
+        pipe.zadd(q.scheduled_job_registry.key, {job.id: due.timestamp()})
+        pipe.execute()
 
 
 def _job_options(job_id: str, timeout: int, **extra) -> dict:
@@ -578,7 +584,7 @@ def enqueue_escalation(incident_id: int, epoch: int, due: datetime, job_id: str 
     if due <= clock.now():
         q.enqueue("openduty.jobs.escalate", incident_id, epoch, **options)
     else:
-        q.enqueue_at(_whole_second(due), "openduty.jobs.escalate", incident_id, epoch, **options)
+        _enqueue_at(q, due, "openduty.jobs.escalate", incident_id, epoch, **options)
 
 
 def enqueue_delivery(
@@ -602,7 +608,7 @@ def enqueue_delivery(
     if due <= clock.now():
         q.enqueue("openduty.jobs.deliver", notification_id, **options)
     else:
-        q.enqueue_at(_whole_second(due), "openduty.jobs.deliver", notification_id, **options)
+        _enqueue_at(q, due, "openduty.jobs.deliver", notification_id, **options)
 
 
 # --- Reconcile: the database is the source of truth ---------------------------------------------
@@ -627,7 +633,7 @@ def _live(job: Job | None, due: datetime, now: datetime) -> bool:
         if score is None:
             return False
         # Scheduled later than due (e.g. the DB was moved on by hand): re-arm at the right time.
-        return score <= _whole_second(max(due, now)).timestamp() + 1
+        return score <= max(due, now).timestamp() + 1
     return True
 
 

@@ -15,6 +15,7 @@ import time
 
 from flask import Flask
 from rq import SimpleWorker
+from rq.registry import ScheduledJobRegistry
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 from rq.scripts import release_lock
 
@@ -26,17 +27,33 @@ from openduty.extensions import db, queues
 MAINTENANCE_INTERVAL = 60
 WORKER_TTL = 90
 # Seconds between the scheduler's polls for due jobs. RQ's default (1 s) plus its whole-second
-# due times would make a scheduled page up to 2 s late; at 0.1 s it is at most ~1.1 s late (the
-# due time is rounded up to the next second so that it is never early). Each poll is a few cheap
-# Redis round trips, and only one scheduler (the lock holder) polls.
+# due times would make a scheduled page up to a second early or up to 2 s late; with exact due
+# times (escalation._enqueue_at) and a 0.1 s poll it is never early and at most ~0.1 s late
+# before a worker picks it up. Each poll is a few cheap Redis round trips, and only one
+# scheduler (the lock holder) polls.
 SCHEDULER_INTERVAL = 0.1
 
 
+class PreciseScheduledJobRegistry(ScheduledJobRegistry):
+    """Releases jobs whose exact (fractional) due time has passed, not the truncated second."""
+
+    def get_jobs_to_schedule(self, timestamp=None, chunk_size: int = 1000) -> list[str]:
+        ids = self.connection.zrangebyscore(self.key, 0, time.time(), start=0, num=chunk_size)
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+
 class FastScheduler(RQScheduler):
-    """RQ's scheduler, polling every SCHEDULER_INTERVAL seconds instead of every second.
+    """RQ's scheduler, polling every SCHEDULER_INTERVAL seconds by the exact clock.
 
     `interval` stays 1 because RQ derives its (integer) lock TTLs from it; only the sleep is shorter.
     """
+
+    def prepare_registries(self, queue_names=None):
+        super().prepare_registries(queue_names)
+        self._scheduled_job_registries = [
+            PreciseScheduledJobRegistry(r.name, connection=self.connection, serializer=self.serializer)
+            for r in self._scheduled_job_registries
+        ]
 
     def work(self):
         self._install_signal_handlers()

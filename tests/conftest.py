@@ -144,16 +144,15 @@ def run_jobs(app):
     """Run every due job with a real SimpleWorker in burst mode; returns how many jobs ran."""
     from rq import Queue
     from rq.registry import FinishedJobRegistry, StartedJobRegistry
-    from rq.scheduler import RQScheduler
 
-    from openduty.worker import make_worker
+    from openduty.worker import FastScheduler, make_worker
 
     def run(max_rounds: int = 20) -> int:
         ran = 0
         conn = redis.get()
         names = [q.name for q in queues()]
         for _ in range(max_rounds):
-            scheduler = RQScheduler(names, connection=conn)
+            scheduler = FastScheduler(names, connection=conn)
             scheduler.prepare_registries(names)
             scheduler.enqueue_scheduled_jobs()
             pending = sum(Queue(name, connection=conn).count for name in names)
