@@ -1,5 +1,9 @@
 """The incident console and incident page, without JavaScript (plain forms) and with htmx."""
 
+import html
+import re
+from urllib.parse import parse_qs, urlsplit
+
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, Incident
 from tests import factories, factories_events
@@ -136,3 +140,69 @@ def test_policy_warning_disappears_with_a_policy(client, auth, app):
     incident = factories_events.make_incident(factories_events.make_integration(service))
     assert "nobody is paged" not in client.get(f"/incidents/{incident.id}").get_data(as_text=True)
     assert db.session.get(Incident, incident.id).number == 1
+
+
+def test_row_acknowledge_and_resolve_from_the_list_without_js(client, auth):
+    """The row buttons post to the incident's action with `next` = the filtered list."""
+    _login(auth, name="Rowan")
+    web = factories_events.make_integration(factories_events.make_service(name="Web"))
+    incident = factories_events.make_incident(web, summary="Checkout slow")
+    page = client.get(f"/incidents?service_id={web.service_id}&q=checkout").get_data(as_text=True)
+    next_url = f"/incidents?status=open&service_id={web.service_id}&q=checkout"
+    [ack_url] = re.findall(rf'formaction="(/incidents/{incident.id}/acknowledge\?next=[^"]+)"', page)
+    ack_url = html.unescape(ack_url)
+    assert parse_qs(urlsplit(ack_url).query) == {"next": [next_url]}
+    assert f'name="next" value="{next_url.replace("&", "&amp;")}"' in page
+    token = auth.csrf_token()
+    response = client.post(ack_url, data={"csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == next_url
+    assert "HX-Trigger" in response.headers  # harmless without JS, used by htmx
+    page = client.get(next_url).get_data(as_text=True)
+    assert f"Incident #{incident.number} acknowledged." in page
+    assert "badge-acknowledged" in page
+    # Again: already acknowledged, said so, nothing changes.
+    client.post(ack_url, data={"csrf_token": token})
+    assert f"Incident #{incident.number} was already acknowledged." in client.get(next_url).get_data(as_text=True)
+    response = client.post(f"/incidents/{incident.id}/resolve?next=//evil.example/x", data={"csrf_token": token})
+    assert response.headers["Location"] == f"/incidents/{incident.id}"  # never off-site
+    db.session.expire_all()
+    assert incident.status == "resolved"
+
+
+def test_actions_answer_htmx_with_a_notice_and_a_refresh_event(client, auth):
+    _login(auth)
+    a = factories_events.make_incident(summary="A")
+    b = factories_events.make_incident(summary="B")
+    token = auth.csrf_token()
+    htmx = {"HX-Request": "true", "X-CSRFToken": token}
+    response = client.post(
+        "/incidents/bulk", data={"action": "acknowledge", "incident_ids": [a.id, b.id]}, headers=htmx
+    )
+    assert response.status_code == 200
+    assert response.headers["HX-Trigger"] == "incidents-changed"
+    assert response.get_data(as_text=True).strip() == '<p class="flash flash-message">Acknowledged 2 incidents.</p>'
+    response = client.post(f"/incidents/{a.id}/resolve", headers=htmx)
+    assert response.status_code == 200 and "HX-Trigger" in response.headers
+    assert f"Incident #{a.number} resolved." in response.get_data(as_text=True)
+    response = client.post("/incidents/bulk", data={"action": "resolve"}, headers=htmx)
+    assert "Select at least one incident first." in response.get_data(as_text=True)
+    assert "HX-Trigger" not in response.headers
+    # Nothing was left in the session for the next full page.
+    assert "Acknowledged 2 incidents." not in client.get("/incidents").get_data(as_text=True)
+    db.session.expire_all()
+    assert (a.status, b.status) == ("resolved", "acknowledged")
+
+
+def test_poll_keeps_checked_boxes_and_interval_is_configurable(client, auth, app):
+    _login(auth)
+    a = factories_events.make_incident(summary="A")
+    b = factories_events.make_incident(summary="B")
+    fragment = client.get(f"/incidents?incident_ids={a.id}&incident_ids=x", headers={"HX-Request": "true"})
+    body = fragment.get_data(as_text=True)
+    assert f'id="pick-{a.id}" checked' in body and f'id="pick-{b.id}" checked' not in body
+    assert 'hx-get="/incidents?status=open"' in body  # the checked ids are sent, never baked into the URL
+    assert 'hx-trigger="every 5000ms, incidents-changed from:body, change"' in body
+    app.config["INCIDENTS_POLL_SECONDS"] = 0.5
+    page = client.get("/incidents").get_data(as_text=True)
+    assert "every 500ms, incidents-changed" in page
+    assert 'hx-trigger="every 1500ms, incidents-changed from:body"' in page  # the nav count

@@ -5,7 +5,7 @@ Every action is a plain POST + redirect; htmx only refreshes the list and the ti
 
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -32,10 +32,22 @@ def require_login():
     return None
 
 
+# The console list polls every INCIDENTS_POLL_SECONDS (app config); the navigation badge, which
+# every page carries, polls this many times less often.
+DEFAULT_POLL_SECONDS = 5
+COUNT_POLL_FACTOR = 3
+
+
+def poll_ms() -> int:
+    """The console's refresh interval in milliseconds (never below 100 ms)."""
+    seconds = float(current_app.config.get("INCIDENTS_POLL_SECONDS", DEFAULT_POLL_SECONDS))
+    return max(100, int(seconds * 1000))
+
+
 @bp.app_context_processor
 def open_incident_count():
     # Lazy: only pages that show the navigation run the count.
-    return {"open_incident_count": domain.open_count}
+    return {"open_incident_count": domain.open_count, "incidents_count_poll_ms": lambda: poll_ms() * COUNT_POLL_FACTOR}
 
 
 def _safe_next(default: str) -> str:
@@ -85,7 +97,14 @@ def index():
         list_url=url_for("incidents.index") + ("?" + query if query else ""),
         query_for=lambda **override: _query_string(filters, **override),
         pages=max(1, -(-total // filters.per_page)),
+        poll_ms=poll_ms(),
+        checked=_checked_ids(),
     )
+
+
+def _checked_ids() -> set[int]:
+    """The incidents the polling list had checked, so they come back checked."""
+    return {int(i) for i in request.args.getlist("incident_ids") if i.isdigit()}
 
 
 @bp.get("/count")
@@ -106,20 +125,27 @@ def bulk():
         abort(400, "Incident ids must be numbers.")
     back = _safe_next(url_for("incidents.index"))
     if not ids:
-        flash("Select at least one incident first.", "warning")
-        return redirect(back)
+        return _done(back, "Select at least one incident first.", "warning", changed=False)
     changed, unchanged = domain.bulk_act(ids, action, current_user, channel="web")
     db.session.commit()
     verb = "Acknowledged" if action == "acknowledge" else "Resolved"
     message = f"{verb} {changed} incident{'s' if changed != 1 else ''}."
     if unchanged:
         message += f" {unchanged} {'was' if unchanged == 1 else 'were'} already {verb.lower()} or resolved."
-    flash(message)
-    return _changed(redirect(back))
+    return _done(back, message)
 
 
-def _changed(response):
-    response.headers["HX-Trigger"] = "incidents-changed"
+def _done(back: str, message: str, category: str = "message", changed: bool = True):
+    """Answer an action: without JS flash and redirect; for htmx the notice alone, and an
+    `incidents-changed` event that makes the list and the navigation count refresh in place
+    (a redirect would hide that header from htmx, which only sees the followed response)."""
+    if is_htmx():
+        response = render("incidents/_notice.html", message=message, category=category)
+    else:
+        flash(message, category)
+        response = redirect(back)
+    if changed:
+        response.headers["HX-Trigger"] = "incidents-changed"
     return response
 
 
@@ -135,11 +161,11 @@ def _act(incident_id: int, action: str):
     changed = domain.act(incident, action, current_user, channel="web")
     db.session.commit()
     label = f"#{incident.number}"
+    back = _safe_next(url_for("incidents.show", incident_id=incident_id))
     if changed:
-        flash(f"Incident {label} {'acknowledged' if action == 'acknowledge' else 'resolved'}.")
-    else:
-        flash(f"Incident {label} was already {incident.status}.", "warning")
-    return _changed(redirect(_safe_next(url_for("incidents.show", incident_id=incident_id))))
+        return _done(back, f"Incident {label} {'acknowledged' if action == 'acknowledge' else 'resolved'}.")
+    # Someone else got there first: the list is stale, so it refreshes all the same.
+    return _done(back, f"Incident {label} was already {incident.status}.", "warning")
 
 
 @bp.post("/<int:incident_id>/acknowledge")
