@@ -38,6 +38,8 @@ DURATION = int(os.environ.get("DURATION", "15"))
 RATE = int(os.environ.get("RATE", "200"))
 RUNS = int(os.environ.get("RUNS", "3"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "64"))
+# Which phases to run (comma-separated): sustained, latency, storm.
+PHASES = set(os.environ.get("PHASES", "sustained,latency,storm").split(","))
 
 WRK_SCRIPT = """
 local n = 0
@@ -257,7 +259,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs; runs: {RUNS}", flush=True)  # fmt: skip
     results: dict[str, list] = {"dedup": [], "unique": [], "latency": [], "storm": []}
     for run in range(RUNS):
-        for mix, keys in (("dedup", 100), ("unique", 0)):
+        for mix, keys in (("dedup", 100), ("unique", 0)) if "sustained" in PHASES else ():
             key = _reset(app)
             server = Server(_free_port())
             try:
@@ -268,40 +270,61 @@ def main() -> None:
             print(f"run {run + 1} sustained/{mix}: {r['accepted_per_s']:.0f} events/s accepted, "
                   f"non-2xx {r['non2xx']}, wrk p50 {r['p50']} p99 {r['p99']}", flush=True)  # fmt: skip
 
-        key = _reset(app)
-        server = Server(_free_port())
-        try:
-            _open_loop(server.port, key, RATE, 2)  # warm-up (connections, caches), not counted
-            lat = _open_loop(server.port, key, RATE, 10)
-        finally:
-            server.stop()
-        results["latency"].append(lat)
-        print(f"run {run + 1} latency at {RATE}/s: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
-              f"max {lat['max_ms']:.1f} ms, statuses {lat['statuses']}", flush=True)  # fmt: skip
+        if "latency" in PHASES:
+            _latency_run(app, run, results)
+        if "storm" in PHASES:
+            _storm_run(app, run, results)
 
-        key = _reset(app)
-        server = Server(_free_port())
-        try:
-            storm = _storm(server.port, key)
-        finally:
-            server.stop()
-        open_count, alerts, entries = _counts(app)
-        fivexx = sum(c for s, c in storm["statuses"].items() if s >= 500)
-        ok = open_count == 100 and alerts == 10_000 and fivexx == 0 and storm["statuses"] == {202: 10_000}
-        storm.update(open=open_count, alerts=alerts, ok=ok)
-        results["storm"].append(storm)
-        print(f"run {run + 1} storm: {storm['seconds']:.2f} s ({10_000 / storm['seconds']:.0f} events/s), "
-              f"{open_count} open incidents, alert counts sum {alerts}, {entries} timeline entries, "
-              f"statuses {storm['statuses']} -> {'OK' if ok else 'FAILED'}", flush=True)  # fmt: skip
+    _medians(results)
 
+
+def _latency_run(app, run: int, results: dict) -> None:
+    key = _reset(app)
+    server = Server(_free_port())
+    try:
+        _open_loop(server.port, key, RATE, 2)  # warm-up (connections, caches), not counted
+        lat = _open_loop(server.port, key, RATE, 10)
+    finally:
+        server.stop()
+    results["latency"].append(lat)
+    print(f"run {run + 1} latency at {RATE}/s: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
+          f"max {lat['max_ms']:.1f} ms, statuses {lat['statuses']}", flush=True)  # fmt: skip
+
+
+def _storm_run(app, run: int, results: dict) -> None:
+    key = _reset(app)
+    server = Server(_free_port())
+    try:
+        storm = _storm(server.port, key)
+    finally:
+        server.stop()
+    open_count, alerts, entries = _counts(app)
+    fivexx = sum(c for s, c in storm["statuses"].items() if s >= 500)
+    ok = open_count == 100 and alerts == 10_000 and fivexx == 0 and storm["statuses"] == {202: 10_000}
+    storm.update(open=open_count, alerts=alerts, ok=ok)
+    results["storm"].append(storm)
+    print(f"run {run + 1} storm: {storm['seconds']:.2f} s ({10_000 / storm['seconds']:.0f} events/s), "
+          f"{open_count} open incidents, alert counts sum {alerts}, {entries} timeline entries, "
+          f"statuses {storm['statuses']} -> {'OK' if ok else 'FAILED'}", flush=True)  # fmt: skip
+
+
+def _medians(results: dict) -> None:
     def median(values):
         return statistics.median(values)
 
     print("== medians ==")
-    for mix in ("dedup", "unique"):
+    for mix in ("dedup", "unique") if results["dedup"] else ():
         print(f"sustained v2 triggers ({mix} keys): {median([r['accepted_per_s'] for r in results[mix]]):.0f} events/s")
+    if not results["latency"]:
+        return _storm_median(results)
     print(f"latency at {RATE} events/s offered: p50 {median([r['p50_ms'] for r in results['latency']]):.1f} ms, "
           f"p99 {median([r['p99_ms'] for r in results['latency']]):.1f} ms (target < 50 ms)")  # fmt: skip
-    storm_seconds = median([r["seconds"] for r in results["storm"]])
+    _storm_median(results)
+
+
+def _storm_median(results: dict) -> None:
+    if not results["storm"]:
+        return
+    storm_seconds = statistics.median([r["seconds"] for r in results["storm"]])
     print(f"alert storm (10,000 events, 100 keys, 20 clients): {storm_seconds:.2f} s; "
           f"all runs correct: {all(r['ok'] for r in results['storm'])}")  # fmt: skip

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -345,11 +346,6 @@ def parse_generic(key: str, body: Any) -> Event:
 # --- Applying -----------------------------------------------------------------------------------
 
 
-def _insert(table):
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 def begin_write() -> None:
     """Start the transaction as a writer on SQLite (BEGIN IMMEDIATE), so read-then-write cannot race.
 
@@ -363,14 +359,39 @@ def begin_write() -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def next_incident_numbers(count: int) -> int:
-    """Reserve `count` consecutive incident numbers; returns the first. Locks the counter to commit."""
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+@functools.cache
+def _counter_upsert(dialect: str):
+    """The counter's increment statement (built once per dialect: building it costs more than running it)."""
     table = Counter.__table__
-    stmt = _insert(table).values(name="incident", value=count)
-    stmt = stmt.on_conflict_do_update(
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return stmt.on_conflict_do_update(
         index_elements=[table.c.name], set_={"value": table.c.value + stmt.excluded.value}
     ).returning(table.c.value)
-    return db.session.execute(stmt).scalar_one() - count + 1
+
+
+def next_incident_numbers(count: int) -> int:
+    """Reserve `count` consecutive incident numbers; returns the first. Locks the counter to commit."""
+    stmt = _counter_upsert(_dialect())
+    return db.session.execute(stmt, {"name": "incident", "value": count}).scalar_one() - count + 1
+
+
+@functools.cache
+def _trigger_upsert(dialect: str):
+    """INSERT ... ON CONFLICT (service_id, dedup_key) WHERE open DO UPDATE, built once per dialect."""
+    table = Incident.__table__
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.service_id, table.c.dedup_key],
+        index_where=OPEN_PREDICATE,
+        set_={
+            "alert_count": table.c.alert_count + stmt.excluded.alert_count,
+            "last_event_at": stmt.excluded.last_event_at,
+        },
+    ).returning(table.c.id, table.c.service_id, table.c.dedup_key, table.c.alert_count, sort_by_parameter_order=True)
 
 
 def _upsert_triggers(runs: list[tuple[int, Event, int]], now: datetime) -> dict[tuple[int, str], tuple[int, bool]]:
@@ -380,7 +401,6 @@ def _upsert_triggers(runs: list[tuple[int, Event, int]], now: datetime) -> dict[
     most once (PostgreSQL refuses to update one row twice in one statement). Returns, per key,
     the incident id and whether this statement opened it.
     """
-    table = Incident.__table__
     rows = [
         {
             "service_id": service_id,
@@ -401,15 +421,7 @@ def _upsert_triggers(runs: list[tuple[int, Event, int]], now: datetime) -> dict[
     ]
     # One compiled statement, executed with many parameter sets: SQLAlchemy's "insertmanyvalues"
     # sends them as multi-row VALUES in as few round trips as it can, in this (sorted) order.
-    stmt = _insert(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.service_id, table.c.dedup_key],
-        index_where=OPEN_PREDICATE,
-        set_={
-            "alert_count": table.c.alert_count + stmt.excluded.alert_count,
-            "last_event_at": stmt.excluded.last_event_at,
-        },
-    ).returning(table.c.id, table.c.service_id, table.c.dedup_key, table.c.alert_count, sort_by_parameter_order=True)
+    stmt = _trigger_upsert(_dialect())
     counts = {(service_id, first.dedup_key): count for service_id, first, count in runs}
     # A fresh row holds exactly its run's count; an existing one had at least 1 before.
     return {
