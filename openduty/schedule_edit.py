@@ -219,6 +219,29 @@ def replace_layers(schedule: Schedule, cleaned: list[dict]) -> list[oncall.Impor
     return results
 
 
+def clean_position(value: Any, schedule: Schedule) -> int:
+    """A layer's new place: 0 is the bottom, the highest position wins; raises naming `position`."""
+    try:
+        return v.integer(value, minimum=0, maximum=max(len(schedule.layers) - 1, 0), label="Position")
+    except v.FieldError as exc:
+        raise ValidationError({"position": str(exc)}) from exc
+
+
+def move_layer(schedule: Schedule, layer: ScheduleLayer, position: int) -> None:
+    """Put `layer` at a clean `position` and renumber the others, keeping their order."""
+    ordered = [x for x in schedule.layers if x is not layer]
+    ordered.insert(position, layer)
+    for i, x in enumerate(ordered):
+        x.position = i
+
+
+def remove_layer(schedule: Schedule, layer: ScheduleLayer) -> None:
+    """Delete a layer; the ones above move down so positions stay 0..n-1."""
+    schedule.layers.remove(layer)
+    for i, x in enumerate(schedule.layers):
+        x.position = i
+
+
 def clean_override(body: dict[str, Any], schedule: Schedule, *, local_input: bool = False) -> dict[str, Any]:
     """user_id, start, end (ISO 8601 with offset; from forms, wall-clock in the schedule's zone), note."""
     zone = schedule.time_zone if local_input else None

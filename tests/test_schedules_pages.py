@@ -207,3 +207,178 @@ def test_regenerate_calendar_token(client, auth, team):
     assert response.status_code == 302 and response.headers["Location"].endswith("/schedules")
     db.session.refresh(team[0])
     assert team[0].calendar_token and team[0].calendar_token != old
+
+
+# --- Editing and reordering layers -------------------------------------------------------------
+
+
+def _layer_state(schedule_id: int) -> list[tuple]:
+    """Everything a layer edit or move could change, lowest layer first."""
+    db.session.expire_all()
+    layers = db.session.scalars(
+        db.select(ScheduleLayer).where(ScheduleLayer.schedule_id == schedule_id).order_by(ScheduleLayer.position)
+    )
+    return [
+        (
+            layer.id, layer.position, layer.name, layer.start, layer.shift_length, layer.shift_unit,
+            [p.user_id for p in layer.participants], layer.restrictions,
+        )
+        for layer in layers
+    ]  # fmt: skip
+
+
+def _on_call(schedule: Schedule) -> list[str]:
+    from openduty import oncall
+
+    db.session.expire_all()
+    return [u.name for u in oncall.who_is_on_call(db.session.get(Schedule, schedule.id), NOW)]
+
+
+def test_edit_layer_without_js(as_admin, auth, ops, team):
+    bottom = ops.layers[0]
+    assert _on_call(ops) == ["Alice"]  # week 1 of Alice, Bob
+    page = as_admin.get(f"/schedules/{ops.id}").get_data(as_text=True)
+    # The edit form comes filled in with the layer as it is.
+    assert 'value="2026-03-02T09:00"' in page
+    assert "alice@example.com\nbob@example.com</textarea>" in page
+    assert "sat 10:00-12:00</textarea>" in page
+    form = {
+        "csrf_token": auth.csrf_token(),
+        "name": "Primary",
+        "start": "2026-03-02T08:00",
+        "shift_length": "1",
+        "shift_unit": "days",
+        "participants": "bob@example.com\nalice@example.com\ndave@example.com",
+        "restrictions": "mon-fri 08:00-18:00",
+    }
+    response = as_admin.post(f"/schedules/{ops.id}/layers/{bottom.id}/edit", data=form)
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/schedules/{ops.id}#layers"
+    [edited, top] = _layer_state(ops.id)
+    assert edited[1:] == (
+        0, "Primary", datetime(2026, 3, 2, 8), 1, "days", [team[1].id, team[0].id, team[3].id],
+        [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "18:00"}],
+    )  # fmt: skip
+    assert top[2] == "Layer 2"  # the other layer is untouched
+    assert _on_call(ops) == ["Dave"]  # Wed 4 March, 13:00 in Budapest: day 3 of Bob, Alice, Dave
+    page = as_admin.get(f"/schedules/{ops.id}").get_data(as_text=True)
+    assert "Layer Primary saved." in page and "1. Primary" in page
+
+
+def test_edit_layer_bad_input_names_fields_and_changes_nothing(as_admin, auth, ops):
+    bottom = ops.layers[0]
+    before = _layer_state(ops.id)
+    form = {
+        "csrf_token": auth.csrf_token(),
+        "name": "x" * 201,
+        "start": "next tuesday",
+        "shift_length": "0",
+        "shift_unit": "fortnights",
+        "participants": "alice@example.com\nnobody@example.com",
+        "restrictions": "funday 09:00-17:00",
+    }
+    response = as_admin.post(f"/schedules/{ops.id}/layers/{bottom.id}/edit", data=form)
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    for message in (
+        "Name is too long (201 characters; at most 200)",
+        "Start is not an ISO 8601 date and time",
+        "Shift length must be at least 1",
+        "Shift unit must be one of hours, days, weeks",
+        "No user with email nobody@example.com",
+        "Restriction 1: unknown day &#39;funday&#39;",
+    ):
+        assert message in text, message
+    # The failed form is open again with what was typed, so it can be fixed.
+    assert '<details class="layer-edit" open>' in text
+    assert "alice@example.com\nnobody@example.com</textarea>" in text
+    assert _layer_state(ops.id) == before
+    # A shift longer than the unit allows is refused too (the API's rule, not a copy of it).
+    form.update(name="Ok", start="2026-03-02T09:00", shift_unit="weeks", shift_length="105", restrictions="")
+    form["participants"] = "alice@example.com"
+    response = as_admin.post(f"/schedules/{ops.id}/layers/{bottom.id}/edit", data=form)
+    assert response.status_code == 422 and "Shift length must be at most 104 weeks" in response.get_data(as_text=True)
+    assert _layer_state(ops.id) == before
+    # With htmx: the layers panel alone, with the errors, and no refresh event.
+    response = as_admin.post(
+        f"/schedules/{ops.id}/layers/{bottom.id}/edit",
+        data={**form, "participants": ""},
+        headers={"HX-Request": "true"},
+    )
+    text = response.get_data(as_text=True)
+    assert response.status_code == 422 and text.lstrip().startswith('<section class="card" id="layers">')
+    assert "Nothing was saved" in text and "at least one participant" in text
+    assert "HX-Trigger" not in response.headers
+    assert _layer_state(ops.id) == before
+
+
+def test_reorder_layers_without_js_and_with_htmx(as_admin, auth, ops, team):
+    top = make_layer(ops, [team[3]], datetime(2026, 3, 2, 9), 1, "weeks", name="Dave always")
+    [a, b, c] = [row[0] for row in _layer_state(ops.id)]
+    assert _on_call(ops) == ["Dave"]
+    token = auth.csrf_token()
+    # Without JS: move Dave's layer to the bottom; the layers above now win.
+    response = as_admin.post(f"/schedules/{ops.id}/layers/{top.id}/move", data={"csrf_token": token, "position": "0"})
+    assert response.status_code == 302 and response.headers["Location"] == f"/schedules/{ops.id}#layers"
+    assert [row[0] for row in _layer_state(ops.id)] == [c, a, b]
+    assert [row[1] for row in _layer_state(ops.id)] == [0, 1, 2]
+    assert _on_call(ops) == ["Alice"]
+    page = as_admin.get(f"/schedules/{ops.id}").get_data(as_text=True)
+    assert "Layer Dave always is now number 1 of 3." in page
+    assert page.index("3. Layer 2") < page.index("2. Layer 1") < page.index("1. Dave always")  # top first
+    # With htmx: the layers panel comes back, and the calendar is told to refresh itself.
+    response = as_admin.post(
+        f"/schedules/{ops.id}/layers/{a}/move",
+        data={"position": "2"},
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+    )
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and text.lstrip().startswith('<section class="card" id="layers">')
+    assert response.headers["HX-Trigger"] == "schedule-changed"
+    assert "Layer Layer 1 is now number 3 of 3." in text and "<html" not in text
+    assert [row[0] for row in _layer_state(ops.id)] == [c, b, a]
+    assert 'hx-trigger="schedule-changed from:body"' in page  # the calendar listens for it
+    # Bad positions: a clear error, nothing moved.
+    before = _layer_state(ops.id)
+    for value, message in (
+        ("3", "Position must be at most 2"),
+        ("-1", "at least 0"),
+        ("up", "whole number"),
+        ("", "whole number"),
+    ):
+        response = as_admin.post(f"/schedules/{ops.id}/layers/{a}/move", data={"csrf_token": token, "position": value})
+        assert response.status_code == 422 and message in response.get_data(as_text=True), value
+        assert _layer_state(ops.id) == before
+    # Someone else's layer, a missing CSRF token, a non-admin: refused.
+    other = make_schedule(name="Other")
+    stranger = make_layer(other, [team[0]], datetime(2026, 3, 2, 9))
+    assert (
+        as_admin.post(
+            f"/schedules/{ops.id}/layers/{stranger.id}/move", data={"csrf_token": token, "position": "0"}
+        ).status_code
+        == 404
+    )
+    assert as_admin.post(f"/schedules/{ops.id}/layers/{a}/move", data={"position": "0"}).status_code == 400
+    auth.logout()
+    auth.login(team[0].email)
+    token = auth.csrf_token()
+    assert (
+        as_admin.post(f"/schedules/{ops.id}/layers/{a}/move", data={"csrf_token": token, "position": "0"}).status_code
+        == 403
+    )
+    assert (
+        as_admin.post(f"/schedules/{ops.id}/layers/{a}/edit", data={"csrf_token": token, "name": "Mine"}).status_code
+        == 403
+    )
+    assert _layer_state(ops.id) == before
+    assert "Edit this layer" not in as_admin.get(f"/schedules/{ops.id}").get_data(as_text=True)
+
+
+def test_remove_layer_with_htmx_renumbers(as_admin, auth, ops):
+    [a, b] = [row[0] for row in _layer_state(ops.id)]
+    response = as_admin.post(
+        f"/schedules/{ops.id}/layers/{a}/delete", headers={"HX-Request": "true", "X-CSRFToken": auth.csrf_token()}
+    )
+    assert response.status_code == 200 and response.headers["HX-Trigger"] == "schedule-changed"
+    assert "Layer removed." in response.get_data(as_text=True)
+    assert [row[:2] for row in _layer_state(ops.id)] == [(b, 0)]

@@ -1,6 +1,7 @@
 """Schedules pages: the list, a schedule's calendar (month / week, htmx), layers, overrides, shifts.
 
-Every action is a plain form POST + redirect; htmx only swaps the calendar and side panels. The
+Every action is a plain form POST + redirect; htmx swaps the calendar, the side panels and the
+layers panel (editing, reordering and removing layers) in place. The
 partials other areas include (gap warnings, calendar links, my shifts) get their data from the
 template globals registered at the bottom.
 """
@@ -20,7 +21,7 @@ from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import Schedule, ScheduleLayer, ScheduleOverride, User
 from openduty.models.schedule import SHIFT_UNITS
-from openduty.views import render
+from openduty.views import is_htmx, render
 
 bp = Blueprint("schedules", __name__, url_prefix="/schedules")
 
@@ -208,6 +209,11 @@ def _detail_context(schedule: Schedule, errors: dict | None = None, values: dict
         "policies": schedule_edit.policies_using(schedule),
         "errors": errors or {},
         "values": values or {},
+        # A layer edit or move that failed: which layer's form to reopen, its errors and input.
+        "editing": None,
+        "layer_errors": {},
+        "layer_values": {},
+        "notice": None,
         "units": SHIFT_UNITS,
         "form": CsrfForm(),
         "restrictions_text": oncall.restrictions_text,
@@ -307,20 +313,16 @@ def delete(schedule_id: int):
     return redirect(url_for("schedules.index"))
 
 
-@bp.post("/<int:schedule_id>/layers")
-def add_layer(schedule_id: int):
-    _require_admin()
-    _check_csrf()
-    schedule = _schedule_or_404(schedule_id)
-    values = request.form.to_dict()
+def _layer_body(values: dict, kind: str, editing: bool = False) -> dict:
+    """A layer form as the body `schedule_edit.clean_layer` takes (the same one the API sends)."""
     body: dict = {"name": values.get("name", "")}
     upload = request.files.get("ical_file")
-    if values.get("kind") == "ical":
+    if kind == "ical":
         if upload and upload.filename:
             body["ical_data"] = upload.read(oncall.MAX_ICAL_BYTES + 1).decode("utf-8", "replace")
         elif values.get("ical_url"):
             body["ical_url"] = values["ical_url"]
-        else:
+        elif not editing:  # editing without a new source keeps the current one
             body["ical_url"] = ""
             body["kind"] = "ical"
     else:
@@ -332,6 +334,16 @@ def add_layer(schedule_id: int):
             participants=[p for p in participants if p],
             restrictions=values.get("restrictions", ""),
         )
+    return body
+
+
+@bp.post("/<int:schedule_id>/layers")
+def add_layer(schedule_id: int):
+    _require_admin()
+    _check_csrf()
+    schedule = _schedule_or_404(schedule_id)
+    values = request.form.to_dict()
+    body = _layer_body(values, "ical" if values.get("kind") == "ical" else "rotation")
     try:
         clean = schedule_edit.clean_layer(body, schedule.time_zone, default_name=f"Layer {len(schedule.layers) + 1}")
         layer = ScheduleLayer(position=len(schedule.layers))
@@ -356,17 +368,81 @@ def _layer_or_404(schedule: Schedule, layer_id: int) -> ScheduleLayer:
     return layer
 
 
+def _layers_done(schedule: Schedule, message: str, category: str = "message"):
+    """After a layer change: for htmx the layers panel with a notice, and a `schedule-changed`
+    event that refreshes the calendar in place; without JS a flash and a redirect."""
+    if is_htmx():
+        ctx = _detail_context(_schedule_or_404(schedule.id))
+        ctx["notice"] = (category, message)
+        response = render("schedules/detail.html", block="layers", **ctx)
+        response.headers["HX-Trigger"] = "schedule-changed"
+        return response
+    flash(message, category)
+    return redirect(url_for("schedules.detail", schedule_id=schedule.id) + "#layers")
+
+
+def _layer_error(schedule: Schedule, layer_id: int, exc: ValidationError, values: dict):
+    """A layer edit or move that did not validate: 422, its form open with the errors, nothing saved."""
+    db.session.rollback()
+    schedule = _schedule_or_404(schedule.id)
+    ctx = _detail_context(schedule)
+    ctx.update(editing=layer_id, layer_errors=exc.fields, layer_values=values)
+    if is_htmx():
+        ctx["notice"] = ("error", "Nothing was saved: fix the fields marked below.")
+        return render("schedules/detail.html", block="layers", status=422, **ctx)
+    for field, message in exc.fields.items():
+        flash(f"{field.replace('_', ' ').capitalize()}: {message}", "error")
+    return render("schedules/detail.html", status=422, **ctx)
+
+
+@bp.post("/<int:schedule_id>/layers/<int:layer_id>/edit")
+def edit_layer(schedule_id: int, layer_id: int):
+    """Change a layer's name, rotation (start, shift, participants in order) or restrictions."""
+    _require_admin()
+    _check_csrf()
+    schedule = _schedule_or_404(schedule_id)
+    layer = _layer_or_404(schedule, layer_id)
+    values = request.form.to_dict()
+    body = _layer_body(values, layer.kind, editing=True)
+    try:
+        clean = schedule_edit.clean_layer(body, schedule.time_zone, default_name=layer.name, layer=layer)
+        result = schedule_edit.apply_layer(layer, clean, schedule.time_zone)
+    except ValidationError as exc:
+        return _layer_error(schedule, layer_id, exc, values)
+    db.session.commit()
+    message = f"Layer {layer.name} saved."
+    if result is not None:
+        message += f" Imported {len(result.events)} shift(s)."
+        if result.unmatched:
+            message += " These events matched nobody: " + ", ".join(result.unmatched) + "."
+    return _layers_done(schedule, message)
+
+
+@bp.post("/<int:schedule_id>/layers/<int:layer_id>/move")
+def move_layer(schedule_id: int, layer_id: int):
+    """Put a layer at `position` (0 is the bottom; higher layers win)."""
+    _require_admin()
+    _check_csrf()
+    schedule = _schedule_or_404(schedule_id)
+    layer = _layer_or_404(schedule, layer_id)
+    values = request.form.to_dict()
+    try:
+        position = schedule_edit.clean_position(values.get("position"), schedule)
+    except ValidationError as exc:
+        return _layer_error(schedule, layer_id, exc, values)
+    schedule_edit.move_layer(schedule, layer, position)
+    db.session.commit()
+    return _layers_done(schedule, f"Layer {layer.name} is now number {position + 1} of {len(schedule.layers)}.")
+
+
 @bp.post("/<int:schedule_id>/layers/<int:layer_id>/delete")
 def delete_layer(schedule_id: int, layer_id: int):
     _require_admin()
     _check_csrf()
     schedule = _schedule_or_404(schedule_id)
-    schedule.layers.remove(_layer_or_404(schedule, layer_id))
-    for i, layer in enumerate(schedule.layers):
-        layer.position = i
+    schedule_edit.remove_layer(schedule, _layer_or_404(schedule, layer_id))
     db.session.commit()
-    flash("Layer removed.")
-    return redirect(url_for("schedules.detail", schedule_id=schedule.id))
+    return _layers_done(schedule, "Layer removed.")
 
 
 @bp.post("/<int:schedule_id>/layers/<int:layer_id>/refresh")
