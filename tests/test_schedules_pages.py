@@ -382,3 +382,34 @@ def test_remove_layer_with_htmx_renumbers(as_admin, auth, ops):
     assert response.status_code == 200 and response.headers["HX-Trigger"] == "schedule-changed"
     assert "Layer removed." in response.get_data(as_text=True)
     assert [row[:2] for row in _layer_state(ops.id)] == [(b, 0)]
+
+
+def test_edit_uploaded_ical_layer_renames_and_replaces_the_file(as_admin, auth, ops, team):
+    from io import BytesIO
+
+    def ics(summary: str) -> bytes:
+        lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Test//EN", "BEGIN:VEVENT", "UID:x-1",
+                 f"SUMMARY:{summary}", "DTSTART:20260304T000000Z", "DTEND:20260305T000000Z", "END:VEVENT",
+                 "END:VCALENDAR", ""]  # fmt: skip
+        return "\r\n".join(lines).encode()
+
+    token = auth.csrf_token()
+    added = as_admin.post(
+        f"/schedules/{ops.id}/layers",
+        data={"csrf_token": token, "kind": "ical", "name": "Holidays", "ical_file": (BytesIO(ics("Carol")), "a.ics")},
+    )
+    assert added.status_code == 302
+    layer = db.session.scalar(db.select(ScheduleLayer).where(ScheduleLayer.kind == "ical"))
+    assert _on_call(ops) == ["Carol"]
+    edit = f"/schedules/{ops.id}/layers/{layer.id}/edit"
+    bad = as_admin.post(
+        edit, data={"csrf_token": token, "name": "", "ical_file": (BytesIO(b"not a calendar"), "b.ics")}
+    )
+    assert bad.status_code == 422 and _on_call(ops) == ["Carol"]
+    ok = as_admin.post(edit, data={"csrf_token": token, "name": "Cover", "ical_file": (BytesIO(ics("Dave")), "c.ics")})
+    assert ok.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(ScheduleLayer, layer.id).name == "Cover" and _on_call(ops) == ["Dave"]
+    # Renaming alone keeps the uploaded calendar.
+    as_admin.post(edit, data={"csrf_token": token, "name": "Cover 2"})
+    assert _on_call(ops) == ["Dave"] and db.session.get(ScheduleLayer, layer.id).name == "Cover 2"
