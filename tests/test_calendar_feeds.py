@@ -161,7 +161,7 @@ def test_ical_urls_in_the_api_carry_the_callers_token(api, setup):
         f"http://localhost/calendar/users/{setup['alice'].id}.ics?token={bob.calendar_token}"
     )
     assert oncall.webcal(url).startswith("webcal://localhost/calendar/schedules/")
-    user_url = api.get(f"/api/v1/users/{setup['alice'].id}").json["user"]["ical_url"]
+    user_url = api.get(f"/api/v1/users/{setup['alice'].id}").json["ical_url"]
     assert user_url == oncall.user_ical_url(setup["alice"], bob)
     feed = api.get(user_url.removeprefix("http://localhost"))
     assert feed.status_code == 200 and feed.mimetype == "text/calendar"

@@ -1,7 +1,7 @@
-"""Incidents API: list and filter, detail, log, acknowledge / resolve / notes."""
+"""Incidents API: list and filter, detail, log, acknowledge / resolve / notes, escalation actions."""
 
 from openduty.extensions import db
-from tests import factories, factories_events
+from tests import factories, factories_escalation, factories_events
 
 
 def test_list_filter_search_paginate(api, admin):
@@ -33,19 +33,25 @@ def test_detail_log_and_actions(api):
     user = factories.make_user(name="Rita Responder")
     api.as_user(user)
     incident = factories_events.make_incident(summary="Checkout errors", details={"custom_details": {"rate": 0.2}})
-    detail = api.get(f"/api/v1/incidents/{incident.id}").json["incident"]
+    detail = api.get(f"/api/v1/incidents/{incident.id}").json
+    assert detail["id"] == incident.id  # a single object is answered flat
     assert detail["details"] == {"custom_details": {"rate": 0.2}}
     assert detail["service"]["name"]
 
     response = api.post(f"/api/v1/incidents/{incident.id}/acknowledge")
     assert response.status_code == 200
-    assert response.json["incident"]["status"] == "acknowledged"
-    assert response.json["incident"]["acknowledged_by"]["name"] == "Rita Responder"
+    assert response.json["status"] == "acknowledged" and response.json["changed"] is True
+    assert response.json["acknowledged_by"]["name"] == "Rita Responder"
+    assert set(response.json) == set(detail) | {"changed"}  # the detail, flat, plus `changed`
     assert api.post(f"/api/v1/incidents/{incident.id}/acknowledge").json["changed"] is False
     note = api.post(f"/api/v1/incidents/{incident.id}/notes", json={"note": "Rolling back deploy 42"})
     assert note.status_code == 201
+    assert note.json["kind"] == "note" and note.json["message"] == "Rolling back deploy 42"
+    assert note.headers["Location"] == f"/api/v1/incidents/{incident.id}/log/{note.json['id']}"
+    assert api.get(note.headers["Location"]).json == note.json
+    assert api.get(f"/api/v1/incidents/{incident.id}/log/999999").status_code == 404
     assert api.post(f"/api/v1/incidents/{incident.id}/notes", json={"note": " "}).status_code == 422
-    assert api.post(f"/api/v1/incidents/{incident.id}/resolve").json["incident"]["status"] == "resolved"
+    assert api.post(f"/api/v1/incidents/{incident.id}/resolve").json["status"] == "resolved"
     conflict = api.post(f"/api/v1/incidents/{incident.id}/acknowledge")
     assert conflict.status_code == 409
 
@@ -66,6 +72,27 @@ def test_assigned_to_me(api):
     factories_events.make_incident(assigned_to_id=me.id)
     factories_events.make_incident()
     assert api.get("/api/v1/incidents?assigned_to=me").json["total"] == 1
+
+
+def test_escalation_actions_answer_the_incident_flat(api):
+    alice = factories_escalation.make_pager("Alice")
+    bob = factories_escalation.make_pager("Bob")
+    api.as_user(alice)
+    policy = factories_escalation.make_policy([(5, [alice]), (5, [bob])])
+    incident = factories_escalation.open_incident(factories_escalation.make_service(policy))
+    detail_keys = set(api.get(f"/api/v1/incidents/{incident.id}").json)
+
+    escalated = api.post(f"/api/v1/incidents/{incident.id}/escalate")
+    assert escalated.status_code == 200, escalated.json
+    assert set(escalated.json) == detail_keys and escalated.json["id"] == incident.id
+    snoozed = api.post(f"/api/v1/incidents/{incident.id}/snooze", json={"minutes": 30})
+    assert snoozed.status_code == 200 and set(snoozed.json) == detail_keys
+    assert snoozed.json["status"] == "acknowledged" and snoozed.json["snoozed_until"].endswith("+00:00")
+    reassigned = api.post(f"/api/v1/incidents/{incident.id}/reassign", json={"user_id": bob.id})
+    assert reassigned.status_code == 200 and set(reassigned.json) == detail_keys
+    assert reassigned.json["assigned_to"] == {"id": bob.id, "name": "Bob", "email": bob.email}
+    bad = api.post(f"/api/v1/incidents/{incident.id}/snooze", json={"minutes": 0})
+    assert bad.status_code == 422 and "minutes" in bad.json["error"]["fields"]
 
 
 def test_incidents_api_needs_a_token(client):

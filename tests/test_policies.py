@@ -94,6 +94,7 @@ def test_api_crud_and_validation(app, api, admin):
     response = api.post("/api/v1/escalation-policies", json=body)
     assert response.status_code == 201, response.json
     created = response.json
+    assert response.headers["Location"] == f"/api/v1/escalation-policies/{created['id']}"
     assert created["levels"][0]["targets"][0] == {"type": "user", "id": alice.id, "name": "Alice"}
     assert created["preview"][0] == {
         "minute": 0,

@@ -37,6 +37,7 @@ def test_create_read_update_delete(admin_api, team, clock):
     created = admin_api.post("/api/v1/schedules", json=body)
     assert created.status_code == 201, created.json
     data = created.json
+    assert created.headers["Location"] == f"/api/v1/schedules/{data['id']}"
     assert data["time_zone"] == "Europe/Budapest"
     assert data["layers"][0]["participants"] == [team[0].id, team[1].id]
     assert data["layers"][0]["rrules"][0].startswith("DTSTART;TZID=Europe/Budapest:20260105T090000")
@@ -103,6 +104,8 @@ def test_layers_add_reorder_delete(admin_api, team, clock):
     assert base.status_code == 201, base.json
     top = admin_api.post(f"/api/v1/schedules/{schedule.id}/layers", json=rotation(team[1:2], name="Top"))
     assert top.json["position"] == 1
+    assert top.headers["Location"] == f"/api/v1/schedules/{schedule.id}/layers/{top.json['id']}"
+    assert admin_api.get(top.headers["Location"]).json == top.json
     assert admin_api.get(f"/api/v1/schedules/{schedule.id}/oncall").json["users"][0]["name"] == "Bob"
     moved = admin_api.patch(f"/api/v1/schedules/{schedule.id}/layers/{top.json['id']}", json={"position": 0})
     assert moved.status_code == 200 and moved.json["position"] == 0
@@ -110,6 +113,7 @@ def test_layers_add_reorder_delete(admin_api, team, clock):
     changed = admin_api.patch(f"/api/v1/schedules/{schedule.id}/layers/{base.json['id']}", json={"shift_length": 0})
     assert changed.status_code == 422 and "shift_length" in changed.json["error"]["fields"]
     assert admin_api.delete(f"/api/v1/schedules/{schedule.id}/layers/{base.json['id']}").status_code == 204
+    assert admin_api.get(f"/api/v1/schedules/{schedule.id}/layers/{base.json['id']}").status_code == 404
     assert admin_api.get(f"/api/v1/schedules/{schedule.id}/oncall").json["users"][0]["name"] == "Bob"
 
 
@@ -153,6 +157,8 @@ def test_overrides_validation_and_overlap(admin_api, admin, team):
         url, json={"user_id": team[1].id, "start": "2026-01-05T00:00:00Z", "end": "2026-01-06T00:00:00Z"}
     )
     assert first.status_code == 201 and "overlap" not in first.json
+    assert first.headers["Location"] == f"{url}/{first.json['id']}"
+    assert admin_api.get(first.headers["Location"]).json == first.json
     second = admin_api.post(
         url, json={"user_id": team[2].id, "start": "2026-01-05T12:00:00+01:00", "end": "2026-01-07T00:00:00Z"}
     )
@@ -163,6 +169,7 @@ def test_overrides_validation_and_overlap(admin_api, admin, team):
     listed = admin_api.get(f"{url}?since=2026-01-01T00:00:00Z&until=2026-02-01T00:00:00Z").json["overrides"]
     assert [o["user"]["name"] for o in listed] == ["Bob", "Carol"]
     assert admin_api.delete(f"{url}/{second.json['id']}").status_code == 204
+    assert admin_api.get(f"{url}/{second.json['id']}").status_code == 404
     who = admin_api.get(f"/api/v1/schedules/{schedule.id}/oncall?at=2026-01-05T11:30:00Z").json["users"]
     assert [u["name"] for u in who] == ["Bob"]
 

@@ -12,7 +12,9 @@ def test_create_read_update_delete_service(api, admin):
     db.session.commit()
     response = api.post("/api/v1/services", json={"name": "Payments", "description": "Card payments"})
     assert response.status_code == 201
-    service = response.json["service"]
+    service = response.json
+    assert response.headers["Location"] == f"/api/v1/services/{service['id']}"
+    assert api.get(response.headers["Location"]).json == service
     assert service["escalation_policy_id"] is None
     assert service["integrations"] == []
     response = api.patch(
@@ -24,8 +26,8 @@ def test_create_read_update_delete_service(api, admin):
         },
     )
     assert response.status_code == 200
-    assert response.json["service"]["escalation_policy_id"] == policy.id
-    assert response.json["service"]["maintenance_until"] == "2030-01-01T10:00:00+00:00"
+    assert response.json["escalation_policy_id"] == policy.id
+    assert response.json["maintenance_until"] == "2030-01-01T10:00:00+00:00"
     assert api.get("/api/v1/services").json["services"][0]["name"] == "Payments"
     assert api.delete(f"/api/v1/services/{service['id']}").status_code == 204
     assert api.get(f"/api/v1/services/{service['id']}").status_code == 404
@@ -68,11 +70,13 @@ def test_only_admins_change_services(api):
 
 def test_integrations_keys_and_urls(api, admin, app):
     api.as_user(admin)
-    service_id = api.post("/api/v1/services", json={"name": "Web"}).json["service"]["id"]
+    service_id = api.post("/api/v1/services", json={"name": "Web"}).json["id"]
     response = api.post(f"/api/v1/services/{service_id}/integrations", json={"kind": "events_v2", "name": "Nagios"})
     assert response.status_code == 201
     integration = response.json
-    assert set(integration) >= {"id", "kind", "name", "key", "url"}
+    assert set(integration) >= {"id", "kind", "name", "key", "url"}  # flat, as the issue asks
+    assert response.headers["Location"] == f"/api/v1/services/{service_id}/integrations/{integration['id']}"
+    assert api.get(response.headers["Location"]).json == integration
     assert len(integration["key"]) == 32 and integration["key"].isalnum()
     assert integration["url"] == app.config["BASE_URL"] + "/v2/enqueue"
     am = api.post(f"/api/v1/services/{service_id}/integrations", json={"kind": "alertmanager"}).json
@@ -95,3 +99,4 @@ def test_integrations_keys_and_urls(api, admin, app):
     assert "kind" in bad.json["error"]["fields"]
     assert api.delete(f"/api/v1/services/{service_id}/integrations/{am['id']}").status_code == 204
     assert len(api.get(f"/api/v1/services/{service_id}/integrations").json["integrations"]) == 1
+    assert api.get(f"/api/v1/services/{service_id}/integrations/{am['id']}").status_code == 404

@@ -65,7 +65,7 @@ def test_list_users_filters_by_active(api, admin, member):
 
 def test_get_user(api, member):
     api.as_user(member)
-    assert api.get(f"/api/v1/users/{member.id}").get_json()["user"]["email"] == "bob@example.com"
+    assert api.get(f"/api/v1/users/{member.id}").get_json()["email"] == "bob@example.com"
     assert "user with id 999" in _error(api.get("/api/v1/users/999"), 404, "not_found")["message"]
 
 
@@ -73,7 +73,7 @@ def test_admin_creates_a_user_without_password(api, admin, client, auth):
     api.as_user(admin)
     response = api.post("/api/v1/users", json={"email": "Dan@Example.com", "name": "Dan"})
     assert response.status_code == 201
-    user = response.get_json()["user"]
+    user = response.get_json()
     assert response.headers["Location"] == f"/api/v1/users/{user['id']}"
     assert user["email"] == "dan@example.com" and user["time_zone"] == "UTC"
     assert user["is_admin"] is False and user["has_password"] is False
@@ -89,7 +89,7 @@ def test_admin_creates_an_admin_with_password(api, admin, auth):
         "is_admin": True,
         "password": "pw-12345678",
     }
-    user = api.post("/api/v1/users", json=body).get_json()["user"]
+    user = api.post("/api/v1/users", json=body).get_json()
     assert user["is_admin"] and user["has_password"] and user["time_zone"] == "Asia/Tokyo"
     assert auth.login("eve@example.com", "pw-12345678").status_code == 302
 
@@ -148,7 +148,7 @@ def test_update_yourself(api, member):
     api.as_user(member)
     response = api.patch(f"/api/v1/users/{member.id}", json={"name": "Robert", "time_zone": "America/Chicago"})
     assert response.status_code == 200
-    user = response.get_json()["user"]
+    user = response.get_json()
     assert user["name"] == "Robert" and user["time_zone"] == "America/Chicago" and user["email"] == "bob@example.com"
 
 
@@ -196,7 +196,7 @@ def test_own_password_change_needs_the_current_one(api, member, auth):
 def test_admin_sets_another_users_password_and_admin_flag(api, admin, member, auth):
     api.as_user(admin)
     user = api.patch(f"/api/v1/users/{member.id}", json={"password": "set-by-admin", "is_admin": True}).get_json()
-    assert user["user"]["is_admin"] is True
+    assert user["is_admin"] is True
     assert auth.login(member.email, "set-by-admin").status_code == 302
 
 
@@ -215,13 +215,13 @@ def test_delete_deactivates_and_keeps_the_user(api, admin, member, auth):
     method = factories.make_contact_method(member)
     api.as_user(admin)
     response = api.delete(f"/api/v1/users/{member.id}")
-    assert response.status_code == 200 and response.get_json()["user"]["active"] is False
-    assert api.get(f"/api/v1/users/{member.id}").get_json()["user"]["active"] is False
+    assert response.status_code == 200 and response.get_json()["active"] is False
+    assert api.get(f"/api/v1/users/{member.id}").get_json()["active"] is False
     assert db.session.get(ContactMethod, method.id) is not None  # history and settings stay
     assert auth.login(member.email).status_code == 401
     assert api.delete(f"/api/v1/users/{member.id}").status_code == 200  # idempotent
     _error(api.delete("/api/v1/users/999"), 404, "not_found")
-    reactivated = api.patch(f"/api/v1/users/{member.id}", json={"active": True}).get_json()["user"]
+    reactivated = api.patch(f"/api/v1/users/{member.id}", json={"active": True}).get_json()
     assert reactivated["active"] is True
     assert auth.login(member.email).status_code == 302
 
@@ -234,12 +234,14 @@ def test_contact_methods_crud(api, member):
     url = f"/api/v1/users/{member.id}/contact-methods"
     response = api.post(url, json={"kind": "sms", "address": "+1 (415) 555-0100", "label": "cell"})
     assert response.status_code == 201
-    method = response.get_json()["contact_method"]
+    method = response.get_json()
     assert method["address"] == "+14155550100" and method["kind"] == "sms" and method["label"] == "cell"
     assert method["user_id"] == member.id
     assert response.headers["Location"] == f"{url}/{method['id']}"
+    assert api.get(response.headers["Location"]).get_json() == method
     assert api.get(url).get_json()["contact_methods"] == [method]
     assert api.delete(f"{url}/{method['id']}").status_code == 204
+    _error(api.get(f"{url}/{method['id']}"), 404, "not_found")
     assert api.get(url).get_json()["contact_methods"] == []
     _error(api.delete(f"{url}/{method['id']}"), 404, "not_found")
 
@@ -284,8 +286,10 @@ def test_contact_methods_of_other_users(api, member, admin):
     url = f"/api/v1/users/{admin.id}/contact-methods"
     _error(api.get(url), 403, "forbidden")
     _error(api.post(url, json={"kind": "email", "address": "x@example.com"}), 403, "forbidden")
+    _error(api.get(f"{url}/{theirs.id}"), 403, "forbidden")
     _error(api.delete(f"{url}/{theirs.id}"), 403, "forbidden")
     # Someone else's method through your own URL is not found, not deleted.
+    _error(api.get(f"/api/v1/users/{member.id}/contact-methods/{theirs.id}"), 404, "not_found")
     _error(api.delete(f"/api/v1/users/{member.id}/contact-methods/{theirs.id}"), 404, "not_found")
     api.as_user(admin)
     bob_url = f"/api/v1/users/{member.id}/contact-methods"
@@ -311,9 +315,11 @@ def test_notification_rules_crud(api, member):
     url = f"/api/v1/users/{member.id}/notification-rules"
     response = api.post(url, json={"contact_method_id": method.id, "delay_minutes": 5})
     assert response.status_code == 201
-    rule = response.get_json()["notification_rule"]
+    rule = response.get_json()
     assert rule == {"id": rule["id"], "user_id": member.id, "contact_method_id": method.id, "delay_minutes": 5}
-    immediate = api.post(url, json={"contact_method_id": method.id}).get_json()["notification_rule"]
+    assert response.headers["Location"] == f"{url}/{rule['id']}"
+    assert api.get(response.headers["Location"]).get_json() == rule
+    immediate = api.post(url, json={"contact_method_id": method.id}).get_json()
     assert immediate["delay_minutes"] == 0
     assert [r["delay_minutes"] for r in api.get(url).get_json()["notification_rules"]] == [0, 5]
     assert api.delete(f"{url}/{rule['id']}").status_code == 204
@@ -351,7 +357,9 @@ def test_notification_rules_of_other_users(api, member, admin):
     url = f"/api/v1/users/{admin.id}/notification-rules"
     _error(api.get(url), 403, "forbidden")
     _error(api.post(url, json={"contact_method_id": method.id}), 403, "forbidden")
+    _error(api.get(f"{url}/{rule.id}"), 403, "forbidden")
     _error(api.delete(f"{url}/{rule.id}"), 403, "forbidden")
+    _error(api.get(f"/api/v1/users/{member.id}/notification-rules/{rule.id}"), 404, "not_found")
     _error(api.delete(f"/api/v1/users/{member.id}/notification-rules/{rule.id}"), 404, "not_found")
     api.as_user(admin)
     assert len(api.get(url).get_json()["notification_rules"]) == 1

@@ -1,11 +1,15 @@
 """The JSON REST API under /api/v1, authenticated with `Authorization: Token <token>`.
 
 One module per area registers its routes on `bp`. Errors use the shape in openduty.errors.
+Conventions (docs/api.md): a single object is answered flat (`{"id": ..., ...}`), a list under its
+plural key (`{"users": [...]}`); a create answers 201 with `Location`; deleting answers 204 (except
+DELETE user, which deactivates and answers the user); timestamps are ISO 8601 in UTC.
 """
 
+from datetime import UTC
 from typing import Any
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import BadRequest
 
 from openduty import clock
@@ -61,7 +65,18 @@ def get_or_404(model, object_id: int, label: str | None = None):
 
 
 def iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
+    """A timestamp as ISO 8601 in UTC (`2026-03-02T09:00:00+00:00`), whatever zone it was computed in."""
+    if value is None:
+        return None
+    return (value.astimezone(UTC) if value.tzinfo is not None else value).isoformat()
+
+
+def created(body: dict[str, Any], location: str):
+    """201 with the new object (flat) and `Location` pointing at where it can be read again."""
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Location"] = location
+    return response
 
 
 # Route modules register themselves on `bp`.

@@ -1,5 +1,5 @@
-"""Escalation actions on incidents: POST /incidents/<id>/escalate | snooze | reassign; and
-POST /contact-methods/<id>/test (send a test notification)."""
+"""Escalation actions on incidents: POST /incidents/<id>/escalate | snooze | reassign (each answers
+the incident, flat, like GET /incidents/<id>); and POST /contact-methods/<id>/test (202: queued)."""
 
 from typing import Any
 
@@ -9,24 +9,8 @@ from openduty import escalation, validation
 from openduty.errors import ApiError
 from openduty.extensions import db
 from openduty.models import ContactMethod, Incident, User
-from openduty.views.api import api_user, bp, get_or_404, iso, json_body
-
-
-def _incident_json(incident: Incident) -> dict[str, Any]:
-    try:
-        from openduty.views.api.incidents import incident_json
-    except ImportError:
-        incident_json = None
-    body = incident_json(incident) if incident_json else {"id": incident.id, "number": incident.number}
-    body.update(
-        status=incident.status,
-        escalation_level=incident.escalation_level,
-        escalation_loop=incident.escalation_loop,
-        next_escalation_at=iso(incident.next_escalation_at),
-        snoozed_until=iso(incident.snoozed_until),
-        assigned_to_id=incident.assigned_to_id,
-    )
-    return body
+from openduty.views.api import api_user, bp, get_or_404, json_body
+from openduty.views.api.incidents import incident_detail
 
 
 def _act(incident: Incident, action) -> Any:
@@ -35,7 +19,7 @@ def _act(incident: Incident, action) -> Any:
     except escalation.EscalationActionError as exc:
         raise ApiError(409, str(exc)) from exc
     db.session.commit()
-    return jsonify(_incident_json(incident))
+    return jsonify(incident_detail(incident))
 
 
 @bp.post("/incidents/<int:incident_id>/escalate")

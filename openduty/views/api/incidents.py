@@ -1,18 +1,20 @@
 """Incidents API routes, registered on the api blueprint.
 
-`POST .../escalate|snooze|reassign` live with the escalation engine (views/api/escalation.py).
+`POST .../escalate|snooze|reassign` live with the escalation engine (views/api/escalation.py) and
+answer the same `incident_detail` as every other single-incident endpoint.
 """
 
 from typing import Any
 
-from flask import request
+from flask import request, url_for
 
 from openduty import incidents as domain
 from openduty import validation
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import Incident, LogEntry
-from openduty.views.api import api_user, bp, get_or_404, iso, json_body
+from openduty.views.api import api_user, bp, created, get_or_404, iso, json_body
+from openduty.views.api.users import user_ref
 
 
 def incident_summary(incident: Incident) -> dict[str, Any]:
@@ -31,10 +33,6 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
     }
 
 
-def _user_ref(user) -> dict[str, Any] | None:
-    return {"id": user.id, "name": user.name, "email": user.email} if user is not None else None
-
-
 def incident_detail(incident: Incident) -> dict[str, Any]:
     return {
         **incident_summary(incident),
@@ -42,9 +40,9 @@ def incident_detail(incident: Incident) -> dict[str, Any]:
         "source": incident.source,
         "details": incident.details,
         "last_event_at": iso(incident.last_event_at),
-        "acknowledged_by": _user_ref(incident.acknowledged_by),
-        "resolved_by": _user_ref(incident.resolved_by),
-        "assigned_to": _user_ref(incident.assigned_to),
+        "acknowledged_by": user_ref(incident.acknowledged_by),
+        "resolved_by": user_ref(incident.resolved_by),
+        "assigned_to": user_ref(incident.assigned_to),
         "escalation_level": incident.escalation_level,
         "escalation_loop": incident.escalation_loop,
         "next_escalation_at": iso(incident.next_escalation_at),
@@ -58,7 +56,7 @@ def log_entry_json(entry: LogEntry) -> dict[str, Any]:
         "at": iso(entry.at),
         "kind": entry.kind,
         "message": entry.message,
-        "actor": _user_ref(entry.actor),
+        "actor": user_ref(entry.actor),
         "channel": entry.channel,
         "data": entry.data,
     }
@@ -87,13 +85,22 @@ def list_incidents():
 
 @bp.get("/incidents/<int:incident_id>")
 def get_incident(incident_id: int):
-    return {"incident": incident_detail(get_or_404(Incident, incident_id))}
+    return incident_detail(get_or_404(Incident, incident_id))
 
 
 @bp.get("/incidents/<int:incident_id>/log")
 def incident_log(incident_id: int):
     incident = get_or_404(Incident, incident_id)
     return {"log_entries": [log_entry_json(e) for e in incident.log_entries]}
+
+
+@bp.get("/incidents/<int:incident_id>/log/<int:entry_id>")
+def get_log_entry(incident_id: int, entry_id: int):
+    incident = get_or_404(Incident, incident_id)
+    entry = db.session.get(LogEntry, entry_id)
+    if entry is None or entry.incident_id != incident.id:
+        raise ApiError(404, f"Incident {incident_id} has no log entry with id {entry_id}.")
+    return log_entry_json(entry)
 
 
 def _act(incident_id: int, action: str):
@@ -103,7 +110,7 @@ def _act(incident_id: int, action: str):
         raise ApiError(409, f"Incident #{incident.number} is already resolved; there is nothing to acknowledge.")
     changed = domain.act(incident, action, api_user(), channel="api")
     db.session.commit()
-    return {"incident": incident_detail(incident), "changed": changed}
+    return {**incident_detail(incident), "changed": changed}
 
 
 @bp.post("/incidents/<int:incident_id>/acknowledge")
@@ -120,10 +127,10 @@ def resolve_incident(incident_id: int):
 
 @bp.post("/incidents/<int:incident_id>/notes")
 def add_note(incident_id: int):
-    """Add `{"note": "..."}` (<= 5000 characters) to the timeline."""
+    """Add `{"note": "..."}` (<= 5000 characters) to the timeline; 201 with the new log entry."""
     incident = get_or_404(Incident, incident_id)
     body = json_body()
     clean = validation.collect({"note": lambda: validation.text(body.get("note"), max_length=5000, label="Note")})
     entry = incident.add_note(clean["note"], by=api_user(), channel="api")
     db.session.commit()
-    return {"log_entry": log_entry_json(entry)}, 201
+    return created(log_entry_json(entry), url_for("api.get_log_entry", incident_id=incident.id, entry_id=entry.id))

@@ -5,7 +5,8 @@ from flask import request
 from openduty import clock, oncall
 from openduty.errors import ValidationError
 from openduty.views.api import bp, iso
-from openduty.views.api.schedules import _when, user_json
+from openduty.views.api.schedules import _when
+from openduty.views.api.users import user_ref
 
 
 @bp.get("/oncalls")
@@ -29,7 +30,7 @@ def list_oncalls():
                 {
                     "escalation_policy": {"id": policy.id, "name": policy.name},
                     "escalation_level": row["level"],
-                    "user": user_json(entry["user"]) if entry["user"] is not None else None,
+                    "user": user_ref(entry["user"]) if entry["user"] is not None else None,
                     "schedule": {"id": schedule.id, "name": schedule.name} if schedule is not None else None,
                     "start": iso(entry["start"]),
                     "end": iso(entry["end"]),

@@ -6,14 +6,14 @@ Shape: {"name", "description", "repeat_count", "levels": [{"delay_minutes": 5, "
 
 from typing import Any
 
-from flask import jsonify
+from flask import jsonify, url_for
 from sqlalchemy import func, select
 
 from openduty import clock, escalation, validation
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import EscalationLevel, EscalationPolicy, EscalationTarget, Schedule, Service, User
-from openduty.views.api import bp, get_or_404, json_body, require_admin
+from openduty.views.api import bp, created, get_or_404, json_body, require_admin
 
 MAX_LEVELS = 20
 MAX_TARGETS = 50
@@ -159,7 +159,7 @@ def create_policy():
     _apply(policy, body, creating=True)
     db.session.add(policy)
     db.session.commit()
-    return jsonify(policy_json(policy)), 201
+    return created(policy_json(policy), url_for("api.get_policy", policy_id=policy.id))
 
 
 @bp.get("/escalation-policies/<int:policy_id>")

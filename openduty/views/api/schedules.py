@@ -7,7 +7,7 @@ themselves) or have someone cover their own shift.
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import request
+from flask import request, url_for
 from sqlalchemy import select
 
 from openduty import clock, oncall, schedule_edit
@@ -15,20 +15,17 @@ from openduty import validation as v
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import Schedule, ScheduleLayer, ScheduleOverride, User
-from openduty.views.api import api_user, bp, get_or_404, iso, json_body, require_admin
+from openduty.views.api import api_user, bp, created, get_or_404, iso, json_body, require_admin
+from openduty.views.api.users import user_ref
 
 MAX_RANGE = timedelta(days=400)
-
-
-def user_json(user: User) -> dict[str, Any]:
-    return {"id": user.id, "name": user.name, "email": user.email}
 
 
 def shift_json(shift: oncall.Shift, users: dict[int, User]) -> dict[str, Any]:
     return {
         "start": iso(shift.start),
         "end": iso(shift.end),
-        "users": [user_json(users[u]) for u in shift.user_ids if u in users],
+        "users": [user_ref(users[u]) for u in shift.user_ids if u in users],
         "source": shift.source,
         "layer_id": shift.layer_id,
         "override_id": shift.override_id,
@@ -61,7 +58,7 @@ def override_json(override: ScheduleOverride, overlap: str | None = None) -> dic
     body = {
         "id": override.id,
         "schedule_id": override.schedule_id,
-        "user": user_json(override.user),
+        "user": user_ref(override.user),
         "start": iso(override.start),
         "end": iso(override.end),
         "note": override.note,
@@ -82,7 +79,7 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
         "time_zone": schedule.time_zone,
         "description": schedule.description,
         "layers": [layer_json(layer, schedule) for layer in schedule.layers],
-        "on_call_now": [user_json(u) for u in oncall.who_is_on_call(schedule, now)],
+        "on_call_now": [user_ref(u) for u in oncall.who_is_on_call(schedule, now)],
         "gap_warning": warning.message if warning else None,
         "ical_url": oncall.schedule_ical_url(schedule, api_user()),
     }
@@ -129,7 +126,7 @@ def create_schedule():
     db.session.add(schedule)
     schedule_edit.replace_layers(schedule, layers)
     db.session.commit()
-    return schedule_json(schedule), 201
+    return created(schedule_json(schedule), url_for("api.get_schedule", schedule_id=schedule.id))
 
 
 @bp.get("/schedules/<int:schedule_id>")
@@ -180,7 +177,7 @@ def create_layer(schedule_id: int):
     body = layer_json(layer, schedule)
     if result is not None:
         body["imported"] = {"events": len(result.events), "unmatched": result.unmatched}
-    return body, 201
+    return created(body, url_for("api.get_layer", schedule_id=schedule.id, layer_id=layer.id))
 
 
 def _layer(schedule: Schedule, layer_id: int) -> ScheduleLayer:
@@ -188,6 +185,12 @@ def _layer(schedule: Schedule, layer_id: int) -> ScheduleLayer:
     if layer is None or layer.schedule_id != schedule.id:
         raise ApiError(404, f"Schedule {schedule.id} has no layer with id {layer_id}.")
     return layer
+
+
+@bp.get("/schedules/<int:schedule_id>/layers/<int:layer_id>")
+def get_layer(schedule_id: int, layer_id: int):
+    schedule = _schedule(schedule_id)
+    return layer_json(_layer(schedule, layer_id), schedule)
 
 
 @bp.patch("/schedules/<int:schedule_id>/layers/<int:layer_id>")
@@ -258,15 +261,26 @@ def create_override(schedule_id: int):
     override = schedule_edit.add_override(schedule, clean, caller)
     overlap = schedule_edit.overlap_message(override, schedule_edit.overlapping_overrides(override))
     db.session.commit()
-    return override_json(override, overlap), 201
+    location = url_for("api.get_override", schedule_id=schedule.id, override_id=override.id)
+    return created(override_json(override, overlap), location)
 
 
-@bp.delete("/schedules/<int:schedule_id>/overrides/<int:override_id>")
-def delete_override(schedule_id: int, override_id: int):
+def _override(schedule_id: int, override_id: int) -> ScheduleOverride:
     schedule = _schedule(schedule_id)
     override = db.session.get(ScheduleOverride, override_id)
     if override is None or override.schedule_id != schedule.id:
         raise ApiError(404, f"Schedule {schedule.id} has no override with id {override_id}.")
+    return override
+
+
+@bp.get("/schedules/<int:schedule_id>/overrides/<int:override_id>")
+def get_override(schedule_id: int, override_id: int):
+    return override_json(_override(schedule_id, override_id))
+
+
+@bp.delete("/schedules/<int:schedule_id>/overrides/<int:override_id>")
+def delete_override(schedule_id: int, override_id: int):
+    override = _override(schedule_id, override_id)
     if not schedule_edit.can_delete_override(api_user(), override):
         raise ApiError(403, "Only admins, the override's user or its creator can delete it.")
     db.session.delete(override)
@@ -282,7 +296,7 @@ def schedule_oncall(schedule_id: int):
     shift = oncall.current_shift(schedule, at)
     users = oncall.users_by_id(shift.user_ids)
     return {
-        "users": [user_json(users[u]) for u in shift.user_ids if u in users],
+        "users": [user_ref(users[u]) for u in shift.user_ids if u in users],
         "start": iso(shift.start),
         "end": iso(shift.end),
         "source": shift.source,

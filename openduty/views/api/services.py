@@ -13,7 +13,7 @@ from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, Integration, Service
 from openduty.models.service import INTEGRATION_KINDS
-from openduty.views.api import bp, get_or_404, iso, json_body, require_admin
+from openduty.views.api import bp, created, get_or_404, iso, json_body, require_admin
 
 SERVICE_FIELDS = ("name", "description", "escalation_policy_id", "ack_timeout_minutes", "maintenance_until", "disabled")
 MAX_ACK_TIMEOUT_MINUTES = 7 * 24 * 60
@@ -124,15 +124,12 @@ def create_service():
     service = Service(**clean_service(json_body()))
     db.session.add(service)
     db.session.commit()
-    response = jsonify({"service": service_json(service)})
-    response.status_code = 201
-    response.headers["Location"] = url_for("api.get_service", service_id=service.id)
-    return response
+    return created(service_json(service), url_for("api.get_service", service_id=service.id))
 
 
 @bp.get("/services/<int:service_id>")
 def get_service(service_id: int):
-    return jsonify({"service": service_json(get_or_404(Service, service_id, "service"))})
+    return jsonify(service_json(get_or_404(Service, service_id, "service")))
 
 
 @bp.patch("/services/<int:service_id>")
@@ -142,7 +139,7 @@ def update_service(service_id: int):
     for name, value in clean_service(json_body(), service).items():
         setattr(service, name, value)
     db.session.commit()
-    return jsonify({"service": service_json(service)})
+    return jsonify(service_json(service))
 
 
 @bp.delete("/services/<int:service_id>")
@@ -162,13 +159,14 @@ def list_integrations(service_id: int):
 
 @bp.post("/services/<int:service_id>/integrations")
 def create_integration(service_id: int):
-    """`{"kind", "name"}` -> 201 `{"id", "kind", "name", "key", "url"}`; the key is a 32-character secret."""
+    """`{"kind", "name"}` -> 201 `{"id", "kind", "name", "key", "url", ...}`; the key is a 32-character secret."""
     require_admin()
     service = get_or_404(Service, service_id, "service")
     integration = Integration(service=service, **clean_integration(json_body()))
     db.session.add(integration)
     db.session.commit()
-    return jsonify(integration_json(integration)), 201
+    location = url_for("api.get_integration", service_id=service.id, integration_id=integration.id)
+    return created(integration_json(integration), location)
 
 
 def _integration(service_id: int, integration_id: int) -> Integration:
@@ -176,6 +174,11 @@ def _integration(service_id: int, integration_id: int) -> Integration:
     if integration.service_id != service_id:
         get_or_404(Integration, -1, "integration")  # same 404 as an unknown id
     return integration
+
+
+@bp.get("/services/<int:service_id>/integrations/<int:integration_id>")
+def get_integration(service_id: int, integration_id: int):
+    return jsonify(integration_json(_integration(service_id, integration_id)))
 
 
 @bp.post("/services/<int:service_id>/integrations/<int:integration_id>/regenerate")

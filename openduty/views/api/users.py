@@ -13,7 +13,12 @@ from openduty import oncall, users, validation
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import ContactMethod, NotificationRule, User
-from openduty.views.api import api_user, bp, get_or_404, iso, json_body, require_admin
+from openduty.views.api import api_user, bp, created, get_or_404, iso, json_body, require_admin
+
+
+def user_ref(user: User | None) -> dict[str, Any] | None:
+    """A user as other objects embed it (an incident's acknowledger, a shift's people)."""
+    return {"id": user.id, "name": user.name, "email": user.email} if user is not None else None
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -67,13 +72,6 @@ def _manageable_user(user_id: int) -> User:
     return user
 
 
-def _created(body: dict, location: str):
-    response = jsonify(body)
-    response.status_code = 201
-    response.headers["Location"] = location
-    return response
-
-
 @bp.get("/users")
 def list_users():
     query = db.select(User).order_by(User.id)
@@ -91,14 +89,14 @@ def create_user():
     require_admin()
     user = users.create_user(_body(users.USER_FIELDS))
     db.session.commit()
-    return _created({"user": user_json(user)}, url_for("api.get_user", user_id=user.id))
+    return created(user_json(user), url_for("api.get_user", user_id=user.id))
 
 
 @bp.get("/users/<int:user_id>")
 def get_user(user_id: int):
     user = get_or_404(User, user_id, "user")
     # The feed of this user's shifts, with the caller's own calendar token.
-    return jsonify({"user": {**user_json(user), "ical_url": oncall.user_ical_url(user, api_user())}})
+    return jsonify({**user_json(user), "ical_url": oncall.user_ical_url(user, api_user())})
 
 
 @bp.patch("/users/<int:user_id>")
@@ -106,7 +104,7 @@ def update_user(user_id: int):
     user = _manageable_user(user_id)
     users.update_user(user, _body((*users.USER_FIELDS, "active", "current_password")), actor=api_user())
     db.session.commit()
-    return jsonify({"user": user_json(user)})
+    return jsonify(user_json(user))
 
 
 @bp.delete("/users/<int:user_id>")
@@ -115,7 +113,7 @@ def deactivate_user(user_id: int):
     user = get_or_404(User, user_id, "user")
     users.set_active(user, False, actor=api_user())
     db.session.commit()
-    return jsonify({"user": user_json(user)})
+    return jsonify(user_json(user))
 
 
 @bp.get("/users/<int:user_id>/contact-methods")
@@ -129,16 +127,25 @@ def create_contact_method(user_id: int):
     user = _manageable_user(user_id)
     method = users.add_contact_method(user, _body(("kind", "address", "label")))
     db.session.commit()
-    return _created({"contact_method": contact_method_json(method)}, request.path + f"/{method.id}")
+    location = url_for("api.get_contact_method", user_id=user.id, method_id=method.id)
+    return created(contact_method_json(method), location)
+
+
+def _contact_method(user: User, method_id: int) -> ContactMethod:
+    method = db.session.get(ContactMethod, method_id)
+    if method is None or method.user_id != user.id:
+        raise ApiError(404, f"User {user.id} has no contact method with id {method_id}.")
+    return method
+
+
+@bp.get("/users/<int:user_id>/contact-methods/<int:method_id>")
+def get_contact_method(user_id: int, method_id: int):
+    return jsonify(contact_method_json(_contact_method(_manageable_user(user_id), method_id)))
 
 
 @bp.delete("/users/<int:user_id>/contact-methods/<int:method_id>")
 def delete_contact_method(user_id: int, method_id: int):
-    user = _manageable_user(user_id)
-    method = db.session.get(ContactMethod, method_id)
-    if method is None or method.user_id != user.id:
-        raise ApiError(404, f"User {user_id} has no contact method with id {method_id}.")
-    users.delete_contact_method(method)
+    users.delete_contact_method(_contact_method(_manageable_user(user_id), method_id))
     db.session.commit()
     return "", 204
 
@@ -154,15 +161,24 @@ def create_notification_rule(user_id: int):
     user = _manageable_user(user_id)
     rule = users.add_notification_rule(user, _body(("contact_method_id", "delay_minutes")))
     db.session.commit()
-    return _created({"notification_rule": notification_rule_json(rule)}, request.path + f"/{rule.id}")
+    location = url_for("api.get_notification_rule", user_id=user.id, rule_id=rule.id)
+    return created(notification_rule_json(rule), location)
+
+
+def _notification_rule(user: User, rule_id: int) -> NotificationRule:
+    rule = db.session.get(NotificationRule, rule_id)
+    if rule is None or rule.user_id != user.id:
+        raise ApiError(404, f"User {user.id} has no notification rule with id {rule_id}.")
+    return rule
+
+
+@bp.get("/users/<int:user_id>/notification-rules/<int:rule_id>")
+def get_notification_rule(user_id: int, rule_id: int):
+    return jsonify(notification_rule_json(_notification_rule(_manageable_user(user_id), rule_id)))
 
 
 @bp.delete("/users/<int:user_id>/notification-rules/<int:rule_id>")
 def delete_notification_rule(user_id: int, rule_id: int):
-    user = _manageable_user(user_id)
-    rule = db.session.get(NotificationRule, rule_id)
-    if rule is None or rule.user_id != user.id:
-        raise ApiError(404, f"User {user_id} has no notification rule with id {rule_id}.")
-    users.delete_notification_rule(rule)
+    users.delete_notification_rule(_notification_rule(_manageable_user(user_id), rule_id))
     db.session.commit()
     return "", 204
