@@ -199,22 +199,14 @@ def update_layer(schedule_id: int, layer_id: int):
     schedule = _schedule(schedule_id)
     layer = _layer(schedule, layer_id)
     body = json_body()
-    position = None
-    if "position" in body:
-        try:
-            position = v.integer(body["position"], minimum=0, maximum=len(schedule.layers) - 1, label="Position")
-        except v.FieldError as exc:
-            raise ValidationError({"position": str(exc)}) from exc
+    position = schedule_edit.clean_position(body["position"], schedule) if "position" in body else None
     fields = {k: val for k, val in body.items() if k != "position"}
     result = None
     if fields:
         clean = schedule_edit.clean_layer(fields, schedule.time_zone, layer=layer)
         result = schedule_edit.apply_layer(layer, clean, schedule.time_zone)
     if position is not None:
-        ordered = [x for x in schedule.layers if x is not layer]
-        ordered.insert(position, layer)
-        for i, x in enumerate(ordered):
-            x.position = i
+        schedule_edit.move_layer(schedule, layer, position)
     db.session.commit()
     db.session.refresh(schedule)
     body = layer_json(layer, schedule)
@@ -227,9 +219,7 @@ def update_layer(schedule_id: int, layer_id: int):
 def delete_layer(schedule_id: int, layer_id: int):
     require_admin()
     schedule = _schedule(schedule_id)
-    schedule.layers.remove(_layer(schedule, layer_id))
-    for i, layer in enumerate(schedule.layers):
-        layer.position = i
+    schedule_edit.remove_layer(schedule, _layer(schedule, layer_id))
     db.session.commit()
     return "", 204
 
