@@ -69,6 +69,9 @@ class Config:
     ICAL_IMPORT_DAYS_AHEAD = _env_int("ICAL_IMPORT_DAYS_AHEAD", 400)
     ICAL_REFRESH_MINUTES = _env_int("ICAL_REFRESH_MINUTES", 60)
 
+    # The incident console refreshes every this many seconds (the navigation count 3x less often).
+    INCIDENTS_POLL_SECONDS = float(os.environ.get("INCIDENTS_POLL_SECONDS") or 5)
+
     # Worker: the RQ queue names, highest priority first.
     RQ_QUEUES = ["high", "default", "low"]
 

@@ -32,15 +32,14 @@ def require_login():
     return None
 
 
-# The console list polls every INCIDENTS_POLL_SECONDS (app config); the navigation badge, which
+# The console list polls every INCIDENTS_POLL_SECONDS (config.py); the navigation badge, which
 # every page carries, polls this many times less often.
-DEFAULT_POLL_SECONDS = 5
 COUNT_POLL_FACTOR = 3
 
 
 def poll_ms() -> int:
     """The console's refresh interval in milliseconds (never below 100 ms)."""
-    seconds = float(current_app.config.get("INCIDENTS_POLL_SECONDS", DEFAULT_POLL_SECONDS))
+    seconds = float(current_app.config["INCIDENTS_POLL_SECONDS"])
     return max(100, int(seconds * 1000))
 
 
