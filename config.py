@@ -69,6 +69,9 @@ class Config:
     ICAL_IMPORT_DAYS_AHEAD = _env_int("ICAL_IMPORT_DAYS_AHEAD", 400)
     ICAL_REFRESH_MINUTES = _env_int("ICAL_REFRESH_MINUTES", 60)
 
+    # Acknowledge links in pages work for this long (a week: a page read late can still act).
+    ACK_LINK_MAX_AGE_SECONDS = _env_int("ACK_LINK_MAX_AGE_SECONDS", 7 * 24 * 3600)
+
     # The incident console refreshes every this many seconds (the navigation count 3x less often).
     INCIDENTS_POLL_SECONDS = float(os.environ.get("INCIDENTS_POLL_SECONDS") or 5)
 

@@ -22,8 +22,6 @@ from openduty.views import is_htmx, render
 
 bp = Blueprint("ack", __name__)
 
-# Acknowledge links work for this long (seconds); ACK_LINK_MAX_AGE_SECONDS overrides it.
-ACK_LINK_MAX_AGE = 7 * 24 * 3600
 _SALT = "openduty.ack-link"
 
 
@@ -48,7 +46,7 @@ class LinkError(Exception):
 
 def load_token(token: str) -> tuple[list[Incident], User]:
     """The incidents and user a token names, or LinkError saying why it cannot be used."""
-    max_age = int(current_app.config.get("ACK_LINK_MAX_AGE_SECONDS") or ACK_LINK_MAX_AGE)
+    max_age = current_app.config["ACK_LINK_MAX_AGE_SECONDS"]
     try:
         data = _serializer().loads(token, max_age=max_age)
     except SignatureExpired as exc:
