@@ -5,19 +5,25 @@
    "dedup" (100 dedup keys: most events fold into open incidents) and "unique" (every event
    opens a new incident, the expensive case).
 2. Latency at a fixed offered rate (RATE=200 events/s, open loop: each request is timed from its
-   scheduled send time, so a slow server cannot hide queueing): p50 / p99 / max.
+   scheduled send time, so a slow server cannot hide queueing): p50 / p99 / max, and the CPU time
+   the server (gunicorn master + workers) and the client spent per event. The client is one
+   thread on non-blocking keep-alive sockets (CLIENT=threads: the earlier 16-thread http.client
+   one, for comparison).
 3. Alert storm: 10,000 events over 100 dedup keys from 20 concurrent keep-alive clients; checks
    exactly 100 open incidents whose alert counts sum to 10,000, no 5xx, and reports the time.
 
 Needs PostgreSQL (BENCH_DATABASE_URL, default the local openduty_bench2 database, recreated) and
 Redis (BENCH_REDIS_URL, default db 2 of the local server), and `wrk` (Debian package wrk).
-Run: `.venv/bin/python -m bench ingest` (WORKERS=2 THREADS=32 DURATION=15 RATE=200 RUNS=3).
+Run: `.venv/bin/python -m bench ingest` (WORKERS=2 THREADS=32 DURATION=15 RATE=200 RUNS=3;
+PHASES=sustained,latency,storm picks phases).
 """
 
+import collections
 import http.client
 import json
 import os
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -38,6 +44,9 @@ DURATION = int(os.environ.get("DURATION", "15"))
 RATE = int(os.environ.get("RATE", "200"))
 RUNS = int(os.environ.get("RUNS", "3"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "64"))
+# The latency generator: "select" (one thread, non-blocking sockets) or "threads" (the old one).
+CLIENT = os.environ.get("CLIENT", "select")
+MAX_CONNECTIONS = 64
 # Which phases to run (comma-separated): sustained, latency, storm.
 PHASES = set(os.environ.get("PHASES", "sustained,latency,storm").split(","))
 
@@ -149,6 +158,24 @@ class Server:
         self.stop()
         raise SystemExit("gunicorn did not start")
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by gunicorn's master and workers (user + system)."""
+        pids = [self.process.pid]
+        try:
+            with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+        total = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -180,7 +207,119 @@ def _wrk(port: int, routing_key: str, keys: int) -> dict:
 
 
 def _open_loop(port: int, routing_key: str, rate: int, seconds: int) -> dict:
-    """Send `rate` events/s for `seconds` on keep-alive connections; latency from scheduled time."""
+    """Send `rate` events/s for `seconds` on keep-alive connections; latency from scheduled time.
+
+    One thread multiplexes non-blocking sockets (selectors), so the generator costs a few tens of
+    microseconds per request and no client thread waits for the GIL. Open loop: request n is due
+    at start + n / rate whatever happened before; it goes out on an idle connection (a new one is
+    opened while fewer than MAX_CONNECTIONS exist), else it waits for one, and its latency is
+    counted from its due time, so time spent waiting in the client counts too.
+    """
+    total = rate * seconds
+    requests = [_request(routing_key, f"lat-{n % 500}") for n in range(total)]
+    sel = selectors.DefaultSelector()
+    idle: list[socket.socket] = []
+    inflight: dict[socket.socket, list] = {}  # socket -> [request index, buffer]
+    waiting: collections.deque[int] = collections.deque()  # due, not sent yet (no free connection)
+    opened = 0
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    start = time.monotonic() + 0.2
+    n = 0  # next request to become due
+
+    def drop(conn: socket.socket) -> None:
+        """The server closed it (gunicorn drops idle keep-alive connections): resend what it held."""
+        nonlocal opened
+        sel.unregister(conn)
+        conn.close()
+        opened -= 1
+        if conn in idle:
+            idle.remove(conn)
+        if conn in inflight:
+            waiting.appendleft(inflight.pop(conn)[0])
+
+    while len(latencies) < total:
+        now = time.monotonic()
+        while n < total and start + n / rate <= now:
+            waiting.append(n)
+            n += 1
+        while waiting:
+            if not idle and opened < MAX_CONNECTIONS:
+                conn = socket.create_connection(("127.0.0.1", port))
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn.setblocking(False)
+                sel.register(conn, selectors.EVENT_READ)
+                idle.append(conn)
+                opened += 1
+            if not idle:
+                break  # every connection is busy: sent when one frees up, and the wait counts
+            conn = idle.pop()
+            index = waiting.popleft()
+            inflight[conn] = [index, b""]
+            try:
+                conn.sendall(requests[index])
+            except OSError:
+                drop(conn)
+        timeout = max(0.0, start + n / rate - time.monotonic()) if n < total else 1.0
+        for key, _ in sel.select(timeout):
+            conn = key.fileobj
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                drop(conn)
+                continue
+            state = inflight[conn]
+            state[1] += data
+            status = _complete_response(state[1])
+            if status is None:
+                continue
+            latencies.append(time.monotonic() - (start + state[0] / rate))
+            statuses[status] = statuses.get(status, 0) + 1
+            del inflight[conn]
+            idle.append(conn)
+    for conn in idle:
+        sel.unregister(conn)
+        conn.close()
+    sel.close()
+    return _latency_summary(latencies, statuses, opened)
+
+
+def _request(routing_key: str, dedup_key: str) -> bytes:
+    body = _event(routing_key, dedup_key)
+    head = (
+        f"POST /v2/enqueue HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _complete_response(buffer: bytes) -> int | None:
+    """The status of the HTTP response in `buffer` once all of it (per Content-Length) arrived."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = buffer[:end].decode("latin-1")
+    length = int(re.search(r"(?im)^content-length:\s*(\d+)", head).group(1))
+    if len(buffer) < end + 4 + length:
+        return None
+    return int(head.split(" ", 2)[1])
+
+
+def _latency_summary(latencies: list[float], statuses: dict[int, int], connections: int) -> dict:
+    latencies.sort()
+    return {
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+        "max_ms": 1000 * latencies[-1],
+        "statuses": statuses,
+        "connections": connections,
+    }
+
+
+def _open_loop_threads(port: int, routing_key: str, rate: int, seconds: int) -> dict:
+    """The previous generator (CLIENT=threads): 16 threads with http.client, for comparison."""
     total = rate * seconds
     start = time.monotonic() + 0.2
     latencies: list[float] = []
@@ -210,13 +349,7 @@ def _open_loop(port: int, routing_key: str, rate: int, seconds: int) -> dict:
         t.start()
     for t in threads:
         t.join()
-    latencies.sort()
-    return {
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
-        "max_ms": 1000 * latencies[-1],
-        "statuses": statuses,
-    }
+    return _latency_summary(latencies, statuses, 16)
 
 
 def _storm(port: int, routing_key: str, events: int = 10_000, keys: int = 100, clients: int = 20) -> dict:
@@ -282,13 +415,19 @@ def _latency_run(app, run: int, results: dict) -> None:
     key = _reset(app)
     server = Server(_free_port())
     try:
-        _open_loop(server.port, key, RATE, 2)  # warm-up (connections, caches), not counted
-        lat = _open_loop(server.port, key, RATE, 10)
+        open_loop = _open_loop_threads if CLIENT == "threads" else _open_loop
+        open_loop(server.port, key, RATE, 2)  # warm-up (connections, caches), not counted
+        server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
+        lat = open_loop(server.port, key, RATE, 10)
+        lat["server_cpu_ms"] = 1000 * (server.cpu_seconds() - server_cpu) / (RATE * 10)
+        lat["client_cpu_ms"] = 1000 * (time.process_time() - client_cpu) / (RATE * 10)
     finally:
         server.stop()
     results["latency"].append(lat)
     print(f"run {run + 1} latency at {RATE}/s: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
-          f"max {lat['max_ms']:.1f} ms, statuses {lat['statuses']}", flush=True)  # fmt: skip
+          f"max {lat['max_ms']:.1f} ms, statuses {lat['statuses']}, {lat['connections']} connections; "
+          f"CPU per event: server {lat['server_cpu_ms']:.2f} ms, client {lat['client_cpu_ms']:.2f} ms",
+          flush=True)  # fmt: skip
 
 
 def _storm_run(app, run: int, results: dict) -> None:
@@ -318,7 +457,9 @@ def _medians(results: dict) -> None:
     if not results["latency"]:
         return _storm_median(results)
     print(f"latency at {RATE} events/s offered: p50 {median([r['p50_ms'] for r in results['latency']]):.1f} ms, "
-          f"p99 {median([r['p99_ms'] for r in results['latency']]):.1f} ms (target < 50 ms)")  # fmt: skip
+          f"p99 {median([r['p99_ms'] for r in results['latency']]):.1f} ms (target < 50 ms); CPU per event: "
+          f"server {median([r['server_cpu_ms'] for r in results['latency']]):.2f} ms, "
+          f"client {median([r['client_cpu_ms'] for r in results['latency']]):.2f} ms")  # fmt: skip
     _storm_median(results)
 
 

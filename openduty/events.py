@@ -31,9 +31,11 @@ from typing import Any
 
 from flask import Flask, current_app
 from redis.exceptions import RedisError
-from sqlalchemy import insert, select, text
+from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, joinedload, object_session
 
 from openduty import clock, escalation
 from openduty.extensions import db, redis
@@ -65,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
     # this default is fifty times that, enough for storms, still a cap on one runaway source.
     "EVENTS_RATE_LIMIT": _env_int("EVENTS_RATE_LIMIT", 6000),
     "EVENTS_RATE_WINDOW_SECONDS": _env_int("EVENTS_RATE_WINDOW_SECONDS", 60),
+    # Integration key -> service lookups are cached this long per process (0: no cache). Changes
+    # made in this process apply at once; from other processes, within this many seconds.
+    "EVENTS_KEY_CACHE_SECONDS": _env_int("EVENTS_KEY_CACHE_SECONDS", 2),
 }
 
 
@@ -484,7 +489,6 @@ class _Batch:
         self.opened: list[Incident] = []
         self.hooks: list[tuple[Any, Incident]] = []
         self.loaded: dict[int, Incident] = {}
-        self.duplicates: list[dict[str, Any]] = []
 
     def triggers(self, runs: list[tuple[int, list[int]]]) -> None:
         if not runs:
@@ -494,20 +498,18 @@ class _Batch:
         result = _upsert_triggers([(service_id, events[ix[0]], len(ix)) for service_id, ix in runs], self.now)
         new_ids = [incident_id for incident_id, is_new in result.values() if is_new]
         if new_ids:
-            for incident in db.session.scalars(select(Incident).where(Incident.id.in_(new_ids))):
+            # With their services: the escalation hook reads them (no lazy load per incident).
+            for incident in db.session.scalars(_new_incidents_query(), {"ids": new_ids}):
                 self.loaded[incident.id] = incident
+        entries = []  # timeline entries, in order: a new incident's trigger before its duplicates
         for service_id, indexes in runs:
             first = events[indexes[0]]
             incident_id, is_new = result[(service_id, first.dedup_key)]
             start = 0
             if is_new:
                 incident = self.loaded[incident_id]
-                incident.log(
-                    "trigger",
-                    f"Triggered via {_VIA[first.via]}: {first.summary}",
-                    channel="event",
-                    data={"source": first.source, "severity": first.severity},
-                )
+                message = f"Triggered via {_VIA[first.via]}: {first.summary}"
+                entries.append(self._entry(incident_id, "trigger", message, first))
                 self.opened.append(incident)
                 self.hooks.append((escalation.incident_triggered, incident))
                 self.outcomes[indexes[0]] = Outcome("opened", first.dedup_key, incident_id)
@@ -517,17 +519,21 @@ class _Batch:
             for i in indexes[start:]:
                 event = events[i]
                 self.outcomes[i] = Outcome("deduplicated", event.dedup_key, incident_id)
-                self.duplicates.append(
-                    {
-                        "incident_id": incident_id,
-                        "at": self.now,
-                        "kind": "duplicate",
-                        "message": f"Another alert via {_VIA[event.via]}: {event.summary}",
-                        "actor_id": None,
-                        "channel": "event",
-                        "data": {"source": event.source, "severity": event.severity},
-                    }
-                )
+                message = f"Another alert via {_VIA[event.via]}: {event.summary}"
+                entries.append(self._entry(incident_id, "duplicate", message, event))
+        # One multi-row Core INSERT (no ORM objects), now, so entries written later come after.
+        db.session.execute(insert(LogEntry.__table__), entries)
+
+    def _entry(self, incident_id: int, kind: str, message: str, event: Event) -> dict[str, Any]:
+        return {
+            "incident_id": incident_id,
+            "at": self.now,
+            "kind": kind,
+            "message": message,
+            "actor_id": None,
+            "channel": "event",
+            "data": {"source": event.source, "severity": event.severity},
+        }
 
     def transition(self, service_id: int, action: str, indexes: list[int]) -> None:
         """Acknowledge or resolve the open incident of this key, through the model's actions."""
@@ -555,8 +561,6 @@ class _Batch:
             self.outcomes[i] = Outcome(result, event.dedup_key, incident.id if incident is not None else None)
 
     def finish(self) -> None:
-        if self.duplicates:
-            db.session.execute(insert(LogEntry.__table__), self.duplicates)
         if self.opened:
             first_number = next_incident_numbers(len(self.opened))
             for offset, incident in enumerate(self.opened):
@@ -575,13 +579,85 @@ _VIA = {
 
 
 def _services_by_key(keys: set[str]) -> dict[str, tuple[int, bool]]:
-    """Integration key -> (service id, service disabled), read in one query."""
-    rows = db.session.execute(
+    """Integration key -> (service id, service disabled), from the key cache or one query.
+
+    Known keys are cached for EVENTS_KEY_CACHE_SECONDS per process (unknown keys never are, so a
+    new integration works at once). A change to a service or integration made through the ORM in
+    this process clears the cache at once; one made in another process (disabling or deleting a
+    service, regenerating or deleting a key) takes effect here within the TTL.
+    """
+    ttl = setting("EVENTS_KEY_CACHE_SECONDS")
+    found: dict[str, tuple[int, bool]] = {}
+    cache = _key_cache() if ttl > 0 else None
+    now = time.monotonic()
+    missing = keys
+    if cache is not None:
+        missing = set()
+        for key in keys:
+            entry = cache.get(key)
+            if entry is not None and entry[0] > now:
+                found[key] = entry[1]
+            else:
+                missing.add(key)
+    if missing:
+        rows = db.session.execute(_services_query(), {"keys": list(missing)})
+        for key, service_id, disabled in rows:
+            found[key] = (service_id, disabled)
+            if cache is not None:
+                cache[key] = (now + ttl, (service_id, disabled))
+    return found
+
+
+@functools.cache
+def _new_incidents_query():
+    ids = bindparam("ids", expanding=True)
+    return select(Incident).options(joinedload(Incident.service)).where(Incident.id.in_(ids))
+
+
+@functools.cache
+def _services_query():
+    return (
         select(Integration.key, Service.id, Service.disabled)
         .join(Service, Service.id == Integration.service_id)
-        .where(Integration.key.in_(keys))
+        .where(Integration.key.in_(bindparam("keys", expanding=True)))
     )
-    return {key: (service_id, disabled) for key, service_id, disabled in rows}
+
+
+# Integration key -> (expires at, (service id, disabled)), per app; cleared whenever the ORM
+# writes a Service or an Integration in this process (the generation says so).
+_key_cache_generation = 0
+
+
+def _key_cache() -> dict[str, tuple[float, tuple[int, bool]]]:
+    holder = current_app.extensions.get("openduty_event_keys")
+    if holder is None or holder[0] != _key_cache_generation:
+        holder = current_app.extensions["openduty_event_keys"] = (_key_cache_generation, {})
+    return holder[1]
+
+
+def forget_keys() -> None:
+    """Drop every cached integration key (in this process)."""
+    global _key_cache_generation
+    _key_cache_generation += 1
+
+
+def _forget_keys_on_write(_mapper, _connection, target) -> None:
+    session = object_session(target)
+    if session is not None:
+        session.info["openduty.events.keys_changed"] = True
+    forget_keys()
+
+
+for _model in (Service, Integration):
+    for _name in ("after_insert", "after_update", "after_delete"):
+        sa_event.listen(_model, _name, _forget_keys_on_write)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _forget_keys_after_commit(session: Session) -> None:
+    # Again after the commit: a lookup between the flush and the commit may have cached old rows.
+    if session.info.pop("openduty.events.keys_changed", False):
+        forget_keys()
 
 
 def _retryable(exc: DBAPIError) -> bool:
@@ -590,7 +666,11 @@ def _retryable(exc: DBAPIError) -> bool:
 
 
 def apply_and_commit(events: list[Event], attempts: int = 3) -> list[Outcome]:
-    """Apply `events` in one transaction and commit; retried on a deadlock or serialisation failure."""
+    """Apply `events` in one transaction and commit; retried on a deadlock or serialisation failure.
+
+    A foreign-key violation may mean a cached key's service was just deleted by another process:
+    the key cache is dropped and the events are applied once more (then the key is unknown).
+    """
     for attempt in range(attempts):
         try:
             begin_write()
@@ -599,7 +679,10 @@ def apply_and_commit(events: list[Event], attempts: int = 3) -> list[Outcome]:
             return outcomes
         except DBAPIError as exc:
             db.session.rollback()
-            if attempt == attempts - 1 or not _retryable(exc):
+            stale_key = isinstance(exc, IntegrityError) and setting("EVENTS_KEY_CACHE_SECONDS") > 0
+            if stale_key:
+                forget_keys()
+            if attempt == attempts - 1 or not (stale_key or _retryable(exc)):
                 raise
             time.sleep(0.005 * (attempt + 1))
     raise AssertionError("unreachable")
