@@ -104,6 +104,8 @@ def app(_schema, _database_uri, _redis_url):
         db.session.remove()
         redis.get().flushdb()
         db.engine.dispose()
+        # Close this app's Redis sockets now, not whenever the app is garbage collected.
+        redis.get().connection_pool.disconnect()
 
 
 @pytest.fixture
