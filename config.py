@@ -69,6 +69,24 @@ class Config:
     ICAL_IMPORT_DAYS_AHEAD = _env_int("ICAL_IMPORT_DAYS_AHEAD", 400)
     ICAL_REFRESH_MINUTES = _env_int("ICAL_REFRESH_MINUTES", 60)
 
+    # Ingest (see docs/integrations.md). Group commit: apply concurrent requests' events in one
+    # transaction (off: one per request), at most EVENTS_BATCH_MAX events, lingering
+    # EVENTS_BATCH_LINGER_MS for more (0: batch only what queued meanwhile); the batcher thread
+    # exits after EVENTS_BATCHER_IDLE_SECONDS idle; a request waits EVENTS_COMMIT_TIMEOUT_SECONDS
+    # for its commit, then answers 503 (the client retries).
+    EVENTS_GROUP_COMMIT = os.environ.get("EVENTS_GROUP_COMMIT", "1") == "1"
+    EVENTS_BATCH_MAX = _env_int("EVENTS_BATCH_MAX", 500)
+    EVENTS_BATCH_LINGER_MS = _env_int("EVENTS_BATCH_LINGER_MS", 0)
+    EVENTS_BATCHER_IDLE_SECONDS = _env_int("EVENTS_BATCHER_IDLE_SECONDS", 30)
+    EVENTS_COMMIT_TIMEOUT_SECONDS = _env_int("EVENTS_COMMIT_TIMEOUT_SECONDS", 30)
+    # Events per integration key per window before 429 (0: no limit). PagerDuty allows 120/min;
+    # this default is fifty times that, enough for storms, still a cap on one runaway source.
+    EVENTS_RATE_LIMIT = _env_int("EVENTS_RATE_LIMIT", 6000)
+    EVENTS_RATE_WINDOW_SECONDS = _env_int("EVENTS_RATE_WINDOW_SECONDS", 60)
+    # Integration key -> service lookups are cached this long per process (0: no cache). Changes
+    # made in this process apply at once; from other processes, within this many seconds.
+    EVENTS_KEY_CACHE_SECONDS = _env_int("EVENTS_KEY_CACHE_SECONDS", 2)
+
     # Acknowledge links in pages work for this long (a week: a page read late can still act).
     ACK_LINK_MAX_AGE_SECONDS = _env_int("ACK_LINK_MAX_AGE_SECONDS", 7 * 24 * 3600)
 

@@ -45,36 +45,9 @@ from openduty.models.incident import SEVERITIES
 log = logging.getLogger(__name__)
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
-
-
-# Settings, read from the app config when set there, else from the environment, else these
-# defaults. (They live here rather than in config.py so the ingest path owns its own knobs.)
-DEFAULTS: dict[str, Any] = {
-    # Group commit: apply concurrent requests' events in one transaction (off: one per request).
-    "EVENTS_GROUP_COMMIT": os.environ.get("EVENTS_GROUP_COMMIT", "1") == "1",
-    # At most this many events per transaction.
-    "EVENTS_BATCH_MAX": _env_int("EVENTS_BATCH_MAX", 500),
-    # Wait this long for more events before a batch starts; 0 batches only what queued meanwhile.
-    "EVENTS_BATCH_LINGER_MS": _env_int("EVENTS_BATCH_LINGER_MS", 0),
-    # The batcher thread exits after this long without events (it restarts on demand).
-    "EVENTS_BATCHER_IDLE_SECONDS": _env_int("EVENTS_BATCHER_IDLE_SECONDS", 30),
-    # A request waits at most this long for its commit, then answers 503 (the client retries).
-    "EVENTS_COMMIT_TIMEOUT_SECONDS": _env_int("EVENTS_COMMIT_TIMEOUT_SECONDS", 30),
-    # Events per integration key per window before 429 (0: no limit). PagerDuty allows 120/min;
-    # this default is fifty times that, enough for storms, still a cap on one runaway source.
-    "EVENTS_RATE_LIMIT": _env_int("EVENTS_RATE_LIMIT", 6000),
-    "EVENTS_RATE_WINDOW_SECONDS": _env_int("EVENTS_RATE_WINDOW_SECONDS", 60),
-    # Integration key -> service lookups are cached this long per process (0: no cache). Changes
-    # made in this process apply at once; from other processes, within this many seconds.
-    "EVENTS_KEY_CACHE_SECONDS": _env_int("EVENTS_KEY_CACHE_SECONDS", 2),
-}
-
-
 def setting(name: str) -> Any:
-    return current_app.config.get(name, DEFAULTS[name])
+    """An EVENTS_* setting (config.py documents each one)."""
+    return current_app.config[name]
 
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
