@@ -1,5 +1,6 @@
 """The Notifier interface every channel implements."""
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -50,7 +51,7 @@ class Message:
     ack_token: str | None = None
 
 
-class Notifier:
+class Notifier(ABC):
     """Send a Message to one address of one contact-method kind.
 
     Implementations read their settings from the app config, raise TransientError or
@@ -62,5 +63,6 @@ class Notifier:
     def __init__(self, config: dict):
         self.config = config
 
+    @abstractmethod
     def send(self, address: str, message: Message) -> str:
-        raise NotImplementedError
+        """Deliver `message` to `address`; returns a receipt, raises NotifierError on failure."""
