@@ -77,7 +77,7 @@ def main() -> None:
     os.environ.update(env)
     from config import Config, database_url
     from openduty import create_app
-    from openduty.extensions import db, redis
+    from openduty.extensions import db, redis, stop_embedded_redis
 
     if not os.environ.get("REDIS_URL"):
         from openduty.extensions import embedded_redis
@@ -110,6 +110,7 @@ def main() -> None:
         finally:
             for process in processes:
                 _stop(process)
+            stop_embedded_redis()  # a no-op with REDIS_URL
 
 
 def _start_worker(env: dict, name: str) -> subprocess.Popen:

