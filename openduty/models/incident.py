@@ -93,8 +93,7 @@ class Incident(db.Model):
         self.status = "acknowledged"
         self.acknowledged_at = clock.now()
         self.acknowledged_by = by
-        self.epoch = (self.epoch or 0) + 1
-        self.log("acknowledge", message or f"Acknowledged{_by(by)} via {channel}.", by=by, channel=channel)
+        self._moved_on("acknowledge", message or f"Acknowledged{_by(by)} via {channel}.", by, channel)
         if notify:
             escalation.incident_acknowledged(self)
         return True
@@ -115,11 +114,15 @@ class Incident(db.Model):
         self.resolved_at = clock.now()
         self.resolved_by = by
         self.next_escalation_at = None
-        self.epoch = (self.epoch or 0) + 1
-        self.log("resolve", message or f"Resolved{_by(by)} via {channel}.", by=by, channel=channel)
+        self._moved_on("resolve", message or f"Resolved{_by(by)} via {channel}.", by, channel)
         if notify:
             escalation.incident_resolved(self)
         return True
+
+    def _moved_on(self, kind: str, message: str, by, channel: str) -> None:
+        """Bump the epoch (stale escalation jobs see it and stop) and write the timeline entry."""
+        self.epoch = (self.epoch or 0) + 1
+        self.log(kind, message, by=by, channel=channel)
 
     def add_note(self, text: str, by: "User | None" = None, channel: str = "web") -> "LogEntry":  # noqa: F821
         """Add a note to the timeline (does not change the status or the escalation)."""
