@@ -83,11 +83,50 @@ def url(value: Any, schemes: tuple[str, ...] = ("http", "https")) -> str:
     return value.strip()
 
 
+def unstorable(value: str) -> str | None:
+    """Why no database can store this text (a NUL or a lone surrogate), or None if it can."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (text that is not valid Unicode)"
+    return None
+
+
+def unstorable_path(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first (path, reason) in a JSON value whose text (or key) cannot be stored, else None.
+
+    Paths read like `payload.custom_details.disk[2]`; the walk is iterative, so depth costs nothing.
+    """
+    stack = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            reason = unstorable(item)
+            if reason:
+                return where or "body", reason
+        elif isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                child_path = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and unstorable(key):
+                    shown = child_path.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
+                    return shown, "has a key that " + unstorable(key)
+                stack.append((child_path, child))
+        elif isinstance(item, list):
+            for i in reversed(range(len(item))):
+                stack.append((f"{where}[{i}]", item[i]))
+    return None
+
+
 def text(value: Any, *, max_length: int, required: bool = True, label: str = "This field") -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise FieldError(f"{label} must be text.")
+    reason = unstorable(value)
+    if reason:
+        raise FieldError(f"{label} {reason}; remove it.")
     value = value.strip()
     if required and not value:
         raise FieldError(f"{label} is required.")
