@@ -1,7 +1,8 @@
 """Notifiers: one module per channel, all behind the interface in base.py.
 
 `notifier_for(kind)` returns the channel's Notifier configured from the app config. Delivery
-(claiming rows, throttling, retries, the timeline) lives in `delivery.py`.
+(claiming rows, throttling, retries, the timeline) lives in `delivery.py`; what a message says
+(subject, bodies, short text) is built in `message.py`.
 """
 
 import importlib

@@ -12,7 +12,6 @@ the next free minute, and whichever page takes that slot carries every page due 
 import logging
 from datetime import datetime, timedelta
 
-from flask import current_app, render_template
 from rq import get_current_job
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import joinedload
@@ -24,7 +23,8 @@ from openduty.models import Incident, Notification
 from openduty.models.notification import ContactThrottle
 from openduty.models.user import CONTACT_KIND_LABELS
 from openduty.notifiers import notifier_for
-from openduty.notifiers.base import Message, NotifierError
+from openduty.notifiers.base import NotifierError
+from openduty.notifiers.message import build_message
 
 log = logging.getLogger(__name__)
 
@@ -243,81 +243,3 @@ def _sent(batch: list[Notification], receipt: str) -> None:
 def _describe(row: Notification) -> str:
     label = CONTACT_KIND_LABELS.get(row.kind, row.kind)
     return f"{row.user.name} by {label} ({row.address})"
-
-
-# --- Messages ------------------------------------------------------------------------------------
-
-
-def _incident_info(incident: Incident, user_id: int) -> dict:
-    from openduty.views.ack import ack_url
-
-    return {
-        "id": incident.id,
-        "number": incident.number,
-        "summary": incident.summary,
-        "service": incident.service.name,
-        "severity": incident.severity,
-        "status": incident.status,
-        "url": ack_url([incident.id], user_id),
-    }
-
-
-def build_message(batch: list[Notification]) -> Message:
-    """What to say for these notifications (several only when throttled pages fold together)."""
-    from openduty.views.ack import ack_token, ack_url
-
-    primary = batch[0]
-    user = primary.user
-    base_url = current_app.config["BASE_URL"].rstrip("/")
-    if primary.purpose == "test":
-        subject = "[Openduty] Test notification"
-        body = f"This is a test notification from Openduty to {user.name} ({CONTACT_KIND_LABELS.get(primary.kind)})."
-        return Message(subject=subject, body=body, purpose="test", short=body, html=None)
-
-    incidents = []
-    for row in batch:
-        if row.incident is not None and all(i["id"] != row.incident_id for i in incidents):
-            incidents.append(_incident_info(row.incident, user.id))
-    ids = [i["id"] for i in incidents]
-    token = ack_token(ids, user.id)
-    action_url = ack_url(ids, user.id)
-    purpose = "resolve" if all(r.purpose == "resolve" for r in batch) else "page"
-    first = incidents[0]
-    if len(incidents) == 1:
-        state = "RESOLVED" if purpose == "resolve" else "TRIGGERED"
-        subject = f"[Openduty] #{first['number']} {state}: {first['summary']}"[:250]
-    else:
-        subject = f"[Openduty] {len(incidents)} incidents need attention"
-    short_parts = [f"#{i['number']} {i['summary'][:80]}" for i in incidents]
-    if purpose == "resolve":
-        short = "Resolved: " + "; ".join(short_parts)
-    else:
-        numbers = " ".join(str(i["number"]) for i in incidents)
-        short = "Openduty: " + "; ".join(short_parts)
-        if primary.kind == "sms":
-            short += f". Reply 'ack {numbers}' to acknowledge, 'res {numbers}' to resolve. {action_url}"
-        elif primary.kind == "voice":
-            short = f"Openduty alert. {len(incidents)} incident{'s' if len(incidents) > 1 else ''}: " + ". ".join(
-                f"number {i['number']}, {i['summary'][:120]}" for i in incidents
-            )
-    context = {
-        "incidents": incidents,
-        "purpose": purpose,
-        "user": user,
-        "action_url": action_url,
-        "base_url": base_url,
-    }
-    body = render_template("notifications/message.txt", **context)
-    html = render_template("notifications/message.html", **context) if primary.kind == "email" else None
-    return Message(
-        subject=subject,
-        body=body,
-        action_url=action_url,
-        incident_id=first["id"],
-        incident_number=first["number"],
-        purpose=purpose,
-        html=html,
-        short=short,
-        incidents=incidents,
-        ack_token=token,
-    )
