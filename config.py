@@ -39,6 +39,11 @@ class Config:
     BASE_URL = os.environ.get("BASE_URL") or f"http://127.0.0.1:{_env_int('PORT', 5000)}"
     REQUIRE_SECRET_KEY = False
 
+    # Request bodies (forms and the JSON API) larger than this many bytes are refused with 413.
+    # Views that take more say so themselves (calendar uploads: 5 MB more than this; the
+    # ingest endpoints: 512 KB). JSON bodies also nest at most validation.MAX_JSON_DEPTH (64) deep.
+    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
+
     # Login throttling: this many failures for one account or one address within the window
     # answer 429 until the window has passed.
     LOGIN_MAX_FAILURES = _env_int("LOGIN_MAX_FAILURES", 10)

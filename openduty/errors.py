@@ -7,7 +7,7 @@ API errors have one shape everywhere:
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from openduty.extensions import db
 
@@ -53,6 +53,15 @@ def error_body(status: int, message: str, code: str | None = None, fields: dict[
     return {"error": body}
 
 
+def _size(n: int) -> str:
+    """Bytes as a short human size: 512 KB, 1 MB."""
+    if n >= 1024 * 1024 and n % (1024 * 1024) == 0:
+        return f"{n // (1024 * 1024)} MB"
+    if n >= 1024:
+        return f"{n // 1024} KB"
+    return f"{n} bytes"
+
+
 def wants_json() -> bool:
     if request.path.startswith(("/api/", "/v2/", "/generic/", "/integrations/", "/healthz")):
         return True
@@ -66,6 +75,15 @@ def register(app: Flask) -> None:
         db.session.rollback()
         headers = {"Retry-After": str(exc.fields.pop("_retry_after"))} if "_retry_after" in exc.fields else {}
         return jsonify(error_body(exc.status, exc.message, exc.code, exc.fields)), exc.status, headers
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):
+        limit = request.max_content_length
+        size = f" (at most {_size(limit)})" if limit else ""
+        if request.content_length and limit and request.content_length <= limit:
+            size = " (a form field is larger than this server accepts)"
+        exc.description = f"The request is too large{size}; send less data."
+        return http_error(exc)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from openduty import oncall
@@ -29,6 +30,11 @@ from openduty.models.schedule import SHIFT_UNITS
 MAX_SHIFT = {"hours": 24 * 366, "days": 366, "weeks": 104}
 MAX_PARTICIPANTS = 200
 MAX_OVERRIDE = timedelta(days=366)
+
+
+def layer_body_limit() -> int:
+    """Bytes a layer create/edit request may carry: an uploaded calendar on top of MAX_CONTENT_LENGTH."""
+    return oncall.MAX_ICAL_BYTES + current_app.config["MAX_CONTENT_LENGTH"]
 
 
 def clean_schedule(body: dict[str, Any], schedule: Schedule | None = None) -> dict[str, Any]:

@@ -4,6 +4,7 @@ Each validator returns the normalised value or raises `FieldError` with a messag
 to fix. `collect()` gathers many fields into one `ValidationError`.
 """
 
+import json
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -117,6 +118,54 @@ def unstorable_path(value: Any, path: str = "") -> tuple[str, str] | None:
             for i in reversed(range(len(item))):
                 stack.append((f"{where}[{i}]", item[i]))
     return None
+
+
+# JSON bodies nest at most this deep. Real payloads nest a few levels (Alertmanager's: 4); deep
+# nesting only costs stack and CPU, and past ~990 levels the parser itself fails.
+MAX_JSON_DEPTH = 64
+
+
+class JsonTooDeep(ValueError):
+    """A JSON body nested deeper than allowed (a ValueError, like every other bad JSON)."""
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def loads(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a JSON request body: strict JSON (no NaN or Infinity), nested at most `max_depth` deep.
+
+    Raises `JsonTooDeep` (too deep) or another ValueError (not JSON). The app's JSON provider uses
+    it for every `request.get_json()`; the ingest endpoints call it on their raw bodies.
+    """
+    too_deep = f"The JSON is nested deeper than {max_depth} levels; send a flatter object."
+    try:
+        value = json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise JsonTooDeep(too_deep) from None
+    # Depth needs at least that many brackets; counting them is C-fast, so most bodies skip the walk.
+    opening = ("[", "{") if isinstance(data, str) else (b"[", b"{")
+    if data.count(opening[0]) + data.count(opening[1]) > max_depth and json_depth(value) > max_depth:
+        raise JsonTooDeep(too_deep)
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (a scalar is 0, `[]` and `{}` are 1); iterative."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def text(value: Any, *, max_length: int, required: bool = True, label: str = "This field") -> str:

@@ -19,6 +19,7 @@ from openduty import clock, oncall, schedule_edit
 from openduty import validation as v
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
+from openduty.limits import allow_body_bytes
 from openduty.models import Schedule, ScheduleLayer, ScheduleOverride, User
 from openduty.models.schedule import SHIFT_UNITS
 from openduty.views import is_htmx, render
@@ -338,6 +339,7 @@ def _layer_body(values: dict, kind: str, editing: bool = False) -> dict:
 
 
 @bp.post("/<int:schedule_id>/layers")
+@allow_body_bytes(schedule_edit.layer_body_limit)
 def add_layer(schedule_id: int):
     _require_admin()
     _check_csrf()
@@ -396,6 +398,7 @@ def _layer_error(schedule: Schedule, layer_id: int, exc: ValidationError, values
 
 
 @bp.post("/<int:schedule_id>/layers/<int:layer_id>/edit")
+@allow_body_bytes(schedule_edit.layer_body_limit)
 def edit_layer(schedule_id: int, layer_id: int):
     """Change a layer's name, rotation (start, shift, participants in order) or restrictions."""
     _require_admin()

@@ -50,8 +50,8 @@ def json_body() -> dict[str, Any]:
         raise ApiError(415, "Send a JSON body with 'Content-Type: application/json'.")
     try:
         body = request.get_json()
-    except BadRequest as exc:
-        raise ApiError(400, "The body is not valid JSON.") from exc
+    except BadRequest as exc:  # not JSON, or nested too deep (openduty.limits says which)
+        raise ApiError(400, exc.description or "The body is not valid JSON.") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object.")
     return body

@@ -14,6 +14,7 @@ from openduty import clock, oncall, schedule_edit
 from openduty import validation as v
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
+from openduty.limits import allow_body_bytes
 from openduty.models import Schedule, ScheduleLayer, ScheduleOverride, User
 from openduty.views.api import api_user, bp, created, get_or_404, iso, json_body, require_admin
 from openduty.views.api.users import user_ref
@@ -165,6 +166,7 @@ def list_layers(schedule_id: int):
 
 
 @bp.post("/schedules/<int:schedule_id>/layers")
+@allow_body_bytes(schedule_edit.layer_body_limit)
 def create_layer(schedule_id: int):
     """Add a layer on top (it wins over the existing ones where it has someone)."""
     require_admin()
@@ -194,6 +196,7 @@ def get_layer(schedule_id: int, layer_id: int):
 
 
 @bp.patch("/schedules/<int:schedule_id>/layers/<int:layer_id>")
+@allow_body_bytes(schedule_edit.layer_body_limit)
 def update_layer(schedule_id: int, layer_id: int):
     require_admin()
     schedule = _schedule(schedule_id)
