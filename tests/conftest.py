@@ -29,7 +29,13 @@ from tests import factories
 IN_CI = os.environ.get("CI") == "true"
 
 # Each area keeps its fixtures in its own plugin module.
-pytest_plugins = ["tests.plugins.users", "tests.plugins.events", "tests.plugins.escalation", "tests.plugins.schedules"]
+pytest_plugins = [
+    "tests.plugins.users",
+    "tests.plugins.events",
+    "tests.plugins.escalation",
+    "tests.plugins.schedules",
+    "tests.plugins.processes",
+]
 
 
 def _ci_requires(what: str) -> None:

@@ -1,0 +1,38 @@
+"""Fixtures for tests that run real Openduty processes (see tests/processes.py): `processes`
+starts workers and run-all on the suite's database and the app's Redis, `own_redis` gives the
+test (and those processes) a redis-server of its own to kill and restart."""
+
+import pytest
+
+from openduty.extensions import redis
+from tests.processes import AppProcesses, RedisServer, base_env
+
+
+@pytest.fixture
+def processes(app, _database_uri, tmp_path):
+    """Start `flask openduty worker` / `run-all` subprocesses; all are stopped after the test."""
+    env = base_env(
+        OPENDUTY_INSTANCE=str(tmp_path / "instance"),
+        DATABASE_URL=_database_uri,
+        REDIS_URL=redis.url(app),
+        SECRET_KEY=app.config["SECRET_KEY"],
+        BASE_URL="http://localhost",
+    )
+    started = AppProcesses(tmp_path / "processes", env)
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture
+def own_redis(app, processes, tmp_path):
+    """A redis-server of this test's own, used by the app and by the processes it starts."""
+    server = RedisServer(tmp_path / "redis").start()
+    previous = app.config["REDIS_URL"], app.extensions["openduty_redis"]
+    app.config["REDIS_URL"] = server.url
+    app.extensions["openduty_redis"] = None
+    processes.env["REDIS_URL"] = server.url
+    yield server
+    processes.stop_all()
+    redis.get(app).connection_pool.disconnect()
+    app.config["REDIS_URL"], app.extensions["openduty_redis"] = previous
+    server.stop()
