@@ -41,6 +41,8 @@ from openduty import clock, escalation
 from openduty.extensions import db, redis
 from openduty.models import Counter, Incident, Integration, LogEntry, Service
 from openduty.models.incident import SEVERITIES
+from openduty.models.service import INTEGRATION_KEY_LENGTH
+from openduty.validation import unstorable, unstorable_path
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +174,30 @@ def _short(value: Any) -> str:
 
 
 def _require_object(body: Any) -> dict:
+    """The body as an object whose every text (values and keys) a database can store.
+
+    Checked up front, for the whole body: a NUL or a lone surrogate reaching the driver fails the
+    transaction that other requests' events share, so it is refused here, naming where it is.
+    """
     if not isinstance(body, dict):
         raise InvalidEvent(["The event must be a JSON object."])
+    found = unstorable_path(body)
+    if found:
+        where, reason = found
+        raise InvalidEvent([f"'{where}' {reason}; remove it."])
     return body
+
+
+def _url_key(key: str) -> str:
+    """An integration key taken from the URL: refused before any lookup if it cannot be one of ours."""
+    if len(key) > INTEGRATION_KEY_LENGTH:
+        raise InvalidEvent(
+            [f"The integration key in the URL is too long ({len(key)} characters; keys have {INTEGRATION_KEY_LENGTH})."]
+        )
+    reason = unstorable(key)
+    if reason:
+        raise InvalidEvent([f"The integration key in the URL {reason}."])
+    return key
 
 
 def new_dedup_key() -> str:
@@ -185,7 +208,7 @@ def parse_v2(body: Any) -> Event:
     """PagerDuty Events API v2 (`POST /v2/enqueue`)."""
     body = _require_object(body)
     f = _Fields()
-    routing_key = f.text(body, "routing_key", max_length=64, required=True)
+    routing_key = f.text(body, "routing_key", max_length=INTEGRATION_KEY_LENGTH, required=True)
     action = f.choice(body, "event_action", ACTIONS)
     dedup_key = f.text(body, "dedup_key", max_length=MAX_DEDUP_KEY, required=action in ("acknowledge", "resolve"))
     summary, source, severity, details = "", "", "critical", {}
@@ -224,7 +247,7 @@ def parse_v1(body: Any, via: str = "events_v1") -> Event:
     """PagerDuty Events API v1 (`POST /generic/2010-04-15/create_event.json`)."""
     body = _require_object(body)
     f = _Fields()
-    routing_key = f.text(body, "service_key", max_length=64, required=True)
+    routing_key = f.text(body, "service_key", max_length=INTEGRATION_KEY_LENGTH, required=True)
     action = f.choice(body, "event_type", ACTIONS)
     dedup_key = f.text(body, "incident_key", max_length=MAX_DEDUP_KEY, required=action in ("acknowledge", "resolve"))
     description = f.text(body, "description", max_length=MAX_SUMMARY, required=action == "trigger")
@@ -247,7 +270,8 @@ def parse_v1(body: Any, via: str = "events_v1") -> Event:
 
 def parse_legacy(body: Any) -> Event:
     """The original Openduty `POST /api/create_event` (JSON or form fields, as v1)."""
-    if isinstance(body, dict) and isinstance(body.get("details"), str):
+    body = _require_object(body)
+    if isinstance(body.get("details"), str):
         # The old form sent details as free text; keep it readable.
         body = {**body, "details": {"text": body["details"]}}
     return parse_v1(body, via="openduty")
@@ -258,6 +282,7 @@ _ALERTMANAGER_SEVERITIES = {"page": "critical", "high": "error", "medium": "warn
 
 def parse_alertmanager(key: str, body: Any) -> list[Event]:
     """Prometheus Alertmanager webhook (version 4): one Event per alert, keyed by fingerprint."""
+    key = _url_key(key)
     body = _require_object(body)
     alerts = body.get("alerts")
     if not isinstance(alerts, list):
@@ -304,6 +329,7 @@ def parse_alertmanager(key: str, body: Any) -> list[Event]:
 
 def parse_generic(key: str, body: Any) -> Event:
     """The plain JSON webhook: `{"summary", "dedup_key", "action", "severity", "details", "source"}`."""
+    key = _url_key(key)
     body = _require_object(body)
     f = _Fields()
     action = f.choice(body, "action", ACTIONS, default="trigger")
@@ -633,6 +659,15 @@ def _forget_keys_after_commit(session: Session) -> None:
         forget_keys()
 
 
+def discard_transaction() -> None:
+    """Roll the session's transaction back; if even that fails, drop the session (and its connection)."""
+    try:
+        db.session.rollback()
+    except Exception:
+        log.warning("Rollback failed; discarding the session", exc_info=True)
+        db.session.remove()
+
+
 def _retryable(exc: DBAPIError) -> bool:
     code = getattr(exc.orig, "sqlstate", None)
     return code in ("40P01", "40001") or "database is locked" in str(exc.orig)
@@ -650,8 +685,12 @@ def apply_and_commit(events: list[Event], attempts: int = 3) -> list[Outcome]:
             outcomes = apply_events(events)
             db.session.commit()
             return outcomes
-        except DBAPIError as exc:
-            db.session.rollback()
+        except BaseException as exc:
+            # Whatever failed (the driver's UnicodeEncodeError is no DBAPIError), nothing of this
+            # attempt may stay in the session: a retry, or the next batch, starts clean.
+            discard_transaction()
+            if not isinstance(exc, DBAPIError):
+                raise
             stale_key = isinstance(exc, IntegrityError) and setting("EVENTS_KEY_CACHE_SECONDS") > 0
             if stale_key:
                 forget_keys()
@@ -745,6 +784,7 @@ class Batcher:
                         batch[0].error = exc
                     else:
                         log.warning("Event batch of %d requests failed (%s); retrying one by one", len(batch), exc)
+                        discard_transaction()  # (apply_and_commit did; a retry must never ride on it)
                         for p in batch:
                             try:
                                 p.outcomes = apply_and_commit(p.events)
@@ -769,11 +809,7 @@ def submit(events: list[Event]) -> list[Outcome]:
     if not events:
         return []
     if not setting("EVENTS_GROUP_COMMIT"):
-        try:
-            return apply_and_commit(events)
-        except Exception:
-            db.session.rollback()
-            raise
+        return apply_and_commit(events)
     batcher = app.extensions.get("openduty_event_batcher")
     if batcher is None:
         with _batchers_lock:
@@ -796,7 +832,9 @@ def seconds_until_allowed(routing_key: str, count: int = 1) -> int:
     window = setting("EVENTS_RATE_WINDOW_SECONDS")
     now = clock.now().timestamp()
     slot = int(now // window)
-    name = f"openduty:events:rate:{routing_key}:{slot}"
+    # A digest, not the key: bounded size whatever was sent, and no secret in Redis key names.
+    digest = hashlib.blake2b(routing_key.encode("utf-8", "backslashreplace"), digest_size=16).hexdigest()
+    name = f"openduty:events:rate:{digest}:{slot}"
     try:
         with redis.get().pipeline(transaction=False) as pipe:
             pipe.incrby(name, count)

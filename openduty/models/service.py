@@ -19,11 +19,13 @@ INTEGRATION_KIND_LABELS = {
     "generic": "Generic JSON webhook",
 }
 _KEY_ALPHABET = string.ascii_lowercase + string.digits
+# Every integration key is this long (a PagerDuty integration key's shape); ingest refuses longer.
+INTEGRATION_KEY_LENGTH = 32
 
 
 def new_integration_key() -> str:
     """A 32-character secret, the same shape as a PagerDuty integration key."""
-    return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(32))
+    return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(INTEGRATION_KEY_LENGTH))
 
 
 class Service(db.Model):
@@ -65,7 +67,7 @@ class Integration(db.Model):
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(200))
-    key: Mapped[str] = mapped_column(String(32), unique=True, default=new_integration_key)
+    key: Mapped[str] = mapped_column(String(INTEGRATION_KEY_LENGTH), unique=True, default=new_integration_key)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     service: Mapped[Service] = relationship(back_populates="integrations")
