@@ -51,7 +51,8 @@ def test_twilio_sms_and_voice(app, channels):
     request = channels.log[-1][0]
     assert request.path == f"/twilio/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
     assert request.authorization.username == TWILIO_SID
-    assert request.form["Body"] == "Openduty: #7 Disk full" and request.form["From"] == "+14155550000"
+    assert request.form["Body"] == "Openduty: #7 Disk full http://localhost/ack/t"
+    assert request.form["From"] == "+14155550000"
     notifier_for("voice").send("+14155550101", _message())
     twiml = channels.log[-1][0].form["Twiml"]
     assert 'action="http://localhost/twilio/voice/tok"' in twiml and "Press 1 to acknowledge" in twiml

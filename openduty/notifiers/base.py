@@ -4,6 +4,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from openduty.notifiers.text import one_line, plain_text
+
 
 class NotifierError(Exception):
     """Delivery failed. `transient` failures (timeouts, 5xx, refused connections) are retried."""
@@ -49,6 +51,20 @@ class Message:
     incidents: list[dict] = field(default_factory=list)
     # The signed token that acknowledges these incidents as the recipient (links, voice keypad).
     ack_token: str | None = None
+
+    # Channels read the text through these: whatever the fields hold (event text may carry
+    # newlines, controls, kilobytes), the result is safe for a header, an SMS or XML, and never empty.
+    def title(self, max_length: int) -> str:
+        """The subject on one line, at most `max_length` characters."""
+        return one_line(self.subject, max_length) or one_line(self.short, max_length) or "Openduty notification"
+
+    def text(self, max_length: int | None = None) -> str:
+        """The plain-text body (line breaks kept), at most `max_length` characters."""
+        return plain_text(self.body, max_length).strip() or self.title(max_length or 250)
+
+    def short_text(self, max_length: int) -> str:
+        """The short form (SMS, push, voice) on one line, at most `max_length` characters."""
+        return one_line(self.short, max_length) or self.title(max_length)
 
 
 class Notifier(ABC):

@@ -6,8 +6,11 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from openduty.notifiers.base import Message, Notifier, PermanentError, TransientError
+from openduty.notifiers.text import plain_text
 
 SMTP_TIMEOUT = 20
+# Subjects longer than this are cut with an ellipsis (mail clients show far less anyway).
+SUBJECT_MAX_LENGTH = 250
 
 
 def thread_id(incident_id: int, domain: str) -> str:
@@ -26,7 +29,7 @@ class EmailNotifier(Notifier):
         email = EmailMessage()
         email["From"] = self.config.get("SMTP_FROM") or "openduty@localhost"
         email["To"] = address
-        email["Subject"] = message.subject
+        email["Subject"] = message.title(SUBJECT_MAX_LENGTH)
         email["Date"] = formatdate(localtime=False)
         domain = self._domain()
         email["Message-ID"] = make_msgid("openduty", domain=domain)
@@ -35,9 +38,9 @@ class EmailNotifier(Notifier):
             email["In-Reply-To"] = root
             email["References"] = root
         email["Auto-Submitted"] = "auto-generated"
-        email.set_content(message.body)
+        email.set_content(message.text())
         if message.html:
-            email.add_alternative(message.html, subtype="html")
+            email.add_alternative(plain_text(message.html), subtype="html")
         return email
 
     def send(self, address: str, message: Message) -> str:

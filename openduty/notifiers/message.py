@@ -10,6 +10,11 @@ from flask import current_app, render_template
 from openduty.models import Incident, Notification
 from openduty.models.user import CONTACT_KIND_LABELS
 from openduty.notifiers.base import Message
+from openduty.notifiers.text import one_line, plain_text, truncate
+from openduty.notifiers.twilio import SMS_MAX_LENGTH
+
+# Room left in an SMS for the acknowledge link the channel appends (a signed token, ~150 characters).
+ACK_LINK_ROOM = 300
 
 
 def _incident_info(incident: Incident, user_id: int) -> dict:
@@ -26,8 +31,24 @@ def _incident_info(incident: Incident, user_id: int) -> dict:
     }
 
 
+# Lengths of one incident's summary in the short forms: SMS/push, and what a call says.
+SHORT_SUMMARY_LENGTH = 80
+VOICE_SUMMARY_LENGTH = 120
+SUBJECT_MAX_LENGTH = 250
+
+
+def _for_text(info: dict) -> dict:
+    """An incident's fields as the message bodies show them: summary as plain text (its own
+    lines kept), service name on one line."""
+    return {**info, "summary": plain_text(info["summary"]), "service": one_line(info["service"])}
+
+
 def build_message(batch: list[Notification]) -> Message:
-    """What to say for these notifications (several only when throttled pages fold together)."""
+    """What to say for these notifications (several only when throttled pages fold together).
+
+    Subject and short text are one line however the event's summary was written; the bodies keep
+    its line breaks; `incidents` keeps the summary as stored (the webhook sends it as JSON).
+    """
     from openduty.views.ack import ack_token, ack_url
 
     primary = batch[0]
@@ -35,7 +56,8 @@ def build_message(batch: list[Notification]) -> Message:
     base_url = current_app.config["BASE_URL"].rstrip("/")
     if primary.purpose == "test":
         subject = "[Openduty] Test notification"
-        body = f"This is a test notification from Openduty to {user.name} ({CONTACT_KIND_LABELS.get(primary.kind)})."
+        label = CONTACT_KIND_LABELS.get(primary.kind)
+        body = f"This is a test notification from Openduty to {one_line(user.name)} ({label})."
         return Message(subject=subject, body=body, purpose="test", short=body, html=None)
 
     incidents = []
@@ -49,23 +71,25 @@ def build_message(batch: list[Notification]) -> Message:
     first = incidents[0]
     if len(incidents) == 1:
         state = "RESOLVED" if purpose == "resolve" else "TRIGGERED"
-        subject = f"[Openduty] #{first['number']} {state}: {first['summary']}"[:250]
+        subject = one_line(f"[Openduty] #{first['number']} {state}: {one_line(first['summary'])}", SUBJECT_MAX_LENGTH)
     else:
         subject = f"[Openduty] {len(incidents)} incidents need attention"
-    short_parts = [f"#{i['number']} {i['summary'][:80]}" for i in incidents]
+    short_parts = [f"#{i['number']} {one_line(i['summary'], SHORT_SUMMARY_LENGTH)}" for i in incidents]
     if purpose == "resolve":
         short = "Resolved: " + "; ".join(short_parts)
     else:
         numbers = " ".join(str(i["number"]) for i in incidents)
         short = "Openduty: " + "; ".join(short_parts)
         if primary.kind == "sms":
-            short += f". Reply 'ack {numbers}' to acknowledge, 'res {numbers}' to resolve. {action_url}"
+            # The SMS channel appends the acknowledge link; the reply commands must survive a cut.
+            commands = f". Reply 'ack {numbers}' to acknowledge, 'res {numbers}' to resolve."
+            short = truncate(short, SMS_MAX_LENGTH - ACK_LINK_ROOM - len(commands)) + commands
         elif primary.kind == "voice":
             short = f"Openduty alert. {len(incidents)} incident{'s' if len(incidents) > 1 else ''}: " + ". ".join(
-                f"number {i['number']}, {i['summary'][:120]}" for i in incidents
+                f"number {i['number']}, {one_line(i['summary'], VOICE_SUMMARY_LENGTH)}" for i in incidents
             )
     context = {
-        "incidents": incidents,
+        "incidents": [_for_text(i) for i in incidents],
         "purpose": purpose,
         "user": user,
         "action_url": action_url,

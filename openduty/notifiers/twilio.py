@@ -12,7 +12,11 @@ from xml.sax.saxutils import escape, quoteattr
 from openduty.notifiers import http
 from openduty.notifiers.base import Message, Notifier, PermanentError
 
+# Twilio takes up to 1600 characters per SMS body and 4000 per inline TwiML document.
 SMS_MAX_LENGTH = 1500
+TWIML_MAX_LENGTH = 4000
+# What a call says (said twice, within TWIML_MAX_LENGTH with the markup and prompts).
+VOICE_MAX_LENGTH = 1200
 
 
 def request_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
@@ -21,9 +25,15 @@ def request_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
     return base64.b64encode(hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()).decode()
 
 
+def sms_params(address: str, message: Message) -> dict[str, str]:
+    """The SMS: the short text on one line, cut so that the acknowledge link always fits."""
+    link = f" {message.action_url}" if message.action_url else ""
+    return {"To": address, "Body": message.short_text(SMS_MAX_LENGTH - len(link)) + link}
+
+
 def voice_twiml(message: Message, gather_url: str | None) -> str:
     """Say the page, and (for pages) gather one key: 1 acknowledges."""
-    text = escape(message.short or message.subject)
+    text = escape(message.short_text(VOICE_MAX_LENGTH))
     if message.purpose != "page" or not gather_url:
         return f'<Response><Say voice="alice">{text}</Say></Response>'
     prompt = "Press 1 to acknowledge."
@@ -63,7 +73,7 @@ class TwilioSmsNotifier(_Twilio):
     resource = "Messages"
 
     def send(self, address: str, message: Message) -> str:
-        return self._post({"To": address, "Body": (message.short or message.subject)[:SMS_MAX_LENGTH]})
+        return self._post(sms_params(address, message))
 
 
 class TwilioVoiceNotifier(_Twilio):

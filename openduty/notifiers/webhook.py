@@ -12,6 +12,8 @@ import time
 from openduty.notifiers import http
 from openduty.notifiers.base import Message, Notifier
 
+SUBJECT_MAX_LENGTH = 250
+
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
@@ -19,25 +21,32 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def payload(message: Message) -> dict:
+    """What the receiver gets: `subject` on one line, `message` plain text, and each incident's
+    fields as stored (JSON carries any text; receivers format it themselves)."""
     return {
         "event": message.purpose,  # page | resolve | test
-        "subject": message.subject,
-        "message": message.body,
+        "subject": message.title(SUBJECT_MAX_LENGTH),
+        "message": message.text(),
         "incidents": message.incidents,
         "acknowledge_url": message.action_url,
     }
+
+
+def body(message: Message) -> bytes:
+    """The request body: compact, strict JSON (ASCII, so any text survives any receiver)."""
+    return json.dumps(payload(message), separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
 
 
 class WebhookNotifier(Notifier):
     kind = "webhook"
 
     def send(self, address: str, message: Message) -> str:
-        body = json.dumps(payload(message), separators=(",", ":"), sort_keys=True).encode()
+        data = body(message)
         headers = {"Content-Type": "application/json", "User-Agent": "Openduty"}
         secret = self.config.get("WEBHOOK_SECRET")
         if secret:
             timestamp = str(int(time.time()))
             headers["X-Openduty-Timestamp"] = timestamp
-            headers["X-Openduty-Signature"] = signature(secret, timestamp, body)
-        response = http.post(address, "Webhook", data=body, headers=headers)
+            headers["X-Openduty-Signature"] = signature(secret, timestamp, data)
+        response = http.post(address, "Webhook", data=data, headers=headers)
         return f"HTTP {response.status_code}"

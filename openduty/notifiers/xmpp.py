@@ -7,6 +7,21 @@ from openduty.notifiers.base import Message, Notifier, PermanentError, Transient
 XMPP_TIMEOUT = 20
 
 
+def chat_body(message: Message) -> str:
+    """The chat text: the plain-text body (only characters XML allows) and the acknowledge link."""
+    return message.text() + (f"\n{message.action_url}" if message.action_url else "")
+
+
+def stanza(message: Message, to: str) -> str:
+    """The <message/> stanza slixmpp sends for `message` (what the XMPP server must parse)."""
+    from slixmpp.stanza import Message as MessageStanza  # slixmpp is heavy; only tests and sends load it
+    from slixmpp.xmlstream import tostring
+
+    xml = MessageStanza()
+    xml["to"], xml["type"], xml["body"] = to, "chat", chat_body(message)
+    return tostring(xml.xml)
+
+
 class XmppNotifier(Notifier):
     kind = "xmpp"
 
@@ -14,7 +29,7 @@ class XmppNotifier(Notifier):
         jid, password = self.config.get("XMPP_JID"), self.config.get("XMPP_PASSWORD")
         if not (jid and password):
             raise PermanentError("XMPP is not configured: set XMPP_JID and XMPP_PASSWORD.")
-        body = message.body + (f"\n{message.action_url}" if message.action_url else "")
+        body = chat_body(message)
         try:
             return asyncio.run(asyncio.wait_for(_send(jid, password, address, body), XMPP_TIMEOUT))
         except (TimeoutError, OSError) as exc:
