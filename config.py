@@ -78,7 +78,8 @@ class Config:
     # transaction (off: one per request), at most EVENTS_BATCH_MAX events, lingering
     # EVENTS_BATCH_LINGER_MS for more (0: batch only what queued meanwhile); the batcher thread
     # exits after EVENTS_BATCHER_IDLE_SECONDS idle; a request waits EVENTS_COMMIT_TIMEOUT_SECONDS
-    # for its commit, then answers 503 (the client retries).
+    # for its commit to begin, else answers 503 and its events are never committed (the client
+    # retries); once its commit has begun it waits for the outcome.
     EVENTS_GROUP_COMMIT = os.environ.get("EVENTS_GROUP_COMMIT", "1") == "1"
     EVENTS_BATCH_MAX = _env_int("EVENTS_BATCH_MAX", 500)
     EVENTS_BATCH_LINGER_MS = _env_int("EVENTS_BATCH_LINGER_MS", 0)

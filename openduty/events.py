@@ -34,7 +34,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, joinedload, object_session
 
 from openduty import clock, escalation
@@ -669,32 +670,93 @@ def discard_transaction() -> None:
 
 
 def _retryable(exc: DBAPIError) -> bool:
+    """A deadlock, a serialisation failure, a busy SQLite, or a lost connection: worth another try."""
     code = getattr(exc.orig, "sqlstate", None)
-    return code in ("40P01", "40001") or "database is locked" in str(exc.orig)
+    return code in ("40P01", "40001") or "database is locked" in str(exc.orig) or exc.connection_invalidated
 
 
-def apply_and_commit(events: list[Event], attempts: int = 3) -> list[Outcome]:
-    """Apply `events` in one transaction and commit; retried on a deadlock or serialisation failure.
+def _commit_may_have_landed(exc: BaseException) -> bool:
+    """Whether a COMMIT that raised may still have been applied: only if its answer never came back."""
+    return not isinstance(exc, DBAPIError) or exc.connection_invalidated or isinstance(exc, InterfaceError)
 
-    A foreign-key violation may mean a cached key's service was just deleted by another process:
-    the key cache is dropped and the events are applied once more (then the key is unknown).
+
+# What a 503 asks the sender to wait before retrying.
+RETRY_AFTER_SECONDS = 5
+
+
+class NotStored(Exception):
+    """The events were not stored and never will be from this attempt: the sender may safely retry."""
+
+
+class OutcomeUnknown(Exception):
+    """The COMMIT was sent but its answer was lost (the connection broke): the events may be stored."""
+
+
+class GaveUp(Exception):
+    """A request of the batch being applied gave up waiting before its COMMIT (see `Batcher`)."""
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot take events now (down, frozen, locked, out of
+    connections) rather than that something is wrong with them: answered 503, retry later."""
+    return isinstance(exc, NotStored | OperationalError | InterfaceError | DisconnectionError | PoolTimeout)
+
+
+class Claim:
+    """The commit gate of one transaction: `claim()` just before COMMIT says whether to go on.
+
+    The Batcher's gate refuses when a request of the batch already gave up (it was answered 503,
+    so its events must not be committed); otherwise it marks every request as committing, after
+    which none may give up: each waits for the definitive outcome. `release()` undoes the mark when
+    the COMMIT definitely failed (so the request may give up again while the retry runs).
     """
+
+    def claim(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def apply_and_commit(events: list[Event], attempts: int = 3, gate: Claim | None = None) -> list[Outcome]:
+    """Apply `events` in one transaction and commit; retried on a deadlock, serialisation failure,
+    busy database or lost connection. Raises `GaveUp` (nothing stored) if `gate` refuses.
+
+    Any failure rolls the whole transaction back before anything else runs in the session. If a
+    COMMIT's answer was lost, the retry applies the same events again (their dedup keys are fixed
+    at parse time, so a trigger that did land folds into its own incident); if no attempt then
+    succeeds, `OutcomeUnknown` says the events may be stored. A foreign-key violation may mean a
+    cached key's service was just deleted by another process: the key cache is dropped and the
+    events are applied once more (then the key is unknown).
+    """
+    gate = gate or Claim()
+    maybe_landed: BaseException | None = None
     for attempt in range(attempts):
+        committing = False
         try:
             begin_write()
             outcomes = apply_events(events)
+            if not gate.claim():
+                raise GaveUp()
+            committing = True
             db.session.commit()
             return outcomes
         except BaseException as exc:
             # Whatever failed (the driver's UnicodeEncodeError is no DBAPIError), nothing of this
             # attempt may stay in the session: a retry, or the next batch, starts clean.
             discard_transaction()
-            if not isinstance(exc, DBAPIError):
-                raise
+            if committing:
+                if _commit_may_have_landed(exc):
+                    maybe_landed = exc
+                else:
+                    gate.release()
+            retry = isinstance(exc, DBAPIError) and attempt < attempts - 1
             stale_key = isinstance(exc, IntegrityError) and setting("EVENTS_KEY_CACHE_SECONDS") > 0
             if stale_key:
                 forget_keys()
-            if attempt == attempts - 1 or not (stale_key or _retryable(exc)):
+            if not (retry and (stale_key or _retryable(exc))):
+                if maybe_landed is not None and isinstance(exc, Exception):
+                    raise OutcomeUnknown(str(maybe_landed)) from exc
                 raise
             time.sleep(0.005 * (attempt + 1))
     raise AssertionError("unreachable")
@@ -702,15 +764,40 @@ def apply_and_commit(events: list[Event], attempts: int = 3) -> list[Outcome]:
 
 # --- Group commit -------------------------------------------------------------------------------
 
+# A request's events, from the queue to their outcome. QUEUED until the batcher is about to commit
+# them (COMMITTING) or the request gives up first (GAVE_UP: the batcher skips, or rolls back and
+# re-applies the batch without them). Only the batcher's lock moves an item between states.
+QUEUED, COMMITTING, GAVE_UP = "queued", "committing", "gave up"
+
 
 class _Pending:
-    __slots__ = ("events", "outcomes", "error", "done")
+    __slots__ = ("events", "outcomes", "error", "done", "state")
 
     def __init__(self, events: list[Event]):
         self.events = events
         self.outcomes: list[Outcome] | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
+        self.state = QUEUED
+
+
+class _BatchClaim(Claim):
+    def __init__(self, lock: threading.Lock, items: list[_Pending]):
+        self.lock = lock
+        self.items = items
+
+    def claim(self) -> bool:
+        with self.lock:
+            if any(p.state == GAVE_UP for p in self.items):
+                return False
+            for p in self.items:
+                p.state = COMMITTING
+            return True
+
+    def release(self) -> None:
+        with self.lock:
+            for p in self.items:
+                p.state = QUEUED
 
 
 class Batcher:
@@ -720,7 +807,14 @@ class Batcher:
     EVENTS_BATCH_MAX events, after lingering EVENTS_BATCH_LINGER_MS for more), applies it in one
     transaction, commits, and only then wakes the requests. Under load many events share one
     commit (one fsync); alone, an event waits for nothing but its own transaction. If a batch
-    fails, each request's events are retried alone, so one bad event fails only its own request.
+    fails for something in the events, it was rolled back whole and each request's events are
+    applied alone, so one bad event fails only its own request.
+
+    A request waits EVENTS_COMMIT_TIMEOUT_SECONDS for its COMMIT to begin; if it has not (the
+    database is frozen, locked or slow), the request gives up and answers 503, and its events are
+    never committed: the batcher checks, under one lock, that nobody gave up before it commits,
+    and otherwise rolls back and applies the batch again without them. Once the COMMIT has begun a
+    request cannot give up; it waits for the outcome. So a 503 always means "not stored".
     The thread exits after a while idle and is restarted on demand (also after a fork).
     """
 
@@ -740,7 +834,11 @@ class Batcher:
                 self._thread = threading.Thread(target=self._run, name="openduty-event-batcher", daemon=True)
                 self._thread.start()
         if not pending.done.wait(timeout):
-            raise TimeoutError("the events were not committed in time")
+            with self._lock:
+                if pending.state == QUEUED:
+                    pending.state = GAVE_UP
+                    raise NotStored(f"the database did not take the events within {timeout:g} seconds")
+            pending.done.wait()  # its COMMIT has begun: only its outcome may answer
         if pending.error is not None:
             raise pending.error
         assert pending.outcomes is not None
@@ -773,27 +871,52 @@ class Batcher:
             self._apply(batch)
 
     def _apply(self, batch: list[_Pending]) -> None:
-        with self.app.app_context():
-            try:
+        try:
+            with self.app.app_context():
                 try:
-                    outcomes = apply_and_commit([e for p in batch for e in p.events])
-                    for p in batch:
-                        p.outcomes, outcomes = outcomes[: len(p.events)], outcomes[len(p.events) :]
-                except Exception as exc:
-                    if len(batch) == 1:
-                        batch[0].error = exc
-                    else:
-                        log.warning("Event batch of %d requests failed (%s); retrying one by one", len(batch), exc)
-                        discard_transaction()  # (apply_and_commit did; a retry must never ride on it)
-                        for p in batch:
-                            try:
-                                p.outcomes = apply_and_commit(p.events)
-                            except Exception as single_exc:
-                                p.error = single_exc
-            finally:
-                db.session.remove()
-        for p in batch:
-            p.done.set()
+                    self._apply_together(batch)
+                finally:
+                    db.session.remove()
+        except Exception as exc:  # a bug here must not leave requests waiting forever
+            log.exception("Event batcher failed")
+            for p in batch:
+                if p.outcomes is None and p.error is None:
+                    p.error = exc
+        finally:
+            for p in batch:
+                p.done.set()
+
+    def _waiting(self, items: list[_Pending]) -> list[_Pending]:
+        with self._lock:
+            return [p for p in items if p.state != GAVE_UP]
+
+    def _apply_together(self, batch: list[_Pending]) -> None:
+        while live := self._waiting(batch):
+            try:
+                outcomes = apply_and_commit([e for p in live for e in p.events], gate=_BatchClaim(self._lock, live))
+            except GaveUp:
+                continue  # someone gave up while the batch was applied: again, without them
+            except Exception as exc:
+                if len(live) == 1 or unavailable(exc) or isinstance(exc, OutcomeUnknown):
+                    for p in live:  # the database, not one event: the same answer for all
+                        p.error = exc
+                    return
+                log.warning("Event batch of %d requests failed (%s); retrying one by one", len(live), exc)
+                discard_transaction()  # (apply_and_commit did; a retry must never ride on it)
+                for p in live:
+                    self._apply_alone(p)
+                return
+            for p in live:
+                p.outcomes, outcomes = outcomes[: len(p.events)], outcomes[len(p.events) :]
+            return
+
+    def _apply_alone(self, pending: _Pending) -> None:
+        try:
+            pending.outcomes = apply_and_commit(pending.events, gate=_BatchClaim(self._lock, [pending]))
+        except GaveUp:
+            pass  # its request has answered 503 already
+        except Exception as exc:
+            pending.error = exc
 
 
 def _getpid() -> int:
@@ -804,7 +927,12 @@ _batchers_lock = threading.Lock()
 
 
 def submit(events: list[Event]) -> list[Outcome]:
-    """Apply `events` durably (group commit, or inline when EVENTS_GROUP_COMMIT is off)."""
+    """Apply `events` durably (group commit, or inline when EVENTS_GROUP_COMMIT is off).
+
+    Returns their outcomes once committed. Raises `NotStored` or a database error for which
+    `unavailable()` is true when the events were not stored (retry later), `OutcomeUnknown` when
+    they may have been, and anything else for a bug (nothing stored).
+    """
     app = current_app._get_current_object()
     if not events:
         return []

@@ -59,8 +59,12 @@ ALERTMANAGER = Dialect(
 GENERIC = Dialect(202, _dedup, unknown_key_status=404)
 
 
+# The body's "status" for answers that are not about the event's content.
+_STATUS_TEXTS = {429: "throttle event", 500: "error", 503: "unavailable"}
+
+
 def _error(dialect: Dialect, status: int, errors: list[str], message: str | None = None, headers=None):
-    kind = "throttle event" if status == 429 else dialect.error_status
+    kind = _STATUS_TEXTS.get(status, dialect.error_status)
     body = {"status": kind, "message": message or dialect.error_message, "errors": errors}
     return jsonify(body), status, headers or {}
 
@@ -103,9 +107,22 @@ def ingest(dialect: Dialect, parse: Callable[[], list[Event]]):
             )
     try:
         outcomes = events.submit(parsed)
-    except TimeoutError:
-        problem = ["The event could not be stored in time; retry."]
-        return _error(dialect, 503, problem, "Try again", {"Retry-After": "1"})
+    except events.OutcomeUnknown:
+        log.exception("Ingest: the database connection was lost while committing")
+        problem = [
+            "The database connection was lost while the event was being committed: it may or may not be "
+            "stored. Retry with the same dedup_key, which folds into the incident if it was."
+        ]
+        return _error(dialect, 500, problem, "Event outcome unknown")
+    except Exception as exc:
+        if not events.unavailable(exc):
+            log.exception("Ingest failed")
+            problem = ["The event was not stored: an internal error occurred (it was logged)."]
+            return _error(dialect, 500, problem, "Internal server error")
+        log.warning("Ingest: events not stored, the database is unavailable: %s", exc)
+        wait = events.RETRY_AFTER_SECONDS
+        problem = [f"The event was not stored: the database is unavailable. Retry after {wait} seconds."]
+        return _error(dialect, 503, problem, "Service temporarily unavailable", {"Retry-After": str(wait)})
     rejected = [o for o in outcomes if not o.accepted]
     if rejected:
         if rejected[0].result == "disabled":
