@@ -93,6 +93,15 @@ class Config:
     # made in this process apply at once; from other processes, within this many seconds.
     EVENTS_KEY_CACHE_SECONDS = _env_int("EVENTS_KEY_CACHE_SECONDS", 2)
 
+    # Delivery (see docs/reliability.md). Sends run on this many threads per worker process, so a
+    # slow receiver holds up only its own page (0: send inside the job, one at a time). Outbound
+    # HTTP waits NOTIFY_CONNECT_TIMEOUT_SECONDS to connect (not connected: nothing arrived, retry)
+    # and NOTIFY_READ_TIMEOUT_SECONDS for the answer (sent but unanswered: may have arrived, so it
+    # is sent at most once more).
+    DELIVERY_THREADS = _env_int("DELIVERY_THREADS", 8)
+    NOTIFY_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("NOTIFY_CONNECT_TIMEOUT_SECONDS") or 5)
+    NOTIFY_READ_TIMEOUT_SECONDS = float(os.environ.get("NOTIFY_READ_TIMEOUT_SECONDS") or 30)
+
     # Acknowledge links in pages work for this long (a week: a page read late can still act).
     ACK_LINK_MAX_AGE_SECONDS = _env_int("ACK_LINK_MAX_AGE_SECONDS", 7 * 24 * 3600)
 

@@ -24,11 +24,13 @@ from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import event, inspect, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from openduty import clock
 from openduty.extensions import db, queue, redis
 from openduty.models import EscalationLevel, EscalationPolicy, Incident, LogEntry, Notification, User
+from openduty.models.notification import MAX_UNCONFIRMED
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,14 @@ HOUSEKEEPING_QUEUE = "low"
 # Job timeouts (seconds). A deliver job waits on an SMTP server or an HTTP API at most this long.
 ESCALATE_TIMEOUT = 60
 DELIVER_TIMEOUT = 60
-# A `sending` claim older than this belongs to a worker that died mid-delivery.
+# A `sending` claim older than this belongs to a worker that died mid-delivery (a claim by a
+# process on this host that is gone is recovered at once). A send takes at most the connect and
+# read timeouts (35 s by default) plus recording its outcome.
 SENDING_LEASE = timedelta(seconds=DELIVER_TIMEOUT + 60)
+# Errors that say the database is unreachable or busy, not that the data is wrong: jobs run again
+# shortly instead of failing (and a delivery attempt is not used up), see notifiers.delivery.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_RETRY_SECONDS = 2
 # Finished jobs are kept briefly (for `rq info`), failed ones for a week (for debugging).
 RESULT_TTL = 600
 FAILURE_TTL = 7 * 24 * 3600
@@ -214,22 +222,37 @@ def incident_resolved(incident: Incident) -> None:
     _bump(incident)
     incident.next_escalation_at = None
     incident.snoozed_until = None
-    if incident.id is None:
-        return
+    if incident.id is not None:
+        queue_resolve_notices(incident)
+
+
+def queue_resolve_notices(incident: Incident) -> None:
+    """Owe a resolve notice to each user a page of this resolved incident reached, on each channel
+    that reached them, once each (except whoever resolved it).
+
+    Called when the incident is resolved, and again by delivery when a page that was in flight at
+    that moment turns out sent. Delivery locks the incident row before it looks, and resolving
+    updates that row first, so one of the two always sees the other's work; the notices already
+    owed are skipped, so nobody gets two.
+    """
     db.session.flush()
-    rows = db.session.execute(
+    sent = db.session.execute(
         select(Notification.user_id, Notification.contact_method_id, Notification.kind, Notification.address)
-        .where(
-            Notification.incident_id == incident.id,
-            Notification.purpose == "page",
-            Notification.status == "sent",
-        )
+        .where(Notification.incident_id == incident.id, Notification.purpose == "page", Notification.status == "sent")
         .distinct()
     ).all()
+    owed = set(
+        db.session.execute(
+            select(Notification.user_id, Notification.kind, Notification.address).where(
+                Notification.incident_id == incident.id, Notification.purpose == "resolve"
+            )
+        ).all()
+    )
     now = clock.now()
-    for user_id, method_id, kind, address in sorted(set(rows), key=lambda r: (r[0], r[2], r[3])):
-        if user_id == incident.resolved_by_id:
+    for user_id, method_id, kind, address in sorted(set(sent), key=lambda r: (r[0], r[2], r[3])):
+        if user_id == incident.resolved_by_id or (user_id, kind, address) in owed:
             continue
+        owed.add((user_id, kind, address))
         notice = Notification(
             incident=incident,
             user_id=user_id,
@@ -594,17 +617,13 @@ def enqueue_delivery(
     send_at: datetime | None = None,
     job_id: str | None = None,
 ) -> None:
-    """Run the deliver job at `due` (its transient failures retry with backoff, see notifiers.delivery)."""
-    from rq import Retry
+    """Run the deliver job at `due`.
 
-    from openduty.notifiers.delivery import MAX_ATTEMPTS, RETRY_INTERVALS
-
+    No RQ retries: the row says what is owed, and delivery arms each retry itself at the row's
+    `retry_at` (so a database error, which is nobody's attempt, is not counted as one).
+    """
     q = queue(PAGE_QUEUE if purpose == "page" else NOTICE_QUEUE)
-    options = _job_options(
-        job_id or delivery_job_id(notification_id, send_at or due),
-        DELIVER_TIMEOUT,
-        retry=Retry(max=MAX_ATTEMPTS - 1, interval=RETRY_INTERVALS),
-    )
+    options = _job_options(job_id or delivery_job_id(notification_id, send_at or due), DELIVER_TIMEOUT)
     if due <= clock.now():
         q.enqueue("openduty.jobs.deliver", notification_id, **options)
     else:
@@ -661,24 +680,7 @@ def reconcile() -> dict[str, int]:
             enqueue_escalation(row.id, row.epoch, row.next_escalation_at)
             counts["escalations"] += 1
 
-    stale = db.session.scalars(
-        select(Notification).where(Notification.status == "sending", Notification.claimed_at < now - SENDING_LEASE)
-    ).all()
-    for notification in stale:
-        done = db.session.execute(
-            update(Notification)
-            .where(Notification.id == notification.id, Notification.status == "sending")
-            .values(status="pending", retry_at=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if done and notification.incident_id is not None:
-            _log(
-                notification.incident,
-                "notify_retry",
-                f"Delivery to {notification.user.name} by {notification.kind} was interrupted (worker stopped); "
-                "sending again.",
-            )
-        counts["recovered"] += done
+    counts["recovered"] = _recover_abandoned_sends(now)
     db.session.commit()
 
     pending = db.session.execute(
@@ -697,6 +699,46 @@ def reconcile() -> dict[str, int]:
         log.info("reconcile: re-armed %(escalations)d escalations, %(notifications)d notifications, "
                  "recovered %(recovered)d interrupted deliveries", counts)  # fmt: skip
     return counts
+
+
+def _recover_abandoned_sends(now: datetime) -> int:
+    """Rows left `sending` by a worker that died (same host: its process is gone; any host: the
+    claim is older than SENDING_LEASE) go back to pending, to be sent again: the worker may have
+    died mid-send, so this is one of the documented "at most twice" cases. A row that may have
+    reached its receiver twice already is not sent a third time."""
+    recovered = 0
+    rows = db.session.scalars(select(Notification).where(Notification.status == "sending")).all()
+    for notification in rows:
+        if not notification.claim_abandoned(now, SENDING_LEASE):
+            continue
+        give_up = notification.unconfirmed + 1 >= MAX_UNCONFIRMED
+        values = {"unconfirmed": Notification.unconfirmed + 1, "claimed_at": None, "claimed_by": None}
+        if give_up:
+            values.update(status="sent", sent_at=now, receipt="unconfirmed: the worker stopped mid-send")
+        else:
+            values.update(status="pending", retry_at=None)
+        done = db.session.execute(
+            update(Notification)
+            .where(
+                Notification.id == notification.id,
+                Notification.status == "sending",
+                Notification.claimed_at == notification.claimed_at,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if done and notification.incident_id is not None:
+            what = f"{notification.user.name} by {notification.kind}"
+            _log(
+                notification.incident,
+                "notify_retry",
+                f"Delivery to {what} was interrupted (worker stopped) after it may have arrived twice; "
+                "not sending it again."
+                if give_up
+                else f"Delivery to {what} was interrupted (worker stopped); sending again (it may arrive twice).",
+            )
+        recovered += done
+    return recovered
 
 
 # --- Periodic jobs -------------------------------------------------------------------------------

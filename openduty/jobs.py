@@ -4,14 +4,28 @@ Each job re-reads the database and does nothing when the state moved on, so a du
 re-armed job is harmless. Periodic jobs re-arm their next run before doing their work.
 """
 
-from openduty import escalation
+import time
+from datetime import timedelta
+
+from openduty import clock, escalation
 from openduty.extensions import db
 
 
 def escalate(incident_id: int, epoch: int) -> str:
-    """Page the incident's next level if `epoch` is still current and its time has come."""
-    outcome = escalation.run_escalation(incident_id, epoch)
-    db.session.commit()
+    """Page the incident's next level if `epoch` is still current and its time has come.
+
+    With the database away it runs again in DATABASE_RETRY_SECONDS (not at the next reconcile).
+    """
+    try:
+        outcome = escalation.run_escalation(incident_id, epoch)
+        db.session.commit()
+    except escalation.DATABASE_ERRORS:
+        db.session.rollback()
+        escalation.enqueue_escalation(
+            incident_id, epoch, clock.now() + timedelta(seconds=escalation.DATABASE_RETRY_SECONDS),
+            job_id=f"{escalation.escalation_job_id(incident_id, epoch)}-db{time.time_ns() // 1_000_000}",
+        )  # fmt: skip
+        return "database unavailable"
     return outcome
 
 

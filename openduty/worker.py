@@ -20,6 +20,7 @@ from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 from rq.scripts import release_lock
 
 from openduty.extensions import db, queues
+from openduty.notifiers import delivery
 
 # Seconds between the worker's maintenance runs (which also re-arm the periodic jobs, in case
 # Redis was flushed under a running worker). The worker TTL bounds how long it blocks waiting
@@ -88,7 +89,11 @@ class AppWorker(SimpleWorker):
         self.bursting = burst
         if not burst:
             self.start_up()
-        return super().work(burst=burst, **kwargs)
+        try:
+            return super().work(burst=burst, **kwargs)
+        finally:
+            if burst:  # a burst is over when the sends it started are (their retries are queued)
+                delivery.wait_for_sends()
 
     def start_up(self) -> None:
         """Reconcile (nothing lost while no worker ran) and arm the periodic jobs."""

@@ -32,6 +32,11 @@ def _policy_with_two_levels(hooks):
     return make_service(make_policy([(1, [alice, late]), (1, [bob])]))
 
 
+def _statuses() -> list[str]:
+    db.session.rollback()
+    return list(db.session.scalars(db.select(Notification.status).order_by(Notification.id)))
+
+
 def _overdue(incident_id: int) -> None:
     """Pretend a minute passed: the next escalation and the delayed page are now overdue."""
     past = clock.now() - timedelta(seconds=1)
@@ -48,6 +53,7 @@ def test_killed_worker_mid_escalation_loses_and_repeats_nothing(app, hooks, proc
     first = processes.worker("w1", redis.get())
     incident = open_incident(service)
     wait_for(lambda: hits(hooks).get("/hook/alice") == 1, "level 1's immediate page")
+    wait_for(lambda: _statuses().count("sent") == 1, "the page recorded as sent")  # mid-send: test_faults
     processes.kill_group(first)  # level 2 and Alice Late's delayed page are still owed
 
     _overdue(incident.id)
@@ -65,6 +71,7 @@ def test_flushed_redis_loses_nothing(app, hooks, processes):
     redis.get().flushdb()
     worker = processes.worker("w1", redis.get())  # start-up reconcile re-arms it
     wait_for(lambda: hits(hooks).get("/hook/alice") == 1, "level 1's page after the flush")
+    wait_for(lambda: "sent" in _statuses(), "the page recorded as sent")
 
     redis.get().flushdb()  # under a running worker: every timer and the periodic job are gone
     _overdue(incident.id)

@@ -5,7 +5,9 @@ row's status moves pending -> sending (claimed by exactly one job) -> sent | fai
 cancelled when the incident is acknowledged or resolved first.
 """
 
-from datetime import datetime
+import os
+import socket
+from datetime import datetime, timedelta
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -16,6 +18,27 @@ from openduty.models.types import UTCDateTime
 
 NOTIFICATION_STATUSES = ("pending", "sending", "sent", "failed", "cancelled")
 NOTIFICATION_PURPOSES = ("page", "resolve", "test")
+# A page that may have reached its receiver this many times (unanswered requests, a worker that
+# died mid-send) is not sent again: "at most twice", see docs/reliability.md.
+MAX_UNCONFIRMED = 2
+
+
+def this_process() -> str:
+    """Who claims a row for sending: "host:pid", so reconcile can tell when the claimer is gone."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_gone(claimer: str | None) -> bool:
+    host, _, pid = (claimer or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another host's process: only the lease can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class Notification(db.Model):
@@ -40,8 +63,13 @@ class Notification(db.Model):
     send_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, index=True)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(default=0)
-    # When the deliver job claimed the row; a claim older than the job timeout is a dead worker's.
+    # When and by which process ("host:pid") the row was claimed for sending. A claim whose
+    # process is gone (same host), or older than the sending lease, is a dead worker's.
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    # Attempts that may have reached the receiver without it saying so: a request sent but not
+    # answered in time, or a worker that died mid-send. At two the page is not sent again.
+    unconfirmed: Mapped[int] = mapped_column(default=0, server_default="0")
     # After a transient failure: when the next attempt is due.
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -54,6 +82,12 @@ class Notification(db.Model):
     incident: Mapped["Incident | None"] = relationship()  # noqa: F821
     user: Mapped["User"] = relationship()  # noqa: F821
     contact_method: Mapped["ContactMethod | None"] = relationship()  # noqa: F821
+
+    def claim_abandoned(self, now: datetime, lease: timedelta) -> bool:
+        """Whether this `sending` claim belongs to a worker that is gone (or is older than `lease`)."""
+        if self.status != "sending":
+            return False
+        return self.claimed_at is None or self.claimed_at < now - lease or _process_gone(self.claimed_by)
 
     @property
     def due_at(self) -> datetime:

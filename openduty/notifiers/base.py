@@ -29,6 +29,14 @@ class TransientError(NotifierError):
         super().__init__(message, transient=True)
 
 
+class UnconfirmedError(TransientError):
+    """The request went out whole but no answer came in time: the page may have arrived.
+
+    Delivery retries it at most once (see notifiers.delivery.MAX_UNCONFIRMED), so a slow
+    receiver is not paged again and again for one page.
+    """
+
+
 @dataclass
 class Message:
     """What to tell a person, independent of the channel."""

@@ -1,43 +1,81 @@
 """Delivering one Notification row: claim it, throttle and fold, send, record the outcome.
 
-The claim (pending -> sending, one conditional UPDATE) makes a duplicate job send nothing. Transient
-failures go back to pending and the job raises, so RQ retries it with backoff (`rq.Retry`, armed in
-escalation.enqueue_delivery); the row's `attempts` decides when to give up. Permanent failures fail
-at once. Both are written to the incident's timeline.
+The deliver job claims the row (pending -> sending, one conditional UPDATE, so a duplicate job
+sends nothing), builds the message and hands the send to one of the worker's sender threads
+(DELIVERY_THREADS): the job is done in milliseconds, and a slow receiver holds up only its own
+page, never anyone else's page or an escalation. The thread sends and records the outcome.
+
+Transient failures go back to pending with a `retry_at`, and the thread arms the retry; the row's
+`send_at` and RETRY_WINDOW_SECONDS decide when to give up. Permanent failures fail at once. A request that went out but
+got no answer in time (UnconfirmedError) may have arrived: it is sent at most once more. Both are
+written to the incident's timeline. A database error is nobody's attempt: before the claim the job
+tries again shortly; after the send, the thread keeps trying to record the outcome. A worker that
+dies mid-send leaves the row `sending`; reconcile sends it again (docs/reliability.md).
 
 SMS and voice are throttled per number: at most one message a minute. A throttled page waits for
 the next free minute, and whichever page takes that slot carries every page due to that number.
 """
 
 import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import Flask, current_app
 from rq import get_current_job
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from openduty import clock
+from openduty import clock, escalation
 from openduty.extensions import db
 from openduty.models import Incident, Notification
-from openduty.models.notification import ContactThrottle
+from openduty.models.notification import MAX_UNCONFIRMED, ContactThrottle, this_process
 from openduty.models.user import CONTACT_KIND_LABELS
 from openduty.notifiers import notifier_for
-from openduty.notifiers.base import NotifierError
+from openduty.notifiers.base import Message, NotifierError, UnconfirmedError
 from openduty.notifiers.message import build_message
 
 log = logging.getLogger(__name__)
 
-# Attempts per notification, and the waits between them (seconds): about five minutes in all.
-MAX_ATTEMPTS = 4
-RETRY_INTERVALS = [15, 60, 240]
+# Waits between attempts after a transient failure (seconds; the last one repeats), for up to
+# RETRY_WINDOW_SECONDS after the page was due. A failure that reached nobody (refused, 5xx) costs
+# the receiver nothing, and short waits keep a page within seconds of its receiver coming back.
+RETRY_INTERVALS = [2, 5]
+RETRY_WINDOW_SECONDS = 600
+# The timeline gets the first failures, then one a minute or so, and the last.
+LOG_FAILURES_EVERY = 12
 # At most one SMS or call per number in this many seconds; more pages fold into the next one.
 THROTTLE_SECONDS = 60
 THROTTLED_KINDS = ("sms", "voice")
+# A database error after the send: keep trying to record the outcome for this long, pausing at
+# most RECORD_RETRY_PAUSE between tries (so the outcome is written within that of the database
+# coming back). Past it the row stays `sending` and reconcile sends it again.
+RECORD_RETRY_SECONDS = 300
+RECORD_RETRY_PAUSE = 1.0
 
 
 def deliver(notification_id: int) -> str:
-    """Send one notification if it is still owed; returns what happened (for logs and tests)."""
+    """Claim one notification if it is still owed and start sending it; returns what happened."""
+    try:
+        return _claim_and_send(notification_id)
+    except escalation.DATABASE_ERRORS as exc:
+        db.session.rollback()
+        log.warning("Database error before delivering notification %s; again in %s s: %s",
+                    notification_id, escalation.DATABASE_RETRY_SECONDS, exc)  # fmt: skip
+        job = get_current_job()
+        escalation.enqueue_delivery(
+            notification_id,
+            clock.now() + timedelta(seconds=escalation.DATABASE_RETRY_SECONDS),
+            purpose="page" if job is None or job.origin == escalation.PAGE_QUEUE else "notice",
+            job_id=f"deliver-{notification_id}-db{time.time_ns() // 1_000_000}",
+        )
+        return "database unavailable"
+
+
+def _claim_and_send(notification_id: int) -> str:
     now = clock.now()
     notification = db.session.get(
         Notification,
@@ -48,8 +86,6 @@ def deliver(notification_id: int) -> str:
         return "skipped"
     # Never early; a retry may start up to a second before its time (RQ schedules whole seconds).
     if notification.send_at > now or (notification.retry_at and notification.retry_at > now + timedelta(seconds=1)):
-        from openduty import escalation
-
         db.session.rollback()
         escalation.enqueue_delivery(
             notification.id, notification.due_at, purpose=notification.purpose,
@@ -72,18 +108,132 @@ def deliver(notification_id: int) -> str:
         if free_at is not None:
             return _defer(notification, free_at)
         batch += _fold(notification, now)
+    message = build_message(batch)
     db.session.commit()  # the claim is visible before anything is sent
 
-    message = build_message(batch)
-    try:
-        receipt = notifier_for(notification.kind).send(notification.address, message)
-    except NotifierError as exc:
-        return _failed(batch, exc)
-    except Exception as exc:  # a bug in a notifier must not leave the rows claimed
-        log.exception("Notifier %s crashed", notification.kind)
-        return _failed(batch, NotifierError(f"Unexpected error: {type(exc).__name__}: {exc}", transient=True))
-    _sent(batch, receipt)
-    return "sent" if len(batch) == 1 else f"sent ({len(batch)} folded)"
+    send = _Send([row.id for row in batch], this_process(), notification.kind, notification.address, message)
+    app = current_app._get_current_object()
+    pool = _senders(app)
+    if pool is None:
+        send.run(app)
+    else:
+        pool.submit(app, send)
+    return "sending" if len(batch) == 1 else f"sending ({len(batch)} folded)"
+
+
+@dataclass
+class _Send:
+    """One claimed send: the rows (primary first), who claimed them, where, and what to say."""
+
+    ids: list[int]
+    claimed_by: str
+    kind: str
+    address: str
+    message: Message
+
+    def run(self, app: Flask) -> None:
+        """Send, then record the outcome (in a fresh app context: this runs on a sender thread)."""
+        with app.app_context():
+            db.session().expire_on_commit = False
+            try:
+                try:
+                    receipt, error = notifier_for(self.kind).send(self.address, self.message), None
+                except NotifierError as exc:
+                    receipt, error = None, exc
+                except Exception as exc:  # a bug in a notifier must not leave the rows claimed
+                    log.exception("Notifier %s crashed", self.kind)
+                    receipt, error = None, NotifierError(f"Unexpected error: {type(exc).__name__}: {exc}", True)
+                self._record(receipt, error)
+            finally:
+                db.session.remove()
+
+    def _record(self, receipt: str | None, error: NotifierError | None) -> None:
+        """Write the outcome, trying again while the database is away (the send is not repeated)."""
+        deadline = time.monotonic() + RECORD_RETRY_SECONDS
+        pause = 0.1
+        while True:
+            try:
+                batch = self._reload()
+                if not batch:
+                    log.warning("Notifications %s were taken from this worker while sending", self.ids)
+                elif error is None:
+                    _sent(batch, receipt or "")
+                else:
+                    _failed(batch, error)
+                return
+            except escalation.DATABASE_ERRORS as exc:
+                db.session.rollback()
+                if time.monotonic() >= deadline:
+                    log.error("Could not record the outcome of notifications %s: %s; reconcile will send "
+                              "them again", self.ids, exc)  # fmt: skip
+                    return
+                time.sleep(pause)
+                pause = min(pause * 2, RECORD_RETRY_PAUSE)
+
+    def _reload(self) -> list[Notification]:
+        rows = db.session.scalars(
+            select(Notification)
+            .where(
+                Notification.id.in_(self.ids),
+                Notification.status == "sending",
+                Notification.claimed_by == self.claimed_by,
+            )
+            .options(joinedload(Notification.user), joinedload(Notification.incident))
+        ).all()
+        return sorted(rows, key=lambda row: self.ids.index(row.id))
+
+
+class _Senders:
+    """The sender threads of one worker process. When all are busy the deliver job waits for one
+    (back-pressure), so a claimed row never waits in a queue of its own."""
+
+    def __init__(self, size: int):
+        self._slots = threading.BoundedSemaphore(size)
+        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="openduty-send")
+        self._busy = 0
+        self._changed = threading.Condition()
+
+    def submit(self, app: Flask, send: _Send) -> None:
+        self._slots.acquire()
+        with self._changed:
+            self._busy += 1
+        self._executor.submit(self._run, app, send)
+
+    def _run(self, app: Flask, send: _Send) -> None:
+        try:
+            send.run(app)
+        except Exception:
+            log.exception("Sending notifications %s failed", send.ids)
+        finally:
+            self._slots.release()
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._busy == 0, timeout)
+
+
+_pool: _Senders | None = None
+_pool_lock = threading.Lock()
+
+
+def _senders(app: Flask) -> _Senders | None:
+    """This process's sender threads (None with DELIVERY_THREADS = 0: send inside the job)."""
+    global _pool
+    size = int(app.config.get("DELIVERY_THREADS") or 0)
+    if size <= 0:
+        return None
+    with _pool_lock:
+        if _pool is None:
+            _pool = _Senders(size)
+        return _pool
+
+
+def wait_for_sends(timeout: float | None = None) -> bool:
+    """Wait until this process's sender threads are idle (a burst worker's end); False on timeout."""
+    return _pool.wait(timeout) if _pool is not None else True
 
 
 def _no_longer_owed(notification: Notification) -> str | None:
@@ -101,7 +251,7 @@ def _claim(notification_id: int, now: datetime) -> bool:
         db.session.execute(
             update(Notification)
             .where(Notification.id == notification_id, Notification.status == "pending")
-            .values(status="sending", claimed_at=now, attempts=Notification.attempts + 1)
+            .values(status="sending", claimed_at=now, claimed_by=this_process(), attempts=Notification.attempts + 1)
             .execution_options(synchronize_session=False)
         ).rowcount
     )
@@ -109,7 +259,13 @@ def _claim(notification_id: int, now: datetime) -> bool:
 
 def _claimed(notification: Notification, now: datetime) -> None:
     """Mirror the claim's UPDATE in the loaded row (cheaper than reloading it)."""
-    for key, value in (("status", "sending"), ("claimed_at", now), ("attempts", notification.attempts + 1)):
+    claim = {
+        "status": "sending",
+        "claimed_at": now,
+        "claimed_by": this_process(),
+        "attempts": notification.attempts + 1,
+    }
+    for key, value in claim.items():
         set_committed_value(notification, key, value)
 
 
@@ -149,11 +305,10 @@ def _take_slot(kind: str, address: str, now: datetime) -> datetime | None:
 
 
 def _defer(notification: Notification, free_at: datetime) -> str:
-    from openduty import escalation
-
     notification.status = "pending"
     notification.attempts -= 1
     notification.claimed_at = None
+    notification.claimed_by = None
     notification.send_at = max(free_at, notification.send_at)
     escalation.track_notification(notification)  # re-armed for the new time after commit
     db.session.commit()
@@ -183,23 +338,39 @@ def _fold(primary: Notification, now: datetime) -> list[Notification]:
     return folded
 
 
-def _failed(batch: list[Notification], exc: NotifierError) -> str:
+def _failed(batch: list[Notification], exc: NotifierError) -> None:
     now = clock.now()
     primary = batch[0]
-    retry = exc.transient and primary.attempts < MAX_ATTEMPTS
+    unconfirmed = isinstance(exc, UnconfirmedError)
+    if unconfirmed and primary.unconfirmed + 1 >= MAX_UNCONFIRMED:
+        # It may have arrived twice already: record it as sent (unconfirmed), never send a third.
+        for row in batch:
+            row.unconfirmed += 1
+            row.last_error = str(exc)[:2000]
+        what = _describe(primary)
+        _sent(batch, f"unconfirmed: {exc}"[:255], note=f"No answer from {what} twice; it may have arrived, so it is "
+              f"not sent again: {exc}", kind="notify_failed")  # fmt: skip
+        return
     wait = RETRY_INTERVALS[min(primary.attempts - 1, len(RETRY_INTERVALS) - 1)]
+    retry = exc.transient and now + timedelta(seconds=wait) <= primary.send_at + timedelta(seconds=RETRY_WINDOW_SECONDS)
+    logged = not retry or unconfirmed or primary.attempts <= 2 or primary.attempts % LOG_FAILURES_EVERY == 0
     for row in batch:
         row.last_error = str(exc)[:2000]
         row.claimed_at = None
+        row.claimed_by = None
+        row.unconfirmed += 1 if unconfirmed else 0
         if retry:
             row.status = "pending"
             row.retry_at = now + timedelta(seconds=wait)
         else:
             row.status = "failed"
-        if row.incident_id is not None:
+        if row.incident_id is not None and logged:
             what = _describe(row)
-            if retry:
-                text = f"Could not page {what} (attempt {row.attempts} of {MAX_ATTEMPTS}); retrying in {wait} s: {exc}"
+            if retry and unconfirmed:
+                text = (f"No answer from {what} (attempt {row.attempts}); it may have arrived; "
+                        f"sending once more in {wait} s: {exc}")  # fmt: skip
+            elif retry:
+                text = f"Could not page {what} (attempt {row.attempts}); retrying in {wait} s: {exc}"
             elif exc.transient:
                 text = f"Gave up paging {what} after {row.attempts} attempts: {exc}"
             else:
@@ -207,28 +378,26 @@ def _failed(batch: list[Notification], exc: NotifierError) -> str:
             row.incident.log("notify_failed", text, channel=row.kind, data={"notification_id": row.id})
     db.session.commit()
     if retry:
-        job = get_current_job()
-        if job is not None and job.retries_left:
-            raise exc  # RQ re-runs this job after the backoff
-        # No RQ retry left (e.g. a re-armed job): arm the retry ourselves.
-        from openduty import escalation
-
-        for row in batch:
-            escalation.enqueue_delivery(
-                row.id, row.due_at, purpose=row.purpose,
-                job_id=f"{escalation.delivery_job_id(row.id, row.send_at)}-r{row.attempts}",
-            )  # fmt: skip
-        return "retrying"
-    return "failed"
+        try:
+            for row in batch:
+                escalation.enqueue_delivery(
+                    row.id, row.due_at, purpose=row.purpose,
+                    job_id=f"{escalation.delivery_job_id(row.id, row.send_at)}-r{row.attempts}",
+                )  # fmt: skip
+        except Exception:
+            log.exception("Could not arm the retry of notifications %s; reconcile will", [r.id for r in batch])
 
 
-def _sent(batch: list[Notification], receipt: str) -> None:
+def _sent(batch: list[Notification], receipt: str, note: str | None = None, kind: str = "notify") -> None:
+    """Record the batch as sent. A page whose incident was resolved while it was in flight earns
+    its recipient the resolve notice (the incident row is locked first, see queue_resolve_notices)."""
     now = clock.now()
     primary = batch[0]
     for row in batch:
         row.status = "sent"
         row.sent_at = now
         row.claimed_at = None
+        row.claimed_by = None
         row.receipt = (receipt or "")[:255]
         if row is not primary:
             row.folded_into_id = primary.id
@@ -236,7 +405,17 @@ def _sent(batch: list[Notification], receipt: str) -> None:
             what = _describe(row)
             verb = {"page": "Paged", "resolve": "Sent the resolve notice to"}.get(row.purpose, "Notified")
             folded = f" (in one message with {len(batch) - 1} other page(s))" if len(batch) > 1 else ""
-            row.incident.log("notify", f"{verb} {what}{folded}.", channel=row.kind, data={"notification_id": row.id})
+            text = note or f"{verb} {what}{folded}."
+            row.incident.log(kind, text, channel=row.kind, data={"notification_id": row.id})
+    for incident_id in sorted({row.incident_id for row in batch if row.purpose == "page" and row.incident_id}):
+        incident = db.session.scalars(
+            select(Incident)
+            .where(Incident.id == incident_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        if incident.status == "resolved":
+            escalation.queue_resolve_notices(incident)
     db.session.commit()
 
 
