@@ -608,6 +608,18 @@ def _services_by_key(keys: set[str]) -> dict[str, tuple[int, bool]]:
     return found
 
 
+def key_refusal(routing_key: str) -> str | None:
+    """Why events with this key would be refused ("unknown_key", "disabled"), or None if they would not.
+
+    For a request that carries no events (an Alertmanager webhook with no alerts): its key is still
+    checked, so a wrong key is never answered with success.
+    """
+    service = _services_by_key({routing_key}).get(routing_key)
+    if service is None:
+        return "unknown_key"
+    return "disabled" if service[1] else None
+
+
 @functools.cache
 def _new_incidents_query():
     ids = bindparam("ids", expanding=True)

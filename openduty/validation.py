@@ -5,6 +5,7 @@ to fix. `collect()` gathers many fields into one `ValidationError`.
 """
 
 import json
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -133,15 +134,23 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):  # 1e400: no database's JSON can store the infinity it becomes
+        raise ValueError(f"the number {literal[:20]} is out of range")
+    return value
+
+
 def loads(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse a JSON request body: strict JSON (no NaN or Infinity), nested at most `max_depth` deep.
+    """Parse a JSON request body: strict JSON (no NaN, Infinity or numbers that overflow to them),
+    nested at most `max_depth` deep.
 
     Raises `JsonTooDeep` (too deep) or another ValueError (not JSON). The app's JSON provider uses
     it for every `request.get_json()`; the ingest endpoints call it on their raw bodies.
     """
     too_deep = f"The JSON is nested deeper than {max_depth} levels; send a flatter object."
     try:
-        value = json.loads(data, parse_constant=_refuse_constant)
+        value = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise JsonTooDeep(too_deep) from None
     # Depth needs at least that many brackets; counting them is C-fast, so most bodies skip the walk.

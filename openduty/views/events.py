@@ -4,7 +4,6 @@ Each endpoint only parses, checks the rate limit and answers in its format's own
 events all go through `events.submit()`. The answer is sent only after the commit.
 """
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from openduty import events
+from openduty import events, validation
 from openduty.events import Event, InvalidEvent, Outcome
 from openduty.extensions import csrf
 
@@ -75,8 +74,10 @@ def _json_body() -> Any:
     if not raw:
         raise InvalidEvent(["The body is empty; send the event as a JSON object."])
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return validation.loads(raw)
+    except validation.JsonTooDeep as exc:
+        raise InvalidEvent([str(exc)]) from exc
+    except ValueError as exc:  # (UnicodeDecodeError is one)
         raise InvalidEvent([f"The body is not valid JSON: {exc}."]) from exc
 
 
@@ -86,7 +87,7 @@ def _form_or_json_body() -> Any:
     return _json_body()
 
 
-def ingest(dialect: Dialect, parse: Callable[[], list[Event]]):
+def ingest(dialect: Dialect, parse: Callable[[], list[Event]], url_key: str | None = None):
     """Parse, rate-limit, submit and answer: the one path every endpoint takes."""
     try:
         parsed = parse()
@@ -107,6 +108,9 @@ def ingest(dialect: Dialect, parse: Callable[[], list[Event]]):
             )
     try:
         outcomes = events.submit(parsed)
+        if not parsed and url_key is not None:  # nothing to store, but the key must still be right
+            refusal = events.key_refusal(url_key)
+            outcomes = [Outcome(refusal, "")] if refusal else []
     except events.OutcomeUnknown:
         log.exception("Ingest: the database connection was lost while committing")
         problem = [
@@ -156,7 +160,7 @@ def create_event_legacy():
 @bp.post("/integrations/alertmanager/<key>")
 def alertmanager(key: str):
     """Prometheus Alertmanager webhook receiver (version 4)."""
-    return ingest(ALERTMANAGER, lambda: events.parse_alertmanager(key, _json_body()))
+    return ingest(ALERTMANAGER, lambda: events.parse_alertmanager(key, _json_body()), url_key=key)
 
 
 @bp.post("/integrations/generic/<key>")
