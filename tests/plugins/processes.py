@@ -5,7 +5,7 @@ test (and those processes) a redis-server of its own to kill and restart."""
 import pytest
 
 from openduty.extensions import redis
-from tests.processes import AppProcesses, RedisServer, base_env
+from tests.processes import AppProcesses, RedisServer, base_env, embedded_redis_servers
 
 
 @pytest.fixture
@@ -21,6 +21,10 @@ def processes(app, _database_uri, tmp_path):
     started = AppProcesses(tmp_path / "processes", env)
     yield started
     started.stop_all()
+    # A killed run-all's embedded Redis daemonized itself out of every process group.
+    for server in embedded_redis_servers(tmp_path / "instance"):
+        server.terminate()
+        server.wait(10)
 
 
 @pytest.fixture
