@@ -54,13 +54,14 @@ def create_app(config_class=None) -> Flask:
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "openduty.db")
 
-    from openduty import limits, models  # noqa: F401  (models registers the tables)
+    from openduty import access, limits, models  # noqa: F401  (models registers the tables)
     from openduty.extensions import csrf, db, login_manager, migrate, redis
 
     limits.register(app)  # before CSRFProtect: its check reads the body
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(root, "migrations"), render_as_batch=True)
     login_manager.init_app(app)
+    access.init_app(app)  # before CSRF: who may ask comes before whether the form is fresh
     csrf.init_app(app)
     redis.init_app(app)
 

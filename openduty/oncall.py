@@ -776,9 +776,9 @@ def schedule_ical_url(schedule: Schedule, for_user: User) -> str:
     return f"{_base_url()}/calendar/schedules/{schedule.id}.ics?token={calendar_token(for_user)}"
 
 
-def user_ical_url(user: User, for_user: User) -> str:
-    """The https feed URL of `user`'s shifts, carrying `for_user`'s token (for GET /api/v1/users/<id>)."""
-    return f"{_base_url()}/calendar/users/{user.id}.ics?token={calendar_token(for_user)}"
+def user_ical_url(user: User) -> str:
+    """The https feed URL of `user`'s own shifts, with their token (a token opens only its owner's feed)."""
+    return f"{_base_url()}/calendar/users/{user.id}.ics?token={calendar_token(user)}"
 
 
 def webcal(url: str) -> str:

@@ -96,13 +96,14 @@ def _has_sqlite_sequence() -> bool:
 def app(_schema, _database_uri, _redis_url):
     app = create_app(_test_config(_database_uri, _redis_url))
 
-    @app.before_request
     def _forget_cached_login():
         # Requests reuse the test's app context, so `g` outlives them; Flask-Login caches the
         # logged-in user and Flask-WTF the CSRF token there. Forget both so that each request
-        # (and each test client) works from its own session.
+        # (and each test client) works from its own session. First, before the access check.
         g.pop("_login_user", None)
         g.pop("csrf_token", None)
+
+    app.before_request_funcs.setdefault(None, []).insert(0, _forget_cached_login)
 
     with app.app_context():
         redis.get().flushdb()

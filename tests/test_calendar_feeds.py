@@ -157,14 +157,30 @@ def test_ical_urls_in_the_api_carry_the_callers_token(api, setup):
     url = api.get(f"/api/v1/schedules/{ops.id}").json["ical_url"]
     db.session.refresh(bob)
     assert url == f"http://localhost/calendar/schedules/{ops.id}.ics?token={bob.calendar_token}"
-    assert oncall.user_ical_url(setup["alice"], bob) == (
-        f"http://localhost/calendar/users/{setup['alice'].id}.ics?token={bob.calendar_token}"
-    )
     assert oncall.webcal(url).startswith("webcal://localhost/calendar/schedules/")
-    user_url = api.get(f"/api/v1/users/{setup['alice'].id}").json["ical_url"]
-    assert user_url == oncall.user_ical_url(setup["alice"], bob)
-    feed = api.get(user_url.removeprefix("http://localhost"))
+    # Someone else's personal feed is not offered; your own is, with your token.
+    assert api.get(f"/api/v1/users/{setup['alice'].id}").json["ical_url"] is None
+    own_url = api.get(f"/api/v1/users/{bob.id}").json["ical_url"]
+    assert own_url == f"http://localhost/calendar/users/{bob.id}.ics?token={bob.calendar_token}"
+    feed = api.get(own_url.removeprefix("http://localhost"))
     assert feed.status_code == 200 and feed.mimetype == "text/calendar"
+
+
+def test_a_calendar_token_opens_only_its_owners_personal_feed(client, setup):
+    """Finding 12: any user's token used to open every other user's feed (with their email)."""
+    alice, bob, ops = setup["alice"], setup["bob"], setup["ops"]
+    bob_token = oncall.calendar_token(bob)
+    db.session.commit()
+    assert client.get(f"/calendar/users/{bob.id}.ics?token={bob_token}").status_code == 200
+    other = client.get(f"/calendar/users/{alice.id}.ics?token={bob_token}")
+    assert other.status_code == 404 and alice.email.encode() not in other.data
+    # Schedule feeds: everyone may see every schedule, so any valid token opens them.
+    assert client.get(f"/calendar/schedules/{ops.id}.ics?token={bob_token}").status_code == 200
+    for bad in ("", "nope", "x" * 65):
+        assert client.get(f"/calendar/schedules/{ops.id}.ics?token={bad}").status_code == 404
+    bob.active = False
+    db.session.commit()
+    assert client.get(f"/calendar/users/{bob.id}.ics?token={bob_token}").status_code == 404
 
 
 def test_feed_escapes_text(app, client, setup):

@@ -1,15 +1,17 @@
 """iCal feeds of schedules and of each person's shifts, and the original Openduty on-call API.
 
 Feeds authenticate with the `token` query parameter (a user's revocable calendar token), because
-calendar apps cannot send headers. Without a valid token they answer 404 and reveal nothing.
+calendar apps cannot send headers; openduty.access checks it and puts its owner in
+`g.calendar_user`. A token opens its owner's own feed and every schedule feed (everyone logged in
+sees every schedule), nothing else: anything else answers 404 and reveals nothing.
 """
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, g
 
 from openduty import oncall
 from openduty.errors import ApiError
 from openduty.extensions import csrf, db
-from openduty.models import ApiToken, Schedule, User
+from openduty.models import Schedule
 
 bp = Blueprint("calendar", __name__)
 csrf.exempt(bp)
@@ -22,17 +24,9 @@ def _feed_response(body: str, filename: str) -> Response:
     return response
 
 
-def _require_token() -> User:
-    user = oncall.user_for_token(request.args.get("token"))
-    if user is None:
-        abort(404)
-    return user
-
-
 @bp.get("/calendar/schedules/<int:schedule_id>.ics")
 def schedule_feed(schedule_id: int):
     """Everyone's final shifts in one schedule."""
-    _require_token()
     schedule = db.session.get(Schedule, schedule_id)
     if schedule is None:
         abort(404)
@@ -41,10 +35,9 @@ def schedule_feed(schedule_id: int):
 
 @bp.get("/calendar/users/<int:user_id>.ics")
 def user_feed(user_id: int):
-    """One person's final shifts across every schedule."""
-    _require_token()
-    user = db.session.get(User, user_id)
-    if user is None:
+    """One person's final shifts across every schedule: only with that person's own token."""
+    user = g.calendar_user
+    if user.id != user_id:
         abort(404)
     return _feed_response(oncall.user_feed(user), f"user-{user.id}-shifts.ics")
 
@@ -53,14 +46,10 @@ def user_feed(user_id: int):
 def legacy_oncall(schedule_ref: str):
     """The original Openduty shape: `[{"person", "email", "start", "end"}]` for `since`..`until`.
 
-    `schedule_ref` is a schedule id or name; authenticate like /api/v1 (`Authorization: Token ...`).
+    `schedule_ref` is a schedule id or name; authenticated like /api/v1 (`Authorization: Token ...`).
     """
     from openduty.views.api.schedules import _range
 
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    token = ApiToken.authenticate(secret.strip()) if scheme.lower() in ("token", "bearer") and secret else None
-    if token is None or not token.user.active:
-        raise ApiError(401, "Send an API token: 'Authorization: Token <token>'.")
     schedule = db.session.get(Schedule, int(schedule_ref)) if schedule_ref.isdigit() else None
     if schedule is None:
         schedule = db.session.scalar(db.select(Schedule).where(Schedule.name == schedule_ref))

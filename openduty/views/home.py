@@ -1,7 +1,6 @@
 """The home page."""
 
 from flask import Blueprint
-from flask_login import login_required
 
 from openduty.views import render
 
@@ -9,6 +8,5 @@ bp = Blueprint("home", __name__)
 
 
 @bp.get("/")
-@login_required
 def index():
     return render("home/index.html")

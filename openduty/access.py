@@ -1,0 +1,320 @@
+"""Who may do what: every endpoint's access rule in one table, enforced by one app-wide hook.
+
+`RULES` maps each endpoint name to the credential it needs. `enforce()` runs before every request
+(before CSRF, so an anonymous POST is sent to the login page rather than told its form expired)
+and refuses any endpoint without a row: a new route that nobody gave a rule fails closed (403) and
+tests/test_access.py fails until the route has a row there and here.
+
+Rules say who may reach an endpoint at all. What a caller may do with one object (their own
+profile, their own shifts) is decided by the view or the domain with `may_manage()` and the
+domain's own rules (e.g. `schedule_edit.can_add_override`). docs/security.md describes the roles.
+"""
+
+import hmac
+from dataclasses import dataclass
+
+from flask import Flask, abort, current_app, g, request
+from flask_login import current_user
+
+from openduty import clock, oncall
+from openduty.errors import ApiError
+from openduty.extensions import db, login_manager
+from openduty.models import ApiToken, User
+from openduty.notifiers.twilio import request_signature
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The credential an endpoint needs; `what` completes "Only admins can ..." for admin rules."""
+
+    kind: str
+    what: str = "do this"
+
+
+# Anyone, no credential: the login page, health check, static files.
+PUBLIC = Rule("public")
+# A logged-in user (session cookie). Anonymous browsers are sent to the login page.
+LOGIN = Rule("login")
+# A signed, expiring acknowledge token in the URL path. The view verifies it (ack.load_token),
+# because an expired or altered link gets its own page that says what to do instead.
+ACK_LINK = Rule("ack-link")
+# A user's calendar token in `?token=` (calendar apps cannot send headers). Checked here: an
+# unknown token answers 404 and reveals nothing; `g.calendar_user` is its active owner, and the
+# view decides which feeds that owner may open.
+CALENDAR_TOKEN = Rule("calendar-token")
+# An integration key, in the body or the URL depending on the format; verified by the ingest
+# (openduty.events), which answers in each format's own dialect.
+EVENT_KEY = Rule("event-key")
+# Twilio's webhooks, signed with TWILIO_AUTH_TOKEN (X-Twilio-Signature). Checked here.
+TWILIO = Rule("twilio")
+# An API token (`Authorization: Token <token>`) of an active user; `g.api_user` is that user.
+API = Rule("api-token")
+
+
+def admin(what: str) -> Rule:
+    """A logged-in admin; members get 403 "Only admins can <what>."."""
+    return Rule("admin", what)
+
+
+def api_admin(what: str) -> Rule:
+    """An API token of an active admin."""
+    return Rule("api-admin", what)
+
+
+_USERS = admin("manage users")
+_SERVICES = admin("change services")
+_POLICIES = admin("change escalation policies")
+_SCHEDULES = admin("change schedules and their layers")
+
+RULES: dict[str, Rule] = {
+    "static": PUBLIC,
+    "health.healthz": PUBLIC,
+    "auth.login": PUBLIC,
+    "auth.logout": LOGIN,
+    "home.index": LOGIN,
+    # Acknowledge links, Twilio, the test-notification button.
+    "ack.show": ACK_LINK,
+    "ack.act": ACK_LINK,
+    "ack.twilio_sms": TWILIO,
+    "ack.twilio_voice": TWILIO,  # and the ack token in the path, checked by the view
+    "ack.test_contact_method": LOGIN,  # own contact methods, or an admin (may_manage)
+    # Calendar feeds and the original Openduty on-call API.
+    "calendar.schedule_feed": CALENDAR_TOKEN,
+    "calendar.user_feed": CALENDAR_TOKEN,
+    "calendar.legacy_oncall": API,
+    # Ingest.
+    "events.enqueue_v2": EVENT_KEY,
+    "events.create_event_v1": EVENT_KEY,
+    "events.create_event_legacy": EVENT_KEY,
+    "events.alertmanager": EVENT_KEY,
+    "events.generic": EVENT_KEY,
+    # Incidents: everyone logged in sees and acts on every incident (a small team's shared console).
+    "incidents.index": LOGIN,
+    "incidents.count": LOGIN,
+    "incidents.show": LOGIN,
+    "incidents.acknowledge": LOGIN,
+    "incidents.resolve": LOGIN,
+    "incidents.bulk": LOGIN,
+    "incidents.add_note": LOGIN,
+    "policies.escalate_incident": LOGIN,
+    "policies.snooze_incident": LOGIN,
+    "policies.reassign_incident": LOGIN,
+    # Escalation policies: everyone reads, admins change.
+    "policies.index": LOGIN,
+    "policies.show": LOGIN,
+    "policies.preview": LOGIN,
+    "policies.create": _POLICIES,
+    "policies.update": _POLICIES,
+    "policies.delete": _POLICIES,
+    "policies.add_level": _POLICIES,
+    "policies.update_level": _POLICIES,
+    "policies.move_level": _POLICIES,
+    "policies.delete_level": _POLICIES,
+    "policies.add_target": _POLICIES,
+    "policies.delete_target": _POLICIES,
+    # Schedules: everyone reads and takes or hands over their own shifts; admins change the rest.
+    "schedules.index": LOGIN,
+    "schedules.detail": LOGIN,
+    "schedules.shift": LOGIN,
+    "schedules.new_override": LOGIN,
+    "schedules.add_override": LOGIN,  # schedule_edit.can_add_override decides which
+    "schedules.delete_override": LOGIN,  # schedule_edit.can_delete_override decides which
+    "schedules.regenerate_calendar_token": LOGIN,  # always the caller's own token
+    "schedules.create": _SCHEDULES,
+    "schedules.edit": _SCHEDULES,
+    "schedules.delete": _SCHEDULES,
+    "schedules.add_layer": _SCHEDULES,
+    "schedules.edit_layer": _SCHEDULES,
+    "schedules.move_layer": _SCHEDULES,
+    "schedules.delete_layer": _SCHEDULES,
+    "schedules.refresh_layer": _SCHEDULES,
+    # Services: everyone reads, admins change.
+    "services.index": LOGIN,
+    "services.show": LOGIN,
+    "services.create": _SERVICES,
+    "services.edit": _SERVICES,
+    "services.maintenance": _SERVICES,
+    "services.delete": _SERVICES,
+    "services.add_integration": _SERVICES,
+    "services.regenerate_key": _SERVICES,
+    "services.delete_integration": _SERVICES,
+    # Users: the admin pages, and profiles (one's own, or anyone's for admins: may_manage).
+    "users.index": _USERS,
+    "users.create": _USERS,
+    "users.edit": _USERS,
+    "users.deactivate": _USERS,
+    "users.reactivate": _USERS,
+    "users.profile": LOGIN,
+    "users.change_password": LOGIN,
+    "users.create_token": LOGIN,
+    "users.show": LOGIN,
+    "users.contact_methods": LOGIN,
+    "users.add_contact_method": LOGIN,
+    "users.delete_contact_method": LOGIN,
+    "users.notification_rules": LOGIN,
+    "users.notification_rule_form": LOGIN,
+    "users.add_notification_rule": LOGIN,
+    "users.delete_notification_rule": LOGIN,
+    "users.tokens": LOGIN,
+    "users.revoke_token": LOGIN,
+    # JSON API: reading needs a token; admin rules as in the pages.
+    "api.list_users": API,
+    "api.get_user": API,
+    "api.create_user": api_admin("create users"),
+    "api.update_user": API,  # themselves, or anyone for admins (may_manage)
+    "api.deactivate_user": api_admin("deactivate users"),
+    "api.list_contact_methods": API,
+    "api.get_contact_method": API,
+    "api.create_contact_method": API,
+    "api.delete_contact_method": API,
+    "api.list_notification_rules": API,
+    "api.get_notification_rule": API,
+    "api.create_notification_rule": API,
+    "api.delete_notification_rule": API,
+    "api.test_contact_method": API,
+    "api.list_services": API,
+    "api.get_service": API,
+    "api.create_service": api_admin("create services"),
+    "api.update_service": api_admin("change services"),
+    "api.delete_service": api_admin("delete services"),
+    "api.list_integrations": API,
+    "api.get_integration": API,
+    "api.create_integration": api_admin("add integrations"),
+    "api.regenerate_integration_key": api_admin("regenerate integration keys"),
+    "api.delete_integration": api_admin("delete integrations"),
+    "api.list_policies": API,
+    "api.get_policy": API,
+    "api.create_policy": api_admin("create escalation policies"),
+    "api.update_policy": api_admin("change escalation policies"),
+    "api.delete_policy": api_admin("delete escalation policies"),
+    "api.list_schedules": API,
+    "api.get_schedule": API,
+    "api.create_schedule": api_admin("create schedules"),
+    "api.update_schedule": api_admin("change schedules"),
+    "api.delete_schedule": api_admin("delete schedules"),
+    "api.list_layers": API,
+    "api.get_layer": API,
+    "api.create_layer": api_admin("add layers"),
+    "api.update_layer": api_admin("change layers"),
+    "api.delete_layer": api_admin("delete layers"),
+    "api.list_overrides": API,
+    "api.get_override": API,
+    "api.create_override": API,  # schedule_edit.can_add_override decides which
+    "api.delete_override": API,  # schedule_edit.can_delete_override decides which
+    "api.schedule_oncall": API,
+    "api.schedule_shifts": API,
+    "api.list_oncalls": API,
+    "api.list_incidents": API,
+    "api.get_incident": API,
+    "api.incident_log": API,
+    "api.get_log_entry": API,
+    "api.acknowledge_incident": API,
+    "api.resolve_incident": API,
+    "api.escalate_incident": API,
+    "api.snooze_incident": API,
+    "api.reassign_incident": API,
+    "api.add_note": API,
+}
+
+
+def may_manage(actor: User, owner_id: int | None) -> bool:
+    """The object-level rule for personal things (profile, contact methods, tokens): own, or admin."""
+    return actor.is_admin or (owner_id is not None and actor.id == owner_id)
+
+
+def rule_for(endpoint: str | None) -> Rule | None:
+    return RULES.get(endpoint or "")
+
+
+# --- Enforcement ----------------------------------------------------------------------------------
+
+
+def enforce():
+    """The one before_request hook: look up the endpoint's rule and check its credential."""
+    if request.endpoint is None:
+        return None  # no route matched: routing answers 404 / 405 itself
+    rule = rule_for(request.endpoint)
+    if rule is None:
+        current_app.logger.error("No access rule for %s: refused (add it to openduty.access.RULES)", request.endpoint)
+        abort(403, "This page has no access rule yet, so nobody may use it.")
+    return _CHECKS[rule.kind](rule)
+
+
+def _nothing(rule: Rule) -> None:
+    return None
+
+
+def _login(rule: Rule):
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+def _admin(rule: Rule):
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not current_user.is_admin:
+        abort(403, f"Only admins can {rule.what}.")
+    return None
+
+
+def _calendar_token(rule: Rule) -> None:
+    user = oncall.user_for_token(request.args.get("token"))
+    if user is None:
+        abort(404)
+    g.calendar_user = user
+
+
+def _twilio(rule: Rule) -> None:
+    token = current_app.config.get("TWILIO_AUTH_TOKEN")
+    if not token:
+        abort(403, "Twilio is not configured (TWILIO_AUTH_TOKEN).")
+    # Twilio signs the URL it called: our public BASE_URL plus the path and query.
+    url = current_app.config["BASE_URL"].rstrip("/") + request.path
+    if request.query_string:
+        url += "?" + request.query_string.decode()
+    expected = request_signature(token, url, request.form.to_dict())
+    if not hmac.compare_digest(expected, request.headers.get("X-Twilio-Signature", "")):
+        abort(403, "The X-Twilio-Signature header does not match.")
+
+
+# API tokens are "od_" + 40 characters; anything much longer is not one (and is not hashed).
+_MAX_TOKEN_LENGTH = 200
+
+
+def _api_token(rule: Rule) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() not in ("token", "bearer") or not secret:
+        raise ApiError(401, "Send an API token: 'Authorization: Token <token>'. Create one on your profile.")
+    token = ApiToken.authenticate(secret) if len(secret) <= _MAX_TOKEN_LENGTH else None
+    if token is None or not token.user.active:
+        raise ApiError(401, "This API token is not valid (unknown, revoked, or its user is deactivated).")
+    token.last_used_at = clock.now()
+    db.session.commit()
+    g.api_user = token.user
+
+
+def _api_admin(rule: Rule) -> None:
+    _api_token(rule)
+    if not g.api_user.is_admin:
+        raise ApiError(403, f"Only admins can {rule.what}.")
+
+
+_CHECKS = {
+    "public": _nothing,
+    "ack-link": _nothing,
+    "event-key": _nothing,
+    "login": _login,
+    "admin": _admin,
+    "calendar-token": _calendar_token,
+    "twilio": _twilio,
+    "api-token": _api_token,
+    "api-admin": _api_admin,
+}
+
+
+def init_app(app: Flask) -> None:
+    """Install the hook; call before CSRFProtect so that the access check runs first."""
+    app.before_request(enforce)

@@ -1,0 +1,344 @@
+"""Who may do what, as a record: every route, as anonymous, a member, another member and an admin.
+
+`ROWS` has one row per endpoint of `app.url_map` (the test fails when a route has no row, and
+openduty.access refuses a route with no rule, so a new route fails closed twice). Each row is one
+request and the expected outcome per role:
+
+- "login": redirected to the login page; "401", "403", "404": that status;
+- "refused": an ingest with a wrong integration key (400 or 404, each format's own dialect);
+- "ok": let through (2xx, 3xx other than to the login page, or a 4xx about the input such as 422).
+
+The objects in the paths belong to the member ("other" is a second member), so "own or admin"
+routes show as ok / 403 / ok. Each role's client carries both a session and an API token. The
+roles run in turn on one set of objects; the member owns two of each personal object, so that the
+admin acts on the second when the member removed the first.
+"""
+
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import pytest
+
+from openduty import oncall
+from openduty.access import RULES
+from openduty.extensions import db
+from openduty.models import ApiToken, LogEntry
+from openduty.notifiers.twilio import request_signature
+from openduty.views.ack import ack_token
+from tests import factories, factories_escalation, factories_events, factories_schedules
+
+ROLES = ("anonymous", "member", "other", "admin")
+ORDER = ("anonymous", "other", "member", "admin")  # refused roles first: they must change nothing
+
+PUBLIC = ("ok", "ok", "ok", "ok")
+LOGIN = ("login", "ok", "ok", "ok")
+OWN = ("login", "ok", "403", "ok")
+ADMIN = ("login", "403", "403", "ok")
+API = ("401", "ok", "ok", "ok")
+API_OWN = ("401", "ok", "403", "ok")
+API_ADMIN = ("401", "403", "403", "ok")
+BEARER = ("ok", "ok", "ok", "ok")  # an acknowledge link: whoever holds it, logged in or not
+TWILIO = ("403", "ok", "ok", "ok")  # anonymous: unsigned; the others: signed as Twilio would
+EVENT = ("refused", "ok", "ok", "ok")  # anonymous: a wrong integration key
+FEED = ("404", "ok", "ok", "ok")  # a schedule feed with each role's calendar token
+OWN_FEED = ("404", "ok", "404", "404")  # the member's personal feed: only with the member's token
+
+V2 = {"routing_key": "{key}", "event_action": "trigger", "payload": {"summary": "x", "source": "h", "severity": "info"}}
+V1 = {"service_key": "{key}", "event_type": "trigger", "description": "x"}
+AM = {"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "A"}}]}
+START, END = "2026-03-10T10:00", "2026-03-10T11:00"
+
+
+def row(method: str, path: str, expect: tuple, **body) -> dict:
+    return {"method": method, "path": path, "expect": dict(zip(ROLES, expect, strict=True)), **body}
+
+
+ROWS = {
+    "static": row("GET", "/static/app.css", PUBLIC),
+    "health.healthz": row("GET", "/healthz", PUBLIC),
+    "auth.login": row("GET", "/login", PUBLIC),
+    "auth.logout": row("POST", "/logout", ("login", "login", "login", "login")),  # to the login page
+    "home.index": row("GET", "/", LOGIN),
+    "ack.show": row("GET", "/ack/{ack}", BEARER),
+    "ack.act": row("POST", "/ack/{ack}", BEARER, data={"action": "acknowledge"}),
+    "ack.twilio_sms": row("POST", "/twilio/sms", TWILIO, data={"From": "+14155550100", "Body": "ack 1"}),
+    "ack.twilio_voice": row("POST", "/twilio/voice/{ack}", TWILIO, data={"Digits": "1"}),
+    "ack.test_contact_method": row("POST", "/contact-methods/{cm}/test", OWN),
+    "calendar.schedule_feed": row("GET", "/calendar/schedules/{schedule}.ics?token={caltoken}", FEED),
+    "calendar.user_feed": row("GET", "/calendar/users/{member}.ics?token={caltoken}", OWN_FEED),
+    "calendar.legacy_oncall": row("GET", "/api/oncall/{schedule}", API),
+    "events.enqueue_v2": row("POST", "/v2/enqueue", EVENT, json=V2),
+    "events.create_event_v1": row("POST", "/generic/2010-04-15/create_event.json", EVENT, json=V1),
+    "events.create_event_legacy": row("POST", "/api/create_event", EVENT, json=V1),
+    "events.alertmanager": row("POST", "/integrations/alertmanager/{amkey}", EVENT, json=AM),
+    "events.generic": row("POST", "/integrations/generic/{generickey}", EVENT, json={"summary": "x"}),
+    "incidents.index": row("GET", "/incidents", LOGIN),
+    "incidents.count": row("GET", "/incidents/count", LOGIN),
+    "incidents.show": row("GET", "/incidents/{incident}", LOGIN),
+    "incidents.acknowledge": row("POST", "/incidents/{incident}/acknowledge", LOGIN),
+    "incidents.resolve": row("POST", "/incidents/{incident}/resolve", LOGIN),
+    "incidents.bulk": row(
+        "POST", "/incidents/bulk", LOGIN, data={"action": "acknowledge", "incident_ids": "{incident}"}
+    ),
+    "incidents.add_note": row("POST", "/incidents/{incident}/notes", LOGIN, data={"note": "looking"}),
+    "policies.escalate_incident": row("POST", "/incidents/{incident}/escalate", LOGIN),
+    "policies.snooze_incident": row("POST", "/incidents/{incident}/snooze", LOGIN, data={"minutes": "10"}),
+    "policies.reassign_incident": row("POST", "/incidents/{incident}/reassign", LOGIN, data={"user_id": "{member}"}),
+    "policies.index": row("GET", "/policies", LOGIN),
+    "policies.show": row("GET", "/policies/{policy}", LOGIN),
+    "policies.preview": row("GET", "/policies/{policy}/preview", LOGIN),
+    "policies.create": row("POST", "/policies", ADMIN, data={"name": "New"}),
+    "policies.update": row("POST", "/policies/{policy}", ADMIN, data={"name": "Renamed"}),
+    "policies.delete": row("POST", "/policies/{policy}/delete", ADMIN),
+    "policies.add_level": row("POST", "/policies/{policy}/levels", ADMIN, data={"delay_minutes": "5"}),
+    "policies.update_level": row("POST", "/policies/{policy}/levels/{level}", ADMIN, data={"delay_minutes": "7"}),
+    "policies.move_level": row("POST", "/policies/{policy}/levels/{level}/move", ADMIN, data={"direction": "up"}),
+    "policies.delete_level": row("POST", "/policies/{policy}/levels/{level}/delete", ADMIN),
+    "policies.add_target": row("POST", "/policies/{policy}/levels/{level}/targets", ADMIN, data={"target": "x"}),
+    "policies.delete_target": row("POST", "/policies/{policy}/targets/{target}/delete", ADMIN),
+    "schedules.index": row("GET", "/schedules", LOGIN),
+    "schedules.detail": row("GET", "/schedules/{schedule}", LOGIN),
+    "schedules.shift": row("GET", "/schedules/{schedule}/shift?at=2026-03-02T10:00:00Z", LOGIN),
+    "schedules.new_override": row("GET", "/schedules/{schedule}/overrides/new", LOGIN),
+    # Taking time for oneself is everyone's right; handing over time is the domain's rule (below).
+    "schedules.add_override": row(
+        "POST", "/schedules/{schedule}/overrides", LOGIN, data={"user_id": "{self}", "start": START, "end": END}
+    ),
+    "schedules.delete_override": row("POST", "/schedules/{schedule}/overrides/{override}/delete", OWN),
+    "schedules.regenerate_calendar_token": row("POST", "/schedules/calendar-token", LOGIN),
+    "schedules.create": row("POST", "/schedules", ADMIN, data={"name": "New"}),
+    "schedules.edit": row("POST", "/schedules/{schedule}/edit", ADMIN, data={"name": "Renamed"}),
+    "schedules.delete": row("POST", "/schedules/{schedule}/delete", ADMIN),
+    "schedules.add_layer": row("POST", "/schedules/{schedule}/layers", ADMIN),
+    "schedules.edit_layer": row("POST", "/schedules/{schedule}/layers/{layer}/edit", ADMIN),
+    "schedules.move_layer": row("POST", "/schedules/{schedule}/layers/{layer}/move", ADMIN, data={"position": "0"}),
+    "schedules.delete_layer": row("POST", "/schedules/{schedule}/layers/{layer}/delete", ADMIN),
+    "schedules.refresh_layer": row("POST", "/schedules/{schedule}/layers/{layer}/refresh", ADMIN),
+    "services.index": row("GET", "/services", LOGIN),
+    "services.show": row("GET", "/services/{service}", LOGIN),
+    "services.create": row("GET", "/services/new", ADMIN),
+    "services.edit": row("GET", "/services/{service}/edit", ADMIN),
+    "services.maintenance": row("POST", "/services/{service}/maintenance", ADMIN, data={"hours": "1"}),
+    "services.delete": row("POST", "/services/{service}/delete", ADMIN),
+    "services.add_integration": row("POST", "/services/{service}/integrations", ADMIN, data={"kind": "generic"}),
+    "services.regenerate_key": row("POST", "/services/{service}/integrations/{integration}/regenerate", ADMIN),
+    "services.delete_integration": row("POST", "/services/{service}/integrations/{integration}/delete", ADMIN),
+    "users.index": row("GET", "/users/", ADMIN),
+    "users.create": row("GET", "/users/new", ADMIN),
+    "users.edit": row("GET", "/users/{member}/edit", ADMIN),
+    "users.deactivate": row("POST", "/users/{member}/deactivate", ADMIN),
+    "users.reactivate": row("POST", "/users/{member}/reactivate", ADMIN),
+    "users.profile": row("GET", "/profile", LOGIN),
+    "users.change_password": row("POST", "/profile/password", LOGIN),
+    "users.create_token": row("POST", "/profile/tokens", LOGIN, data={"token-name": "ci"}),
+    "users.show": row("GET", "/users/{member}", OWN),
+    "users.contact_methods": row("GET", "/users/{member}/contact-methods", OWN),
+    "users.add_contact_method": row(
+        "POST", "/users/{member}/contact-methods", OWN, data={"kind": "email", "address": "b2@example.com"}
+    ),
+    "users.delete_contact_method": row("POST", "/users/{member}/contact-methods/{cm}/delete", OWN),
+    "users.notification_rules": row("GET", "/users/{member}/notification-rules", OWN),
+    "users.notification_rule_form": row("GET", "/users/{member}/notification-rules/form", OWN),
+    "users.add_notification_rule": row(
+        "POST", "/users/{member}/notification-rules", OWN, data={"contact_method_id": "{cm}", "delay_minutes": "5"}
+    ),
+    "users.delete_notification_rule": row("POST", "/users/{member}/notification-rules/{rule}/delete", OWN),
+    "users.tokens": row("GET", "/users/{member}/tokens", OWN),
+    "users.revoke_token": row("POST", "/users/{member}/tokens/{token}/revoke", OWN),
+    "api.list_users": row("GET", "/api/v1/users", API),
+    "api.get_user": row("GET", "/api/v1/users/{member}", API),
+    "api.create_user": row("POST", "/api/v1/users", API_ADMIN, json={}),
+    "api.update_user": row("PATCH", "/api/v1/users/{member}", API_OWN, json={}),
+    "api.deactivate_user": row("DELETE", "/api/v1/users/{member}", API_ADMIN),
+    "api.list_contact_methods": row("GET", "/api/v1/users/{member}/contact-methods", API_OWN),
+    "api.get_contact_method": row("GET", "/api/v1/users/{member}/contact-methods/{cm}", API_OWN),
+    "api.create_contact_method": row("POST", "/api/v1/users/{member}/contact-methods", API_OWN, json={}),
+    "api.delete_contact_method": row("DELETE", "/api/v1/users/{member}/contact-methods/{cm}", API_OWN),
+    "api.list_notification_rules": row("GET", "/api/v1/users/{member}/notification-rules", API_OWN),
+    "api.get_notification_rule": row("GET", "/api/v1/users/{member}/notification-rules/{rule}", API_OWN),
+    "api.create_notification_rule": row("POST", "/api/v1/users/{member}/notification-rules", API_OWN, json={}),
+    "api.delete_notification_rule": row("DELETE", "/api/v1/users/{member}/notification-rules/{rule}", API_OWN),
+    "api.test_contact_method": row("POST", "/api/v1/contact-methods/{cm}/test", API_OWN),
+    "api.list_services": row("GET", "/api/v1/services", API),
+    "api.get_service": row("GET", "/api/v1/services/{service}", API),
+    "api.create_service": row("POST", "/api/v1/services", API_ADMIN, json={}),
+    "api.update_service": row("PATCH", "/api/v1/services/{service}", API_ADMIN, json={}),
+    "api.delete_service": row("DELETE", "/api/v1/services/{service}", API_ADMIN),
+    "api.list_integrations": row("GET", "/api/v1/services/{service}/integrations", API),
+    "api.get_integration": row("GET", "/api/v1/services/{service}/integrations/{integration}", API),
+    "api.create_integration": row("POST", "/api/v1/services/{service}/integrations", API_ADMIN, json={}),
+    "api.regenerate_integration_key": row(
+        "POST", "/api/v1/services/{service}/integrations/{integration}/regenerate", API_ADMIN
+    ),
+    "api.delete_integration": row("DELETE", "/api/v1/services/{service}/integrations/{integration}", API_ADMIN),
+    "api.list_policies": row("GET", "/api/v1/escalation-policies", API),
+    "api.get_policy": row("GET", "/api/v1/escalation-policies/{policy}", API),
+    "api.create_policy": row("POST", "/api/v1/escalation-policies", API_ADMIN, json={}),
+    "api.update_policy": row("PATCH", "/api/v1/escalation-policies/{policy}", API_ADMIN, json={}),
+    "api.delete_policy": row("DELETE", "/api/v1/escalation-policies/{policy}", API_ADMIN),
+    "api.list_schedules": row("GET", "/api/v1/schedules", API),
+    "api.get_schedule": row("GET", "/api/v1/schedules/{schedule}", API),
+    "api.create_schedule": row("POST", "/api/v1/schedules", API_ADMIN, json={}),
+    "api.update_schedule": row("PATCH", "/api/v1/schedules/{schedule}", API_ADMIN, json={}),
+    "api.delete_schedule": row("DELETE", "/api/v1/schedules/{schedule}", API_ADMIN),
+    "api.list_layers": row("GET", "/api/v1/schedules/{schedule}/layers", API),
+    "api.get_layer": row("GET", "/api/v1/schedules/{schedule}/layers/{layer}", API),
+    "api.create_layer": row("POST", "/api/v1/schedules/{schedule}/layers", API_ADMIN, json={}),
+    "api.update_layer": row("PATCH", "/api/v1/schedules/{schedule}/layers/{layer}", API_ADMIN, json={}),
+    "api.delete_layer": row("DELETE", "/api/v1/schedules/{schedule}/layers/{layer}", API_ADMIN),
+    "api.list_overrides": row("GET", "/api/v1/schedules/{schedule}/overrides", API),
+    "api.get_override": row("GET", "/api/v1/schedules/{schedule}/overrides/{override}", API),
+    "api.create_override": row(
+        "POST",
+        "/api/v1/schedules/{schedule}/overrides",
+        API,
+        json={"user_id": "{self}", "start": START + ":00Z", "end": END + ":00Z"},
+    ),
+    "api.delete_override": row("DELETE", "/api/v1/schedules/{schedule}/overrides/{override}", API_OWN),
+    "api.schedule_oncall": row("GET", "/api/v1/schedules/{schedule}/oncall", API),
+    "api.schedule_shifts": row("GET", "/api/v1/schedules/{schedule}/shifts", API),
+    "api.list_oncalls": row("GET", "/api/v1/oncalls", API),
+    "api.list_incidents": row("GET", "/api/v1/incidents", API),
+    "api.get_incident": row("GET", "/api/v1/incidents/{incident}", API),
+    "api.incident_log": row("GET", "/api/v1/incidents/{incident}/log", API),
+    "api.get_log_entry": row("GET", "/api/v1/incidents/{incident}/log/{log}", API),
+    "api.acknowledge_incident": row("POST", "/api/v1/incidents/{incident}/acknowledge", API),
+    "api.resolve_incident": row("POST", "/api/v1/incidents/{incident}/resolve", API),
+    "api.escalate_incident": row("POST", "/api/v1/incidents/{incident}/escalate", API),
+    "api.snooze_incident": row("POST", "/api/v1/incidents/{incident}/snooze", API, json={"minutes": 10}),
+    "api.reassign_incident": row("POST", "/api/v1/incidents/{incident}/reassign", API, json={"user_id": "{member}"}),
+    "api.add_note": row("POST", "/api/v1/incidents/{incident}/notes", API, json={"note": "looking"}),
+}
+
+
+def test_every_route_has_a_row_and_a_rule(app):
+    """A new route needs a rule in openduty.access.RULES and a row here; stale entries go too."""
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert sorted(endpoints - set(ROWS)) == [], "routes without a row in tests/test_access.py"
+    assert sorted(endpoints - set(RULES)) == [], "routes without a rule in openduty.access.RULES"
+    assert sorted(set(ROWS) - endpoints) == [] and sorted(set(RULES) - endpoints) == []
+
+
+def test_a_route_without_a_rule_is_refused(app, client):
+    """Fail closed: an endpoint nobody gave a rule answers 403, even to an admin."""
+    app.add_url_rule("/ruleless", "ruleless", lambda: "secret")
+    response = client.get("/ruleless")
+    assert response.status_code == 403 and b"secret" not in response.data
+
+
+def test_anonymous_posts_go_to_login_before_csrf(app, client):
+    """The access check runs before CSRF: an anonymous POST is sent to log in, not told its form expired."""
+    response = client.post("/services/new", data={})
+    assert response.status_code == 302 and urlsplit(response.location).path == "/login"
+
+
+@pytest.fixture
+def world(app, clock):
+    """Objects owned by the member (personal ones twice), and each role's session and API token."""
+    app.config["WTF_CSRF_ENABLED"] = False  # CSRF has its own tests; this one is about who
+    app.config["TWILIO_AUTH_TOKEN"] = "twilio-test-token"
+    member = factories.make_user(email="member@example.com", name="Member", password=None)
+    other = factories.make_user(email="other@example.com", name="Other", password=None)
+    admin = factories.make_user(email="root@example.com", name="Root", is_admin=True, password=None)
+    schedule = factories_schedules.make_schedule()
+    layer = factories_schedules.make_layer(schedule, [member], datetime(2026, 3, 1), 1, "weeks")
+    start = clock.now() + timedelta(days=1)
+    personal = []
+    for n in range(2):
+        cm = factories.make_contact_method(member, address=f"member+{n}@example.com")
+        rule = factories.make_notification_rule(member, cm)
+        token, _ = ApiToken.issue(member, f"laptop {n}")
+        override = factories_schedules.make_override(schedule, member, start, start + timedelta(hours=1))
+        personal.append({"cm": cm.id, "rule": rule.id, "token": token.id, "override": override.id})
+    policy = factories_escalation.make_policy([(5, [member])])
+    level = policy.levels[0]
+    service = factories_escalation.make_service(policy)
+    integration = factories_events.make_integration(service)
+    am = factories_events.make_integration(service, kind="alertmanager")
+    generic = factories_events.make_integration(service, kind="generic")
+    incident = factories_events.make_incident(integration)
+    log = db.session.scalar(db.select(LogEntry).where(LogEntry.incident_id == incident.id))
+    users = {"member": member, "other": other, "admin": admin}
+    api_tokens = {name: ApiToken.issue(user, "access test")[1] for name, user in users.items()}
+    calendar_tokens = {name: oncall.calendar_token(user) for name, user in users.items()}
+    db.session.commit()
+    ids = {
+        "member": member.id,
+        "schedule": schedule.id,
+        "layer": layer.id,
+        "policy": policy.id,
+        "level": level.id,
+        "target": level.targets[0].id,
+        "service": service.id,
+        "integration": integration.id,
+        "incident": incident.id,
+        "log": log.id,
+        "ack": ack_token([incident.id], member.id),
+    }
+    return {
+        "users": users,
+        "personal": personal,
+        "api_tokens": api_tokens,
+        "calendar_tokens": calendar_tokens,
+        "ids": ids,
+        "keys": {"key": integration.key, "amkey": am.key, "generickey": generic.key},
+    }
+
+
+def _fill(value, values: dict):
+    if isinstance(value, str):
+        return value.format(**values)
+    if isinstance(value, dict):
+        return {k: _fill(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, values) for v in value]
+    return value
+
+
+def _outcome(response) -> str:
+    status = response.status_code
+    if status in (301, 302, 303) and urlsplit(response.location).path == "/login":
+        return "login"
+    if status in (401, 403, 404, 405):
+        return str(status)
+    assert status < 500, f"{status}: {response.get_data(as_text=True)[:300]}"
+    return "ok"
+
+
+@pytest.mark.parametrize("endpoint", sorted(ROWS))
+def test_access(app, world, endpoint):
+    spec = ROWS[endpoint]
+    wrong = []
+    for role in ORDER:
+        response, path = _request(app, world, spec, role)
+        expected, got = spec["expect"][role], _outcome(response)
+        if expected == "refused" and response.status_code in (400, 404):
+            got = "refused"
+        if got != expected:
+            wrong.append(f"{spec['method']} {path} as {role}: expected {expected}, got {response.status_code}")
+    assert wrong == []
+
+
+def _request(app, world, spec: dict, role: str):
+    """One role's request for a row: its session and API token, and its own ids in the path."""
+    client = app.test_client()
+    user = world["users"].get(role)
+    values = {**world["ids"], **world["personal"][1 if role == "admin" else 0]}
+    values["self"] = user.id if user else 0
+    values["caltoken"] = world["calendar_tokens"].get(role, "")
+    values.update({name: "w" * 32 if user is None else key for name, key in world["keys"].items()})
+    headers = {}
+    if user is not None:
+        with client.session_transaction() as session:
+            session["_user_id"] = user.get_id()
+            session["_fresh"] = True
+        headers["Authorization"] = f"Token {world['api_tokens'][role]}"
+    path = _fill(spec["path"], values)
+    data = _fill(spec.get("data"), values)
+    if path.startswith("/twilio/") and user is not None:
+        url = app.config["BASE_URL"].rstrip("/") + path
+        headers["X-Twilio-Signature"] = request_signature(app.config["TWILIO_AUTH_TOKEN"], url, data or {})
+    json = _fill(spec.get("json"), values)
+    response = client.open(path, method=spec["method"], headers=headers, data=data, json=json)
+    response.close()
+    return response, path
