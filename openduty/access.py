@@ -146,6 +146,7 @@ RULES: dict[str, Rule] = {
     "users.reactivate": _USERS,
     "users.profile": LOGIN,
     "users.change_password": LOGIN,
+    "users.end_sessions": LOGIN,
     "users.create_token": LOGIN,
     "users.show": LOGIN,
     "users.contact_methods": LOGIN,

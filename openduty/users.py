@@ -88,6 +88,8 @@ def update_user(user: User, data: Mapping[str, Any], *, actor: User) -> None:
             raise ApiError(409, "You cannot deactivate yourself; ask another admin.")
     if clean.get("password") and actor.id == user.id and user.password_hash:
         _check_current_password(user, data.get("current_password"))
+    if clean.get("active") is False and user.active:
+        user.end_sessions()  # a deactivated user is logged out everywhere at once
     for field in ("email", "name", "time_zone", "is_admin", "active"):
         if field in clean:
             setattr(user, field, clean[field])

@@ -130,6 +130,7 @@ ROWS = {
     "users.reactivate": row("POST", "/users/{member}/reactivate", ADMIN),
     "users.profile": row("GET", "/profile", LOGIN),
     "users.change_password": row("POST", "/profile/password", LOGIN),
+    "users.end_sessions": row("POST", "/profile/sessions/end", ("login", "login", "login", "login")),  # logged out
     "users.create_token": row("POST", "/profile/tokens", LOGIN, data={"token-name": "ci"}),
     "users.show": row("GET", "/users/{member}", OWN),
     "users.contact_methods": row("GET", "/users/{member}/contact-methods", OWN),

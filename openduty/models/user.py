@@ -44,6 +44,9 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     auth_source: Mapped[str] = mapped_column(String(16), default="local")  # local | ldap
     calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Part of every session's id (get_id): bumping it ends every session of this user (logout,
+    # password change, deactivation, "log out everywhere"), because old cookies no longer match.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     contact_methods: Mapped[list["ContactMethod"]] = relationship(
@@ -62,8 +65,17 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:  # Flask-Login: a deactivated user cannot log in
         return self.active
 
+    def get_id(self) -> str:  # Flask-Login: what the session cookie holds
+        return f"{self.id}:{self.session_generation or 0}"
+
+    def end_sessions(self) -> None:
+        """Log this user out everywhere: every session cookie issued so far stops working."""
+        self.session_generation = (self.session_generation or 0) + 1
+
     def set_password(self, password: str | None) -> None:
+        """Set (or clear) the password; every existing session ends, so a stolen cookie dies with it."""
         self.password_hash = generate_password_hash(password) if password else None
+        self.end_sessions()
 
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)

@@ -20,8 +20,19 @@ login_manager.login_message = "Log in to see that page."
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+def load_user(session_id: str) -> User | None:
+    """The session's user, if the session is still valid: `<id>:<generation>` of an active user.
+
+    A session ends when the user's session generation moves on (logout, password change,
+    deactivation, "log out everywhere"); cookies from before that point load nobody.
+    """
+    user_id, _, generation = session_id.partition(":")
+    if not user_id.isdigit() or not generation.isdigit() or len(session_id) > 40:
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or (user.session_generation or 0) != int(generation):
+        return None
+    return user
 
 
 _DUMMY_HASH = generate_password_hash("not a real password")
@@ -95,6 +106,10 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    """Log out, ending every session of this user (other browsers and devices too)."""
+    if current_user.is_authenticated:
+        current_user.end_sessions()
+        db.session.commit()
     logout_user()
     flash("You are logged out.")
     return redirect(url_for("auth.login"))

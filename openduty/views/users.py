@@ -11,7 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, available_timezones
 
 from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
-from flask_login import current_user
+from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
@@ -255,10 +255,22 @@ def change_password():
         _show_errors(form, exc)
         return _profile_page(user, block="password", status=422, password_form=form)
     db.session.commit()
+    # The new password ended every session, this one too; this browser stays logged in.
+    login_user(user)
     if is_htmx():
         return _profile_page(user, block="password", saved="password")
-    flash("Changed your password.")
+    flash("Changed your password. Every other session is logged out.")
     return redirect(url_for("users.profile"))
+
+
+@bp.post("/profile/sessions/end")
+def end_sessions():
+    """Log out everywhere: every session of the current user ends, this one included."""
+    current_user.end_sessions()
+    db.session.commit()
+    logout_user()
+    flash("You are logged out everywhere. Log in again to continue.")
+    return redirect(url_for("auth.login"))
 
 
 @bp.get("/users/<int:user_id>")
