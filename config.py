@@ -65,6 +65,10 @@ class Config:
     XMPP_JID = os.environ.get("XMPP_JID") or None
     XMPP_PASSWORD = os.environ.get("XMPP_PASSWORD") or None
     WEBHOOK_SECRET = os.environ.get("WEBHOOK_SECRET") or None
+    # Destinations users choose (webhook, Slack and Apprise contact methods, iCal layer URLs) may
+    # only be public addresses; these comma-separated CIDR networks are allowed as well, e.g.
+    # "10.20.0.0/16,fd00::/8" for an internal chat server. Empty: public addresses only.
+    OUTBOUND_ALLOWED_NETWORKS = os.environ.get("OUTBOUND_ALLOWED_NETWORKS", "")
 
     # Schedules: the iCal feeds cover this many days back and ahead; iCal source layers are
     # expanded over their own window and URL sources are refetched every ICAL_REFRESH_MINUTES.
@@ -126,6 +130,8 @@ class TestConfig(Config):
     BASE_URL = "http://localhost"
     SERVER_NAME = None
     WTF_CSRF_ENABLED = True
+    # The suite's local receivers (pytest-httpserver, aiosmtpd) listen on loopback.
+    OUTBOUND_ALLOWED_NETWORKS = "127.0.0.1/32,::1/128"
 
 
 def config_from_environment() -> type[Config]:

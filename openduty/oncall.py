@@ -30,7 +30,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from openduty import clock
+from openduty import clock, outbound
 from openduty.extensions import db
 from openduty.models import (
     EscalationLevel,
@@ -817,6 +817,7 @@ class ImportResult:
 
 
 MAX_ICAL_BYTES = 5 * 1024 * 1024  # an on-call calendar is small; refuse anything absurd
+ICAL_FETCH_SECONDS = 30  # the whole download of an iCal source
 
 
 def _event_label(event) -> str:
@@ -936,17 +937,24 @@ def import_ical(layer: ScheduleLayer, data: str | bytes, tz: ZoneInfo | None = N
 
 
 def fetch_ical(url: str) -> bytes:
-    """Download an iCal source (webcal:// is fetched over https)."""
-    import requests
+    """Download an iCal source under the outbound policy (webcal:// is fetched over https).
 
+    Redirects are followed (each hop is checked like the first). Errors name the HTTP status or a
+    short reason, never the URL (it may hold a token) nor what the server answered.
+    """
     if url.startswith("webcal://"):
         url = "https://" + url[len("webcal://") :]
     try:
-        response = requests.get(url, timeout=15, stream=True, headers={"Accept": "text/calendar"})
-        response.raise_for_status()
-        body = response.raw.read(MAX_ICAL_BYTES + 1, decode_content=True)
-    except requests.RequestException as exc:
-        raise ICalImportError(f"Could not fetch {url}: {exc}") from exc
-    if len(body) > MAX_ICAL_BYTES:
-        raise ICalImportError(f"The calendar at {url} is too large (more than {MAX_ICAL_BYTES} bytes).")
-    return body
+        reply = outbound.request(
+            "GET", url, outbound.policy_for(current_app.config), follow_redirects=True, max_bytes=MAX_ICAL_BYTES,
+            deadline=ICAL_FETCH_SECONDS, headers={"Accept": "text/calendar"},
+        )  # fmt: skip
+    except outbound.OutboundError as exc:
+        raise ICalImportError(f"Could not fetch the calendar: {exc}.") from exc
+    if reply.status != 200:
+        raise ICalImportError(f"Could not fetch the calendar: HTTP {reply.status}.")
+    if reply.truncated:
+        raise ICalImportError(f"The calendar is too large (more than {MAX_ICAL_BYTES} bytes).")
+    if not reply.body.lstrip(b"\xef\xbb\xbf \t\r\n").upper().startswith(b"BEGIN:VCALENDAR"):
+        raise ICalImportError("The URL did not return an iCalendar (.ics) file (it must start with BEGIN:VCALENDAR).")
+    return reply.body

@@ -14,9 +14,12 @@ from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 
+from openduty import outbound
 from openduty.errors import ValidationError
 from openduty.models.user import CONTACT_KINDS
+from openduty.notifiers import apprise as apprise_channel
 
 
 class FieldError(ValueError):
@@ -225,7 +228,24 @@ def _xmpp(value: Any) -> str:
     return address
 
 
-def _apprise(value: Any) -> str:
+def _allowed_destination(host: str) -> None:
+    """Refuse a destination host the outbound policy would refuse (checked again at every send,
+    since DNS may change; a name that does not resolve now is left to that check)."""
+    try:
+        outbound.check_host(host, outbound.policy_for(current_app.config))
+    except outbound.OutboundError as exc:
+        raise FieldError(f"This address is {exc}.") from exc
+
+
+def destination_url(value: Any) -> str:
+    """An http(s) URL the server may call (webhook and Slack contact methods)."""
+    clean = url(value)
+    _allowed_destination(urlparse(clean).hostname or "")
+    return clean
+
+
+def _apprise(value: Any, privileged: bool = False) -> str:
+    """An Apprise URL Apprise recognises; admin-only schemes only for admins' contact methods."""
     if not isinstance(value, str) or "://" not in value.strip():
         raise FieldError("Not an Apprise URL; it looks like scheme://..., e.g. tgram://bottoken/ChatID.")
     # Apprise loads its plugins lazily, and one imports the deprecated imghdr module.
@@ -233,9 +253,16 @@ def _apprise(value: Any) -> str:
         warnings.simplefilter("ignore", DeprecationWarning)
         import apprise
 
-        recognised = apprise.Apprise.instantiate(value.strip()) is not None
-    if not recognised:
+        plugin = apprise.Apprise.instantiate(value.strip())
+    if plugin is None:
         raise FieldError("Apprise does not recognise this URL; see the Apprise wiki for the format.")
+    reason = None if privileged else apprise_channel.admin_only_reason(value)
+    if reason:
+        raise FieldError(reason[0].upper() + reason[1:])
+    # Self-hosted services (ntfy, gotify, matrix, ...: those with a plain-HTTP scheme too) name
+    # their server as the URL's host; for hosted ones (tgram, discord, ...) the "host" is a token.
+    if getattr(plugin, "protocol", None):
+        _allowed_destination(getattr(plugin, "host", None) or "")
     return value.strip()
 
 
@@ -249,8 +276,8 @@ CONTACT_ADDRESS_VALIDATORS: dict[str, Callable[[Any], str]] = {
     "email": email,
     "sms": phone,
     "voice": phone,
-    "slack": url,
-    "webhook": url,
+    "slack": destination_url,
+    "webhook": destination_url,
     "pushover": _pushover,
     "xmpp": _xmpp,
     "apprise": _apprise,
@@ -264,7 +291,11 @@ def contact_kind(value: Any) -> str:
     return value
 
 
-def contact_address(kind: str, value: Any) -> str:
+def contact_address(kind: str, value: Any, *, privileged: bool = False) -> str:
+    """A contact method's address for its kind; `privileged` when its owner is an admin (who
+    may use admin-only Apprise schemes)."""
+    if kind == "apprise":
+        return _apprise(value, privileged=privileged)
     return CONTACT_ADDRESS_VALIDATORS[kind](value)
 
 

@@ -72,7 +72,7 @@ def test_pushover(app, channels):
 
 def test_apprise_url_reaches_a_json_endpoint(app, httpserver):
     httpserver.expect_request("/apprise", method="POST").respond_with_data("ok")
-    notifier_for("apprise").send(f"json://127.0.0.1:{httpserver.port}/apprise", _message())
+    notifier_for("apprise").send(f"json://127.0.0.1:{httpserver.port}/apprise", _message(recipient_is_admin=True))
     payload = json.loads(httpserver.log[-1][0].get_data())
     assert payload["title"] == "[Openduty] #7 TRIGGERED: Disk full" and "http://localhost/ack/t" in payload["message"]
 

@@ -386,7 +386,7 @@ def test_valid_addresses_of_every_kind(client, auth, member, post_form):
         "webhook": "http://127.0.0.1:8080/hook",
         "pushover": "u" * 30,
         "xmpp": "bob@jabber.example.org",
-        "apprise": "json://example.com/notify",
+        "apprise": "tgram://123456789:abcdefg_hijklmnop/12315544",  # json:// is admin-only
     }
     for kind, address in addresses.items():
         response = post_form(f"/users/{member.id}/contact-methods", {"kind": kind, "address": address})

@@ -59,6 +59,9 @@ class Message:
     incidents: list[dict] = field(default_factory=list)
     # The signed token that acknowledges these incidents as the recipient (links, voice keypad).
     ack_token: str | None = None
+    # Whether the recipient (the contact method's owner) is an admin now: admin-only Apprise
+    # schemes are refused at send time for anyone else.
+    recipient_is_admin: bool = False
 
     # Channels read the text through these: whatever the fields hold (event text may carry
     # newlines, controls, kilobytes), the result is safe for a header, an SMS or XML, and never empty.

@@ -58,7 +58,9 @@ def build_message(batch: list[Notification]) -> Message:
         subject = "[Openduty] Test notification"
         label = CONTACT_KIND_LABELS.get(primary.kind)
         body = f"This is a test notification from Openduty to {one_line(user.name)} ({label})."
-        return Message(subject=subject, body=body, purpose="test", short=body, html=None)
+        return Message(
+            subject=subject, body=body, purpose="test", short=body, html=None, recipient_is_admin=user.is_admin
+        )
 
     incidents = []
     for row in batch:
@@ -108,4 +110,5 @@ def build_message(batch: list[Notification]) -> Message:
         short=short,
         incidents=incidents,
         ack_token=token,
+        recipient_is_admin=user.is_admin,
     )

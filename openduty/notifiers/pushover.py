@@ -1,5 +1,6 @@
 """Pushover: pages at high priority (they bypass quiet hours), with the acknowledge link."""
 
+from openduty import outbound
 from openduty.notifiers import http
 from openduty.notifiers.base import Message, Notifier, PermanentError
 
@@ -30,8 +31,5 @@ class PushoverNotifier(Notifier):
             raise PermanentError("PUSHOVER_TOKEN is not set.")
         data = params(address, message, token)
         base = self.config.get("PUSHOVER_BASE_URL", "https://api.pushover.net").rstrip("/")
-        response = http.post(f"{base}/1/messages.json", "Pushover", data=data)
-        try:
-            return str(response.json().get("request", ""))
-        except ValueError:
-            return f"HTTP {response.status_code}"
+        reply = http.post(f"{base}/1/messages.json", "Pushover", policy=outbound.OPERATOR, data=data)
+        return http.json_field(reply, "request") or f"HTTP {reply.status}"

@@ -44,5 +44,5 @@ class SlackNotifier(Notifier):
     kind = "slack"
 
     def send(self, address: str, message: Message) -> str:
-        response = http.post(address, "Slack", json=payload(message))
-        return f"HTTP {response.status_code}"
+        reply = http.post(address, "Slack", policy=http.user_policy(), json=payload(message))
+        return f"HTTP {reply.status}"

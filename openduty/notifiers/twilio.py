@@ -9,6 +9,7 @@ import hashlib
 import hmac
 from xml.sax.saxutils import escape, quoteattr
 
+from openduty import outbound
 from openduty.notifiers import http
 from openduty.notifiers.base import Message, Notifier, PermanentError
 
@@ -61,11 +62,10 @@ class _Twilio(Notifier):
         sid, token, sender = self._account()
         base = self.config.get("TWILIO_BASE_URL", "https://api.twilio.com").rstrip("/")
         url = f"{base}/2010-04-01/Accounts/{sid}/{self.resource}.json"
-        response = http.post(url, f"Twilio {self.kind}", data={"From": sender, **data}, auth=(sid, token))
-        try:
-            return str(response.json().get("sid", ""))
-        except ValueError:
-            return f"HTTP {response.status_code}"
+        reply = http.post(
+            url, f"Twilio {self.kind}", policy=outbound.OPERATOR, data={"From": sender, **data}, auth=(sid, token)
+        )
+        return http.json_field(reply, "sid") or f"HTTP {reply.status}"
 
 
 class TwilioSmsNotifier(_Twilio):

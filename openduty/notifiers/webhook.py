@@ -48,5 +48,5 @@ class WebhookNotifier(Notifier):
             timestamp = str(int(time.time()))
             headers["X-Openduty-Timestamp"] = timestamp
             headers["X-Openduty-Signature"] = signature(secret, timestamp, data)
-        response = http.post(address, "Webhook", data=data, headers=headers)
-        return f"HTTP {response.status_code}"
+        reply = http.post(address, "Webhook", policy=http.user_policy(), data=data, headers=headers)
+        return f"HTTP {reply.status}"
