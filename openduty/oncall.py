@@ -515,6 +515,19 @@ def shifts(schedule: Schedule, start: datetime, end: datetime) -> list[Shift]:
     return [s for s in timeline(schedule, start, end) if not s.is_gap]
 
 
+def on_call_throughout(schedule: Schedule, user_id: int, start: datetime, end: datetime) -> bool:
+    """Whether `user_id` is on call in the final schedule for the whole of [start, end)."""
+    covered_until = start
+    own = sorted((s for s in shifts(schedule, start, end) if user_id in s.user_ids), key=lambda s: s.start)
+    for s in own:
+        if s.start > covered_until:
+            return False  # a stretch in between belongs to someone else, or to nobody
+        covered_until = max(covered_until, s.end)
+        if covered_until >= end:
+            return True
+    return covered_until >= end
+
+
 def gaps(schedule: Schedule, start: datetime, end: datetime) -> list[Shift]:
     """The stretches of [start, end) when nobody is on call, cut to the window."""
     return [s for s in timeline(schedule, start, end, whole=False) if s.is_gap]

@@ -274,11 +274,22 @@ def _existing_user(value: Any) -> int:
     return user_id
 
 
+OVERRIDE_FORBIDDEN = (
+    "You can take time for yourself, or hand over time in which you are on call (all of it, in this"
+    " schedule's final shifts); anything else needs an admin."
+)
+
+
 def can_add_override(caller: User, schedule: Schedule, user_id: int, start: datetime, end: datetime) -> bool:
-    """Admins may add any override; others may take a shift themselves, or have someone cover theirs."""
+    """Who may put `user_id` on call for [start, end): the one rule for the pages and the API.
+
+    Admins may add any override. Others may take time for themselves, or hand over time in which
+    they are on call: the whole range must be their own on-call time in the final schedule (an hour
+    on call does not let anyone give away a year).
+    """
     if caller.is_admin or user_id == caller.id:
         return True
-    return any(caller.id in s.user_ids for s in oncall.shifts(schedule, start, end))
+    return oncall.on_call_throughout(schedule, caller.id, start, end)
 
 
 def can_delete_override(caller: User, override: ScheduleOverride) -> bool:

@@ -469,7 +469,7 @@ def add_override(schedule_id: int):
     except ValidationError as exc:
         return _detail_error(schedule, exc, values)
     if not schedule_edit.can_add_override(current_user, schedule, clean["user_id"], clean["start"], clean["end"]):
-        abort(403, "You can take shifts yourself or have someone cover your own shifts; admins can do more.")
+        abort(403, schedule_edit.OVERRIDE_FORBIDDEN)
     override = schedule_edit.add_override(schedule, clean, current_user)
     overlap = schedule_edit.overlap_message(override, schedule_edit.overlapping_overrides(override))
     db.session.commit()

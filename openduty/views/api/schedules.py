@@ -244,7 +244,7 @@ def create_override(schedule_id: int):
     clean = schedule_edit.clean_override(json_body(), schedule)
     caller = api_user()
     if not schedule_edit.can_add_override(caller, schedule, clean["user_id"], clean["start"], clean["end"]):
-        raise ApiError(403, "You can take shifts yourself or have someone cover your own shifts; admins can do more.")
+        raise ApiError(403, schedule_edit.OVERRIDE_FORBIDDEN)
     override = schedule_edit.add_override(schedule, clean, caller)
     overlap = schedule_edit.overlap_message(override, schedule_edit.overlapping_overrides(override))
     db.session.commit()
