@@ -16,6 +16,11 @@ from redis import Redis
 from rq.utils import utcparse
 
 WORKER_KEY_PREFIX = "rq:worker:"
+# An Openduty worker refreshes its heartbeat every WORKER_HEARTBEAT_SECONDS, also while a job runs
+# (its scheduler thread does it); one silent for WORKER_STALE_SECONDS is dead or frozen, wherever
+# it runs. (A plain RQ SimpleWorker beats only between jobs, up to 75 s apart.)
+WORKER_HEARTBEAT_SECONDS = 1
+WORKER_STALE_SECONDS = 10
 
 
 @cache
@@ -57,11 +62,17 @@ def _text(value) -> str:
 
 
 def worker_alive(conn: Redis, name: str | None) -> bool:
-    """Whether the RQ worker `name` is registered, not dead, and (if on this host) running."""
+    """Whether the RQ worker `name` is registered, not dead, running (if on this host), and (if an
+    Openduty worker) heard from within WORKER_STALE_SECONDS."""
     if not name:
         return False
     info = decoded(conn.hgetall(WORKER_KEY_PREFIX + name))
-    return bool(info) and "death" not in info and not dead_here(info)
+    if not info or "death" in info or dead_here(info):
+        return False
+    if "host_id" in info:
+        age = heartbeat_age(info)
+        return age is not None and age <= WORKER_STALE_SECONDS
+    return True
 
 
 def heartbeat_age(info: dict[str, str]) -> float | None:

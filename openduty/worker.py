@@ -30,16 +30,17 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 from redis.exceptions import RedisError
-from rq import Queue, SimpleWorker, Worker
+from rq import Queue, SimpleWorker, Worker, worker_registration
 from rq.exceptions import StopRequested
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 from rq.scripts import release_lock
+from rq.utils import now, utcformat
 
 from openduty import escalation
 from openduty.extensions import db, queues
-from openduty.liveness import dead_here, decoded, heartbeat_age, host_id
+from openduty.liveness import WORKER_HEARTBEAT_SECONDS, dead_here, decoded, heartbeat_age, host_id
 from openduty.notifiers import delivery
 
 log = logging.getLogger(__name__)
@@ -141,9 +142,11 @@ class SchedulerThread(threading.Thread):
     (so a long reconcile never stalls the polls), retrying until that succeeds.
     """
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, worker: "AppWorker | None" = None) -> None:
         super().__init__(name="rq-scheduler", daemon=True)
         self.app = app
+        self.worker = worker  # whose heartbeat this thread keeps (see AppWorker.keep_alive)
+        self._last_worker_beat = 0.0
         with app.app_context():
             names = [q.name for q in queues()]
             connection = queues()[0].connection
@@ -196,6 +199,9 @@ class SchedulerThread(threading.Thread):
                 if scheduler.acquire_locks():
                     scheduler.register_birth()
         scheduler.heartbeat()
+        if self.worker is not None and time.monotonic() - self._last_worker_beat >= WORKER_HEARTBEAT_SECONDS:
+            self._last_worker_beat = time.monotonic()
+            self.worker.keep_alive()
         if conn.set(SENTINEL_KEY, host_id(), nx=True):
             # Redis lost its data (or this is its first use): re-register, then re-arm everything.
             scheduler.register_birth()
@@ -231,7 +237,8 @@ class AppWorker(SimpleWorker):
     max_connection_wait_time = RECONNECT_MAX_WAIT
     _stop_wanted = False
     _database_down = False
-    _registered = False
+    _registered = False  # registered in Redis now (keep_alive beats only then)
+    _registered_before = False  # registered earlier in this process (the loop may start again)
 
     def execute_job(self, job, queue):
         with self.app.app_context():
@@ -256,11 +263,12 @@ class AppWorker(SimpleWorker):
             finally:  # a burst is over when the sends it started are (their retries are queued)
                 delivery.wait_for_sends()
         self.retire_dead_workers()
-        scheduler = SchedulerThread(self.app)
+        scheduler = SchedulerThread(self.app, worker=self)
         scheduler.start()
         try:
             return self._work_until_stopped(**kwargs)
         finally:
+            delivery.wait_for_sends(timeout=escalation.DELIVER_TIMEOUT)  # let pages in flight finish
             scheduler.stop()
 
     def _work_until_stopped(self, **kwargs) -> bool:
@@ -292,7 +300,29 @@ class AppWorker(SimpleWorker):
         """Register, first retiring a registration of this name left by a process that is gone."""
         self.retire_dead_workers(only=self.name)
         super().register_birth()
-        self._registered = True
+        self._registered = self._registered_before = True
+
+    def register_death(self):
+        self._registered = False
+        super().register_death()
+
+    def keep_alive(self) -> None:
+        """Refresh this worker's heartbeat (called every WORKER_HEARTBEAT_SECONDS by its scheduler
+        thread, also while a job runs), so that any process can tell it is alive; if Redis lost the
+        registration (a flush), register again."""
+        if not self._registered:
+            return
+        self.last_heartbeat = now()
+        with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, "last_heartbeat", utcformat(self.last_heartbeat))
+            pipe.hexists(self.key, "birth")
+            registered = pipe.execute()[1]
+        if not registered:  # the hash was gone (RQ's own heartbeat may have left a stub): write it whole
+            with self.connection.pipeline() as pipe:
+                pipe.hset(self.key, mapping=self.serialize())
+                pipe.expire(self.key, self.worker_ttl + 60)
+                worker_registration.register(self, pipe)
+                pipe.execute()
 
     def retire_dead_workers(self, only: str | None = None) -> int:
         """Retire the registrations of workers on this host whose process is gone (kill -9, OOM):
@@ -308,7 +338,7 @@ class AppWorker(SimpleWorker):
             info = decoded(self.connection.hgetall(worker.key))
             pid = int(info.get("pid") or 0)
             # Our own registration, when the work loop starts again after an error.
-            ours = self._registered and info.get("host_id") == host_id() and pid == os.getpid()
+            ours = self._registered_before and info.get("host_id") == host_id() and pid == os.getpid()
             if "death" in info or not (ours or dead_here(info)):
                 continue
             requeued = _requeue_started_jobs(worker)

@@ -104,3 +104,14 @@ def test_a_live_worker_keeps_its_name(app, hook):
     make_worker(app, name="w1").register_birth()
     with pytest.raises(ValueError, match="active worker named 'w1'"):
         make_worker(app, name="w1").register_birth()  # same host, live pid (ours, another worker)
+
+
+def test_a_job_started_by_a_worker_silent_on_another_host_is_rearmed(app, hook, run_jobs):
+    """A worker on another host cannot be checked by pid; an Openduty worker beats every second
+    (even mid-job), so ten seconds of silence means it is dead or frozen."""
+    incident = _incident(hook)
+    worker, _ = _started_by("remote", _job(incident), app, pid=1)
+    redis.get().hset(worker.key, mapping={"host_id": "elsewhere", "last_heartbeat": "2026-01-01T00:00:00.000000Z"})
+    assert escalation.reconcile()["escalations"] == 1
+    run_jobs()
+    assert hits(hook) == {"/hook/alice": 1}

@@ -89,3 +89,18 @@ def test_redis_killed_and_restarted_under_a_running_worker(app, hook, own_redis,
     print(f"pages {time.monotonic() - back:.1f} s after Redis came back ({'persisted' if persist else 'empty'})")
     time.sleep(1)
     assert hits(hook) == {"/hook/al": 1, "/hook/alice": 1, "/hook/bob": 1}
+
+
+def test_a_running_worker_beats_every_second_and_registers_again_after_a_flush(app, own_redis, processes):
+    conn = redis.get()
+    worker = processes.worker("w1", conn)
+    conn.flushdb()
+    wait_for(lambda: _pid(conn, "w1") == worker.pid, "the worker to register again", timeout=3)
+    assert conn.sismember("rq:workers", "rq:worker:w1")
+    beats = set()
+    wait_for(lambda: beats.add(conn.hget("rq:worker:w1", "last_heartbeat")) or len(beats) >= 3, "heartbeats", 5)
+
+
+def _pid(conn, name: str) -> int | None:
+    pid = conn.hget(f"rq:worker:{name}", "pid")
+    return int(pid) if pid else None
