@@ -44,10 +44,17 @@ class Config:
     # ingest endpoints: 512 KB). JSON bodies also nest at most validation.MAX_JSON_DEPTH (64) deep.
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
 
-    # Login throttling: this many failures for one account or one address within the window
-    # answer 429 until the window has passed.
-    LOGIN_MAX_FAILURES = _env_int("LOGIN_MAX_FAILURES", 10)
-    LOGIN_FAILURE_WINDOW_SECONDS = _env_int("LOGIN_FAILURE_WINDOW_SECONDS", 600)
+    # Login throttling per (account, client address) pair: failures are remembered for the window;
+    # after LOGIN_MAX_FAILURES of them each further failure makes the pair wait, doubling from
+    # LOGIN_DELAY_SECONDS up to LOGIN_MAX_DELAY_SECONDS (429 with Retry-After meanwhile).
+    LOGIN_MAX_FAILURES = _env_int("LOGIN_MAX_FAILURES", 5)
+    LOGIN_FAILURE_WINDOW_SECONDS = _env_int("LOGIN_FAILURE_WINDOW_SECONDS", 3600)
+    LOGIN_DELAY_SECONDS = _env_int("LOGIN_DELAY_SECONDS", 2)
+    LOGIN_MAX_DELAY_SECONDS = _env_int("LOGIN_MAX_DELAY_SECONDS", 900)
+    # How many reverse proxies stand in front of the app. Their X-Forwarded-For / -Proto are
+    # trusted (Werkzeug's ProxyFix) for the client address (login throttling) and https; with 0
+    # (the default) those headers are ignored, since any client could send them.
+    TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
 
     # Outbound channels. Base URLs are settings so that tests can point them at local servers.
     SMTP_HOST = os.environ.get("SMTP_HOST", "localhost")

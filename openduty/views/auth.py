@@ -1,5 +1,13 @@
-"""Login and logout, with throttling of failed attempts per account and per address."""
+"""Login and logout.
 
+Failed logins are throttled per (account, client address) pair: after LOGIN_MAX_FAILURES failures
+each further one doubles the wait (LOGIN_DELAY_SECONDS up to LOGIN_MAX_DELAY_SECONDS), so that a
+guesser is slowed down without locking the account for everyone else, and failures for random
+emails do not lock out an address. Behind a proxy the address is the one the trusted proxies
+report (TRUSTED_PROXIES). Redis keys are digests, never the raw input.
+"""
+
+import hashlib
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, request, url_for
@@ -35,7 +43,14 @@ def load_user(session_id: str) -> User | None:
     return user
 
 
+# Verified instead of a real hash when the account does not exist, is deactivated or has no
+# password, so that every failed login costs the same time (no account discovery by timing).
 _DUMMY_HASH = generate_password_hash("not a real password")
+
+# Longer input is refused before it touches Redis or the database (RFC 5321: 254 for an address;
+# passwords are set with at most validation's 200 characters).
+MAX_EMAIL_LENGTH = 254
+MAX_PASSWORD_LENGTH = 200
 
 
 class LoginForm(FlaskForm):
@@ -43,33 +58,44 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired()])
 
 
-def _throttle_keys(email: str) -> list[str]:
-    return [
-        f"openduty:login-failures:account:{email.strip().lower()}",
-        f"openduty:login-failures:addr:{request.remote_addr}",
-    ]
+def _client() -> str:
+    """The client's address: the peer, or what the trusted proxies say (TRUSTED_PROXIES, ProxyFix)."""
+    return request.remote_addr or "unknown"
+
+
+def _throttle_key(email: str) -> str:
+    """One key per (account, client) pair: a digest, so that its size never depends on the input."""
+    pair = f"{email.strip().lower()}\0{_client()}".encode()
+    return "openduty:login-failures:" + hashlib.sha256(pair).hexdigest()
 
 
 def _seconds_locked_out(email: str) -> int:
-    """Seconds until another attempt is allowed; 0 if the account and address are not throttled."""
-    conn = redis.get()
-    limit = current_app.config["LOGIN_MAX_FAILURES"]
-    wait = 0
-    for key in _throttle_keys(email):
-        count = conn.get(key)
-        if count is not None and int(count) >= limit:
-            wait = max(wait, conn.ttl(key))
-    return max(wait, 0)
+    """Seconds until this client may try this account again; 0 if it may now."""
+    ttl = redis.get().pttl(_throttle_key(email) + ":wait")
+    return max(0, (ttl + 999) // 1000) if ttl and ttl > 0 else 0
 
 
 def _record_failure(email: str) -> None:
-    window = current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"]
-    with redis.get().pipeline() as pipe:
-        for key in _throttle_keys(email):
-            # SET NX EX starts the window on the first failure; INCR keeps its TTL.
-            pipe.set(key, 0, ex=window, nx=True)
-            pipe.incr(key)
-        pipe.execute()
+    """Count a failure for the pair; beyond LOGIN_MAX_FAILURES each one doubles the wait."""
+    config = current_app.config
+    key = _throttle_key(email)
+    conn = redis.get()
+    with conn.pipeline() as pipe:
+        # SET NX EX starts the window on the first failure; INCR keeps its TTL.
+        pipe.set(key, 0, ex=config["LOGIN_FAILURE_WINDOW_SECONDS"], nx=True)
+        pipe.incr(key)
+        failures = pipe.execute()[1]
+    excess = failures - config["LOGIN_MAX_FAILURES"]
+    if excess > 0:
+        delay = min(config["LOGIN_DELAY_SECONDS"] * 2 ** min(excess - 1, 30), config["LOGIN_MAX_DELAY_SECONDS"])
+        conn.set(key + ":wait", 1, px=int(delay * 1000))
+
+
+def _password_matches(user: User | None, password: str) -> bool:
+    """Check the password in the same time whether or not the account can log in."""
+    usable = user is not None and user.active and bool(user.password_hash)
+    matches = check_password_hash(user.password_hash if usable else _DUMMY_HASH, password)
+    return usable and matches
 
 
 def safe_next(target: str | None) -> str:
@@ -85,7 +111,10 @@ def login():
         return redirect(url_for("home.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        email = form.email.data
+        email, password = form.email.data, form.password.data
+        if len(email) > MAX_EMAIL_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
+            error = f"Email addresses have at most {MAX_EMAIL_LENGTH} characters, passwords {MAX_PASSWORD_LENGTH}."
+            return render("auth/login.html", form=form, error=error, status=400)
         wait = _seconds_locked_out(email)
         if wait:
             minutes = max(1, (wait + 59) // 60)
@@ -94,9 +123,7 @@ def login():
             response.headers["Retry-After"] = str(wait)
             return response
         user = User.by_email(email)
-        if user is None:
-            check_password_hash(_DUMMY_HASH, form.password.data)  # same time as a known user
-        if user is None or not user.active or not user.check_password(form.password.data):
+        if not _password_matches(user, password):
             _record_failure(email)
             return render("auth/login.html", form=form, error="Wrong email or password.", status=401)
         login_user(user)
