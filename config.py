@@ -38,6 +38,11 @@ class Config:
     PORT = _env_int("PORT", 5000)
     BASE_URL = os.environ.get("BASE_URL") or f"http://127.0.0.1:{_env_int('PORT', 5000)}"
     REQUIRE_SECRET_KEY = False
+    # Session cookies are not sent on cross-site subrequests or POSTs (CSRF defence in depth).
+    # With an https BASE_URL, create_app() also marks them Secure and sends HSTS.
+    SESSION_COOKIE_SAMESITE = "Lax"
+    # Strict-Transport-Security max-age when BASE_URL is https (a year; 0: no HSTS header).
+    HSTS_SECONDS = _env_int("HSTS_SECONDS", 365 * 24 * 3600)
 
     # Request bodies (forms and the JSON API) larger than this many bytes are refused with 413.
     # Views that take more say so themselves (calendar uploads: 5 MB more than this; the

@@ -3,7 +3,7 @@
 import os
 import secrets
 
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -37,6 +37,37 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     cursor.close()
 
 
+# Scripts and styles only from our own files (no inline scripts, no eval). Style attributes stay
+# allowed: the calendar positions and colours shifts with them (data, never user-written CSS).
+# frame-ancestors: the acknowledge page acts on a bearer token and must not be framed.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "style-src-attr 'unsafe-inline'",
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+def _security_headers(response):
+    """Headers on every answer: CSP, no sniffing, no framing, no token-bearing Referer off-site."""
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    config = current_app.config
+    if config["BASE_URL"].lower().startswith("https://") and config["HSTS_SECONDS"]:
+        headers.setdefault("Strict-Transport-Security", f"max-age={config['HSTS_SECONDS']}")
+    return response
+
+
 def create_app(config_class=None) -> Flask:
     """Build the app: config, extensions, blueprints, CLI and error handlers."""
     from config import config_from_environment
@@ -51,6 +82,9 @@ def create_app(config_class=None) -> Flask:
     )
     app.config.from_object(config_class)
     os.makedirs(app.instance_path, exist_ok=True)
+    if app.config["BASE_URL"].lower().startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
+    app.after_request(_security_headers)
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
