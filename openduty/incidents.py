@@ -11,6 +11,7 @@ from flask import abort
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import joinedload
 
+from openduty import validation
 from openduty.events import begin_write
 from openduty.extensions import db
 from openduty.models import Incident, User
@@ -44,18 +45,19 @@ def parse_filters(args: Any, default_status: str = "open") -> Filters:
     status = (args.get("status") or default_status).strip().lower()
     if status not in STATUS_FILTERS:
         raise FieldError(f"status: use one of {', '.join(STATUS_FILTERS)}.")
-    filters = Filters(status=status, q=(args.get("q") or "").strip()[:200])
+    q = (args.get("q") or "").strip()[:200]
+    reason = validation.unstorable(q)
+    if reason:
+        raise FieldError(f"q: the search text {reason}; remove it.")
+    filters = Filters(status=status, q=q)
     for name in ("service_id", "page", "per_page"):
         raw = args.get(name)
         if raw in (None, ""):
             continue
         try:
-            value = int(raw)
-        except ValueError as exc:
-            raise FieldError(f"{name}: must be a whole number.") from exc
-        if value < 1 or (name == "per_page" and value > MAX_PER_PAGE):
-            limit = f"between 1 and {MAX_PER_PAGE}" if name == "per_page" else "at least 1"
-            raise FieldError(f"{name}: must be {limit}.")
+            value = validation.integer(raw, minimum=1, maximum=MAX_PER_PAGE if name == "per_page" else None, label=name)
+        except FieldError as exc:
+            raise FieldError(f"{name}: {exc}") from exc
         setattr(filters, name, value)
     return filters
 
@@ -77,9 +79,9 @@ def incident_query(filters: Filters) -> Select:
             Incident.dedup_key.ilike(pattern, escape="\\"),
             Incident.source.ilike(pattern, escape="\\"),
         ]
-        number = filters.q.lstrip("#")
-        if number.isdigit():
-            conditions.append(Incident.number == int(number))
+        number = validation.id_in_text(filters.q.lstrip("#"))
+        if number is not None:
+            conditions.append(Incident.number == number)
         query = query.where(or_(*conditions))
     return query.order_by(Incident.created_at.desc(), Incident.id.desc())
 

@@ -30,7 +30,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from openduty import clock, outbound
+from openduty import clock, outbound, validation
 from openduty.extensions import db
 from openduty.models import (
     EscalationLevel,
@@ -860,7 +860,11 @@ def expand_ical(data: str | bytes, tz: ZoneInfo, start: datetime, end: datetime)
     import recurring_ical_events
 
     if isinstance(data, str):
+        if validation.unstorable(data):
+            raise ICalImportError(f"The calendar {validation.unstorable(data)}; it is not a valid text calendar.")
         data = data.encode()
+    if b"\x00" in data:
+        raise ICalImportError("The calendar contains a NUL character; it is not a valid text calendar.")
     if len(data) > MAX_ICAL_BYTES:
         raise ICalImportError(f"The calendar is too large ({len(data)} bytes; at most {MAX_ICAL_BYTES}).")
     try:

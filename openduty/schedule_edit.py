@@ -30,6 +30,20 @@ from openduty.models.schedule import SHIFT_UNITS
 MAX_SHIFT = {"hours": 24 * 366, "days": 366, "weeks": 104}
 MAX_PARTICIPANTS = 200
 MAX_OVERRIDE = timedelta(days=366)
+# The fields each body may have (anything else is refused, so a typo never passes silently).
+SCHEDULE_FIELDS = ("name", "time_zone", "description", "layers")
+LAYER_FIELDS = (
+    "name",
+    "kind",
+    "start",
+    "shift_length",
+    "shift_unit",
+    "participants",
+    "restrictions",
+    "ical_url",
+    "ical_data",
+)
+OVERRIDE_FIELDS = ("user_id", "start", "end", "note")
 
 
 def layer_body_limit() -> int:
@@ -126,10 +140,9 @@ def _local_start(value: Any, time_zone: str) -> datetime:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError as exc:
         raise v.FieldError("Start is not an ISO 8601 date and time, e.g. 2026-01-05T09:00:00.") from exc
+    v.in_year_range(parsed, "Start")
     if parsed.tzinfo is not None:
         parsed = oncall.wall_clock(parsed, ZoneInfo(time_zone))
-    if not 1970 <= parsed.year <= 2200:
-        raise v.FieldError("Start must be between 1970 and 2200.")
     return parsed.replace(microsecond=0)
 
 
@@ -154,7 +167,7 @@ def _participants(value: Any) -> list[int]:
             ids.append(user.id)
             continue
         try:
-            ids.append(v.integer(item, minimum=1, label="Each participant"))
+            ids.append(v.object_id(item, label="Each participant"))
         except v.FieldError as exc:
             raise v.FieldError("Participants must be user ids (or emails).") from exc
     known = set(db.session.scalars(select(User.id).where(User.id.in_(set(ids)))))
@@ -267,7 +280,7 @@ def clean_override(body: dict[str, Any], schedule: Schedule, *, local_input: boo
 
 
 def _existing_user(value: Any) -> int:
-    user_id = v.integer(value, minimum=1, label="User")
+    user_id = v.object_id(value, label="User")
     user = db.session.get(User, user_id)
     if user is None or not user.active:
         raise v.FieldError(f"No active user with id {user_id}.")

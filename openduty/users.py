@@ -130,7 +130,7 @@ def set_active(user: User, active: bool, *, actor: User) -> None:
 
 def add_contact_method(user: User, data: Mapping[str, Any]) -> ContactMethod:
     """A contact method whose address is validated for its kind (E.164 phones, URLs, ...)."""
-    kind = data.get("kind")
+    kind = data.get("kind") if isinstance(data.get("kind"), str) else None  # a list cannot be a dict key
     checks = {
         "kind": lambda: validation.contact_kind(kind),
         "label": lambda: validation.text(data.get("label"), max_length=100, required=False, label="Label"),
@@ -156,7 +156,7 @@ def add_notification_rule(user: User, data: Mapping[str, Any]) -> NotificationRu
     """Notify `user` on one of their contact methods, `delay_minutes` after they are paged."""
 
     def method_check() -> ContactMethod:
-        method_id = validation.integer(data.get("contact_method_id"), minimum=1, label="Contact method")
+        method_id = validation.object_id(data.get("contact_method_id"), label="Contact method")
         method = db.session.get(ContactMethod, method_id)
         if method is None or method.user_id != user.id:
             raise validation.FieldError("Choose one of this user's contact methods.")

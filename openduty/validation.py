@@ -7,7 +7,8 @@ to fix. `collect()` gathers many fields into one `ValidationError`.
 import json
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, available_timezones
@@ -82,6 +83,7 @@ def password(value: Any) -> str:
 def url(value: Any, schemes: tuple[str, ...] = ("http", "https")) -> str:
     if not isinstance(value, str) or not value.strip():
         raise FieldError("Enter a URL.")
+    _refuse_unstorable(value, "The URL")
     parsed = urlparse(value.strip())
     if parsed.scheme not in schemes or not parsed.netloc:
         raise FieldError(f"Not a valid URL; it must start with {' or '.join(s + '://' for s in schemes)}.")
@@ -97,6 +99,12 @@ def unstorable(value: str) -> str | None:
     except UnicodeEncodeError:
         return "contains a lone surrogate (text that is not valid Unicode)"
     return None
+
+
+def _refuse_unstorable(value: str, label: str) -> None:
+    reason = unstorable(value)
+    if reason:
+        raise FieldError(f"{label} {reason}; remove it.")
 
 
 def unstorable_path(value: Any, path: str = "") -> tuple[str, str] | None:
@@ -185,9 +193,7 @@ def text(value: Any, *, max_length: int, required: bool = True, label: str = "Th
         value = ""
     if not isinstance(value, str):
         raise FieldError(f"{label} must be text.")
-    reason = unstorable(value)
-    if reason:
-        raise FieldError(f"{label} {reason}; remove it.")
+    _refuse_unstorable(value, label)
     value = value.strip()
     if required and not value:
         raise FieldError(f"{label} is required.")
@@ -196,21 +202,43 @@ def text(value: Any, *, max_length: int, required: bool = True, label: str = "Th
     return value
 
 
+# The largest value an INTEGER column holds (PostgreSQL's int4): every id and every whole number
+# a client sends is at most this, so none can overflow the database.
+MAX_INTEGER = 2**31 - 1
+
+
 def integer(value: Any, *, minimum: int | None = None, maximum: int | None = None, label: str = "This") -> int:
+    """A whole number (JSON integer or its text), within [minimum, maximum]; at most MAX_INTEGER."""
     if isinstance(value, bool):
         raise FieldError(f"{label} must be a whole number.")
     if isinstance(value, str):
         try:
             value = int(value.strip())
-        except ValueError as exc:
+        except ValueError as exc:  # also text of more than 4300 digits
             raise FieldError(f"{label} must be a whole number.") from exc
     if not isinstance(value, int):
         raise FieldError(f"{label} must be a whole number.")
     if minimum is not None and value < minimum:
         raise FieldError(f"{label} must be at least {minimum}.")
-    if maximum is not None and value > maximum:
+    maximum = MAX_INTEGER if maximum is None else min(maximum, MAX_INTEGER)
+    if value > maximum:
         raise FieldError(f"{label} must be at most {maximum}.")
     return value
+
+
+def id_in_text(value: str) -> int | None:
+    """The id that a text of ASCII digits names (at most MAX_INTEGER), else None: for lookups by id or name."""
+    if value.isascii() and value.isdigit() and len(value) <= 10 and int(value) <= MAX_INTEGER:
+        return int(value)
+    return None
+
+
+def object_id(value: Any, label: str = "The id") -> int:
+    """An id of a stored object: a whole number from 1 to MAX_INTEGER (whether it exists is the caller's check)."""
+    try:
+        return integer(value, minimum=1, label=label)
+    except FieldError as exc:
+        raise FieldError(f"{label} must be an id: a whole number from 1 to {MAX_INTEGER}.") from exc
 
 
 def boolean(value: Any, label: str = "This") -> bool:
@@ -286,7 +314,7 @@ assert set(CONTACT_ADDRESS_VALIDATORS) == set(CONTACT_KINDS)
 
 
 def contact_kind(value: Any) -> str:
-    if value not in CONTACT_KINDS:
+    if not isinstance(value, str) or value not in CONTACT_KINDS:
         raise FieldError(f"Unknown kind; use one of {', '.join(CONTACT_KINDS)}.")
     return value
 
@@ -294,9 +322,27 @@ def contact_kind(value: Any) -> str:
 def contact_address(kind: str, value: Any, *, privileged: bool = False) -> str:
     """A contact method's address for its kind; `privileged` when its owner is an admin (who
     may use admin-only Apprise schemes)."""
+    if isinstance(value, str):
+        _refuse_unstorable(value, "The address")
     if kind == "apprise":
         return _apprise(value, privileged=privileged)
     return CONTACT_ADDRESS_VALIDATORS[kind](value)
+
+
+def refuse_unknown(data: Any, allowed: Iterable[str]) -> None:
+    """Refuse fields nobody reads (a typo must not pass silently): one 422 naming each, listing the known ones."""
+    if not isinstance(data, Mapping):
+        return
+    allowed = tuple(allowed)
+    unknown = sorted(str(name) for name in set(data) - set(allowed))
+    if unknown:
+        known = ", ".join(allowed) if allowed else "nothing (send no body)"
+        raise ValidationError({_printable(name): f"Unknown field; use {known}." for name in unknown})
+
+
+def _printable(name: str) -> str:
+    """A field name as it can be shown and stored (NUL and lone surrogates escaped)."""
+    return name.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
 
 
 def collect(checks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
@@ -313,20 +359,31 @@ def collect(checks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     return clean
 
 
-def aware_datetime(value: Any, *, label: str = "This", local_zone: str | None = None) -> Any:
-    """An ISO 8601 date-time with a UTC offset, returned in UTC.
+# Dates and times anyone sends lie in these years (inclusive): wide enough for any schedule or
+# maintenance window, narrow enough that no arithmetic on them (offsets, +400 days) overflows.
+MIN_YEAR = 1970
+MAX_YEAR = 2200
+
+
+def in_year_range(value: datetime | date, label: str = "This") -> None:
+    """Refuse a date or time outside MIN_YEAR..MAX_YEAR (checked before any zone arithmetic)."""
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise FieldError(f"{label} must be between the years {MIN_YEAR} and {MAX_YEAR}.")
+
+
+def aware_datetime(value: Any, *, label: str = "This", local_zone: str | None = None) -> datetime:
+    """An ISO 8601 date-time with a UTC offset, returned in UTC, between MIN_YEAR and MAX_YEAR.
 
     With `local_zone`, a time without an offset (e.g. from a datetime-local form field) is read as
     wall-clock time in that IANA zone; without it, the offset is required.
     """
-    from datetime import UTC, datetime
-
     if not isinstance(value, str) or not value.strip():
         raise FieldError(f"{label} is required: an ISO 8601 date and time, e.g. 2026-03-01T09:00:00+01:00.")
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError as exc:
         raise FieldError(f"{label} is not an ISO 8601 date and time, e.g. 2026-03-01T09:00:00+01:00.") from exc
+    in_year_range(parsed, label)
     if parsed.tzinfo is None:
         if local_zone is None:
             raise FieldError(f"{label} needs a UTC offset, e.g. 2026-03-01T09:00:00+01:00 or ...Z.")

@@ -247,6 +247,9 @@ def api(app, client):
         def delete(self, path, **kw):
             return client.delete(path, headers=self._headers(), **kw)
 
+        def open(self, method, path, **kw):
+            return client.open(path, method=method, headers=self._headers(), **kw)
+
     return Api()
 
 

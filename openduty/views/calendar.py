@@ -8,7 +8,7 @@ sees every schedule), nothing else: anything else answers 404 and reveals nothin
 
 from flask import Blueprint, Response, abort, g
 
-from openduty import oncall
+from openduty import oncall, validation
 from openduty.errors import ApiError
 from openduty.extensions import csrf, db
 from openduty.models import Schedule
@@ -50,7 +50,10 @@ def legacy_oncall(schedule_ref: str):
     """
     from openduty.views.api.schedules import _range
 
-    schedule = db.session.get(Schedule, int(schedule_ref)) if schedule_ref.isdigit() else None
+    if validation.unstorable(schedule_ref):
+        raise ApiError(404, "No schedule with this id or name.")
+    ref_id = validation.id_in_text(schedule_ref)
+    schedule = db.session.get(Schedule, ref_id) if ref_id is not None else None
     if schedule is None:
         schedule = db.session.scalar(db.select(Schedule).where(Schedule.name == schedule_ref))
     if schedule is None:

@@ -109,8 +109,10 @@ class Day:
 
 def _parse_day(value: str | None, tz: ZoneInfo) -> date:
     try:
-        return date.fromisoformat(value) if value else oncall.wall_clock(clock.now(), tz).date()
-    except ValueError:
+        day = date.fromisoformat(value) if value else oncall.wall_clock(clock.now(), tz).date()
+        v.in_year_range(day)
+        return day
+    except ValueError:  # also FieldError: a day far away shows today, as a day that is not a date does
         return oncall.wall_clock(clock.now(), tz).date()
 
 

@@ -7,12 +7,14 @@ plural key (`{"users": [...]}`); a create answers 201 with `Location`; deleting 
 DELETE user, which deactivates and answers the user); timestamps are ISO 8601 in UTC.
 """
 
+from collections.abc import Iterable
 from datetime import UTC
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import BadRequest
 
+from openduty import validation
 from openduty.errors import ApiError
 from openduty.extensions import csrf, db
 from openduty.models import User
@@ -26,8 +28,14 @@ def api_user() -> User:
     return g.api_user
 
 
-def json_body() -> dict[str, Any]:
-    """The request's JSON object, or a 400/415 that says what is wrong with it."""
+def json_body(allowed: Iterable[str], *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object, or a 400/415 that says what is wrong with it.
+
+    Fields not in `allowed` are refused (422 naming them). With `optional` (actions that take no
+    or few fields), no body at all counts as `{}`.
+    """
+    if optional and not request.get_data(cache=True):
+        return {}
     if not request.is_json:
         raise ApiError(415, "Send a JSON body with 'Content-Type: application/json'.")
     try:
@@ -36,6 +44,7 @@ def json_body() -> dict[str, Any]:
         raise ApiError(400, exc.description or "The body is not valid JSON.") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object.")
+    validation.refuse_unknown(body, allowed)
     return body
 
 

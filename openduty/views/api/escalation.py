@@ -26,13 +26,14 @@ def _act(incident: Incident, action) -> Any:
 @bp.post("/incidents/<int:incident_id>/escalate")
 def escalate_incident(incident_id: int):
     incident = get_or_404(Incident, incident_id, "incident")
+    json_body((), optional=True)
     return _act(incident, lambda: escalation.escalate_now(incident, by=api_user(), channel="api"))
 
 
 @bp.post("/incidents/<int:incident_id>/snooze")
 def snooze_incident(incident_id: int):
     incident = get_or_404(Incident, incident_id, "incident")
-    body = json_body()
+    body = json_body(("minutes",))
     clean = validation.collect(
         {
             "minutes": lambda: validation.integer(
@@ -44,7 +45,7 @@ def snooze_incident(incident_id: int):
 
 
 def _active_user(value: Any) -> User:
-    user_id = validation.integer(value, minimum=1, label="user_id")
+    user_id = validation.object_id(value, label="user_id")
     user = db.session.get(User, user_id)
     if user is None:
         raise validation.FieldError(f"No user with id {user_id}.")
@@ -56,7 +57,7 @@ def _active_user(value: Any) -> User:
 @bp.post("/incidents/<int:incident_id>/reassign")
 def reassign_incident(incident_id: int):
     incident = get_or_404(Incident, incident_id, "incident")
-    body = json_body()
+    body = json_body(("user_id",))
     clean = validation.collect({"user_id": lambda: _active_user(body.get("user_id"))})
     return _act(incident, lambda: escalation.reassign(incident, clean["user_id"], by=api_user(), channel="api"))
 
@@ -64,6 +65,7 @@ def reassign_incident(incident_id: int):
 @bp.post("/contact-methods/<int:method_id>/test")
 def test_contact_method(method_id: int):
     method = get_or_404(ContactMethod, method_id, "contact method")
+    json_body((), optional=True)
     user = api_user()
     if not may_manage(user, method.user_id):
         raise ApiError(403, "You can test only your own contact methods.")

@@ -105,6 +105,7 @@ def get_log_entry(incident_id: int, entry_id: int):
 
 def _act(incident_id: int, action: str):
     get_or_404(Incident, incident_id)
+    json_body((), optional=True)
     [incident] = domain.lock([incident_id])
     if action == "acknowledge" and incident.status == "resolved":
         raise ApiError(409, f"Incident #{incident.number} is already resolved; there is nothing to acknowledge.")
@@ -129,7 +130,7 @@ def resolve_incident(incident_id: int):
 def add_note(incident_id: int):
     """Add `{"note": "..."}` (<= 5000 characters) to the timeline; 201 with the new log entry."""
     incident = get_or_404(Incident, incident_id)
-    body = json_body()
+    body = json_body(("note",))
     clean = validation.collect({"note": lambda: validation.text(body.get("note"), max_length=5000, label="Note")})
     entry = incident.add_note(clean["note"], by=api_user(), channel="api")
     db.session.commit()

@@ -2,7 +2,7 @@
 
 from flask import request
 
-from openduty import clock, oncall
+from openduty import clock, oncall, validation
 from openduty.errors import ValidationError
 from openduty.views.api import bp, iso
 from openduty.views.api.schedules import _when
@@ -18,9 +18,9 @@ def list_oncalls():
     at = _when("at", clock.now())
     raw_ids = request.args.getlist("escalation_policy_ids[]") or request.args.getlist("escalation_policy_id")
     try:
-        policy_ids = [int(x) for x in raw_ids] if raw_ids else None
-    except ValueError as exc:
-        raise ValidationError({"escalation_policy_ids": "Policy ids must be whole numbers."}) from exc
+        policy_ids = [validation.object_id(x, label="Each policy id") for x in raw_ids] if raw_ids else None
+    except validation.FieldError as exc:
+        raise ValidationError({"escalation_policy_ids": str(exc)}) from exc
     oncalls = []
     for row in oncall.policy_oncalls(at, policy_ids):
         policy = row["policy"]

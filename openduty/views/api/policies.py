@@ -19,6 +19,7 @@ MAX_LEVELS = 20
 MAX_TARGETS = 50
 MAX_REPEAT = 20
 MAX_DELAY_MINUTES = 24 * 60
+POLICY_FIELDS = ("name", "description", "repeat_count", "levels")
 
 
 def policy_json(policy: EscalationPolicy, with_preview: bool = True) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def parse_target(raw: Any) -> EscalationTarget:
     kind = raw.get("type")
     if kind not in ("user", "schedule"):
         raise validation.FieldError('A target\'s type is "user" or "schedule".')
-    target_id = validation.integer(raw.get("id"), minimum=1, label="A target's id")
+    target_id = validation.object_id(raw.get("id"), label="A target's id")
     if kind == "user":
         user = db.session.get(User, target_id)
         if user is None:
@@ -153,7 +154,7 @@ def list_policies():
 
 @bp.post("/escalation-policies")
 def create_policy():
-    body = json_body()
+    body = json_body(POLICY_FIELDS)
     policy = EscalationPolicy(description="", repeat_count=0)
     _apply(policy, body, creating=True)
     db.session.add(policy)
@@ -169,10 +170,7 @@ def get_policy(policy_id: int):
 @bp.patch("/escalation-policies/<int:policy_id>")
 def update_policy(policy_id: int):
     policy = get_or_404(EscalationPolicy, policy_id, "escalation policy")
-    body = json_body()
-    unknown = set(body) - {"name", "description", "repeat_count", "levels"}
-    if unknown:
-        raise ValidationError({k: "Unknown field." for k in sorted(unknown)})
+    body = json_body(POLICY_FIELDS)
     _apply(policy, body, creating=False)
     db.session.commit()
     return jsonify(policy_json(policy))

@@ -119,7 +119,7 @@ def list_schedules():
 
 @bp.post("/schedules")
 def create_schedule():
-    body = json_body()
+    body = json_body(schedule_edit.SCHEDULE_FIELDS)
     clean = schedule_edit.clean_schedule(body)
     layers = schedule_edit.clean_layers(body.get("layers", []), clean["time_zone"])
     schedule = Schedule(**clean)
@@ -137,7 +137,7 @@ def get_schedule(schedule_id: int):
 @bp.patch("/schedules/<int:schedule_id>")
 def update_schedule(schedule_id: int):
     schedule = _schedule(schedule_id)
-    body = json_body()
+    body = json_body(schedule_edit.SCHEDULE_FIELDS)
     clean = schedule_edit.clean_schedule(body, schedule)
     zone = clean.get("time_zone", schedule.time_zone)
     layers = schedule_edit.clean_layers(body["layers"], zone) if "layers" in body else None
@@ -167,7 +167,9 @@ def list_layers(schedule_id: int):
 def create_layer(schedule_id: int):
     """Add a layer on top (it wins over the existing ones where it has someone)."""
     schedule = _schedule(schedule_id)
-    clean = schedule_edit.clean_layer(json_body(), schedule.time_zone, default_name=f"Layer {len(schedule.layers) + 1}")
+    clean = schedule_edit.clean_layer(
+        json_body(schedule_edit.LAYER_FIELDS), schedule.time_zone, default_name=f"Layer {len(schedule.layers) + 1}"
+    )
     layer = ScheduleLayer(position=len(schedule.layers))
     result = schedule_edit.apply_layer(layer, clean, schedule.time_zone)
     schedule.layers.append(layer)
@@ -196,7 +198,7 @@ def get_layer(schedule_id: int, layer_id: int):
 def update_layer(schedule_id: int, layer_id: int):
     schedule = _schedule(schedule_id)
     layer = _layer(schedule, layer_id)
-    body = json_body()
+    body = json_body((*schedule_edit.LAYER_FIELDS, "position"))
     position = schedule_edit.clean_position(body["position"], schedule) if "position" in body else None
     fields = {k: val for k, val in body.items() if k != "position"}
     result = None
@@ -241,7 +243,7 @@ def list_overrides(schedule_id: int):
 def create_override(schedule_id: int):
     """Put a user on call for a range, beating every layer; where overrides overlap the later-created wins."""
     schedule = _schedule(schedule_id)
-    clean = schedule_edit.clean_override(json_body(), schedule)
+    clean = schedule_edit.clean_override(json_body(schedule_edit.OVERRIDE_FIELDS), schedule)
     caller = api_user()
     if not schedule_edit.can_add_override(caller, schedule, clean["user_id"], clean["start"], clean["end"]):
         raise ApiError(403, schedule_edit.OVERRIDE_FORBIDDEN)

@@ -9,13 +9,13 @@ from flask import current_app, jsonify, url_for
 from sqlalchemy import func, select
 
 from openduty import validation
-from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, Integration, Service
 from openduty.models.service import INTEGRATION_KINDS
 from openduty.views.api import bp, created, get_or_404, iso, json_body
 
 SERVICE_FIELDS = ("name", "description", "escalation_policy_id", "ack_timeout_minutes", "maintenance_until", "disabled")
+INTEGRATION_FIELDS = ("kind", "name")
 MAX_ACK_TIMEOUT_MINUTES = 7 * 24 * 60
 
 
@@ -53,7 +53,7 @@ def _optional(value: Any, check):
 
 
 def _policy_id(value: Any) -> int:
-    policy_id = validation.integer(value, minimum=1, label="The escalation policy id")
+    policy_id = validation.object_id(value, label="The escalation policy id")
     if db.session.get(EscalationPolicy, policy_id) is None:
         raise validation.FieldError(f"No escalation policy with id {policy_id}.")
     return policy_id
@@ -73,9 +73,7 @@ def clean_service(data: dict[str, Any], service: Service | None = None, local_zo
     Returns the clean values; raises ValidationError naming every bad field. `local_zone` reads a
     maintenance time without an offset (a datetime-local form field) in that zone.
     """
-    unknown = sorted(set(data) - set(SERVICE_FIELDS))
-    if unknown:
-        raise ValidationError({name: f"Unknown field; use {', '.join(SERVICE_FIELDS)}." for name in unknown})
+    validation.refuse_unknown(data, SERVICE_FIELDS)
     checks = {
         "name": lambda: _unique_name(data.get("name"), service),
         "description": lambda: validation.text(data.get("description"), max_length=2000, required=False),
@@ -96,9 +94,7 @@ def clean_service(data: dict[str, Any], service: Service | None = None, local_zo
 
 
 def clean_integration(data: dict[str, Any]) -> dict:
-    unknown = sorted(set(data) - {"kind", "name"})
-    if unknown:
-        raise ValidationError({name: "Unknown field; use kind, name." for name in unknown})
+    validation.refuse_unknown(data, INTEGRATION_FIELDS)
 
     def kind():
         if data.get("kind") not in INTEGRATION_KINDS:
@@ -120,7 +116,7 @@ def list_services():
 
 @bp.post("/services")
 def create_service():
-    service = Service(**clean_service(json_body()))
+    service = Service(**clean_service(json_body(SERVICE_FIELDS)))
     db.session.add(service)
     db.session.commit()
     return created(service_json(service), url_for("api.get_service", service_id=service.id))
@@ -134,7 +130,7 @@ def get_service(service_id: int):
 @bp.patch("/services/<int:service_id>")
 def update_service(service_id: int):
     service = get_or_404(Service, service_id, "service")
-    for name, value in clean_service(json_body(), service).items():
+    for name, value in clean_service(json_body(SERVICE_FIELDS), service).items():
         setattr(service, name, value)
     db.session.commit()
     return jsonify(service_json(service))
@@ -158,7 +154,7 @@ def list_integrations(service_id: int):
 def create_integration(service_id: int):
     """`{"kind", "name"}` -> 201 `{"id", "kind", "name", "key", "url", ...}`; the key is a 32-character secret."""
     service = get_or_404(Service, service_id, "service")
-    integration = Integration(service=service, **clean_integration(json_body()))
+    integration = Integration(service=service, **clean_integration(json_body(INTEGRATION_FIELDS)))
     db.session.add(integration)
     db.session.commit()
     location = url_for("api.get_integration", service_id=service.id, integration_id=integration.id)
@@ -181,6 +177,7 @@ def get_integration(service_id: int, integration_id: int):
 def regenerate_integration_key(service_id: int, integration_id: int):
     """A new key; the old one stops working immediately."""
     integration = _integration(service_id, integration_id)
+    json_body((), optional=True)
     integration.regenerate_key()
     db.session.commit()
     return jsonify(integration_json(integration))
