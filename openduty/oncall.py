@@ -678,10 +678,16 @@ def feed_window(now: datetime | None = None) -> tuple[datetime, datetime]:
     )
 
 
+# RFC 5545 3.3.11: TEXT holds no control characters except HTAB (line breaks are escaped as \n).
+_TEXT_CONTROLS = dict.fromkeys([*range(0x20), 0x7F])
+del _TEXT_CONTROLS[0x09]
+
+
 def _escape(text: str) -> str:
-    return (
-        text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\r\n", "\\n").replace("\n", "\\n")
-    )
+    """A TEXT value: backslash, semicolon and comma escaped; CRLF, lone CR and LF as \\n; other controls dropped."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+    return text.translate(_TEXT_CONTROLS)
 
 
 def _fold(line: str) -> str:

@@ -191,3 +191,27 @@ def test_feed_escapes_text(app, client, setup):
     with_icalendar, with_vobject = parse_both(body)
     assert with_icalendar == with_vobject
     assert {summary for *_, summary in with_icalendar} == {f"On call: {odd.name} ({schedule.name})"}
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("Carriage\rReturn", "Carriage\nReturn"),  # the reported bug: a bare CR reached the feed
+        ("Line\nFeed", "Line\nFeed"),
+        ("Both\r\nEnds", "Both\nEnds"),
+        ("Tab\tand\x07bell\x1b", "Tab\tandbell"),  # TEXT allows no other control characters
+        ("Ünïcödé ✓ " * 12, "Ünïcödé ✓ " * 12),  # folded at 75 octets, never inside a character
+    ],
+)
+def test_feed_escapes_line_breaks_and_controls(app, client, setup, name, shown):
+    odd = make_user(name=name, email="odd@example.com")
+    schedule = make_schedule(name="Plain")
+    make_layer(schedule, [odd], datetime(2026, 3, 1), 1, "days")
+    body = client.get(f"/calendar/schedules/{schedule.id}.ics?token={setup['alice'].calendar_token}").data
+    lines = body.split(b"\r\n")
+    assert all(b"\r" not in line and b"\n" not in line for line in lines)
+    assert all(len(line) <= 75 for line in lines)
+    assert [line.decode() for line in lines]  # each folded line is whole UTF-8 (decode raises if not)
+    with_icalendar, with_vobject = parse_both(body)
+    assert with_icalendar == with_vobject
+    assert {summary for *_, summary in with_icalendar} == {f"On call: {shown} (Plain)"}
