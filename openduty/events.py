@@ -9,7 +9,8 @@
   acknowledge / resolve act on the open incident through the same model actions the web uses.
 - `submit()` is what the endpoints call. It hands the events to this process's `Batcher`, which
   applies everything that arrived meanwhile in one transaction (group commit) and wakes each
-  request only after that commit; it never answers before the events are durable.
+  request only after that commit; it never answers before the events are durable, and a request
+  that gave up waiting (503) is never committed afterwards.
 """
 
 from __future__ import annotations

@@ -292,3 +292,52 @@ def test_stopped_and_restarted_postgresql(own_postgres, on_own_postgres):
     assert _stored_keys(live.app) == {"before", "after"}
     with live.app.app_context():
         assert db.session.execute(text("SELECT count(*) FROM incidents")).scalar() == 2
+
+
+# --- A COMMIT whose answer is lost -------------------------------------------------------------------
+
+
+@pytest.fixture
+def commits_lose_connection(app):
+    """Kill the database session of the next `count[0]` COMMITs just before they are sent, as a
+    network cut or a server crash would (PostgreSQL: pg_terminate_backend from another connection)."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("needs PostgreSQL (a server whose connection can be cut)")
+    remaining = [0]
+
+    def cut(connection):
+        if remaining[0] <= 0:
+            return
+        remaining[0] -= 1
+        pid = connection.connection.dbapi_connection.info.backend_pid
+        with engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            for _ in range(200):  # until the session is really gone
+                if not other.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).first():
+                    break
+                time.sleep(0.01)
+
+    from sqlalchemy import event  # noqa: PLC0415 (only this fixture hooks the engine)
+
+    event.listen(engine, "commit", cut)
+    yield remaining
+    event.remove(engine, "commit", cut)
+
+
+def test_a_lost_commit_is_retried_and_then_stored_once(client, integration, commits_lose_connection):
+    commits_lose_connection[0] = 1
+    response = client.post("/v2/enqueue", json=ENDPOINTS["v2"][1](integration.key, "cut"))
+    assert response.status_code == 202, response.json
+    db.session.remove()
+    [incident] = db.session.scalars(select(Incident)).all()
+    assert (incident.dedup_key, incident.alert_count, incident.number) == ("cut", 1, 1)
+
+
+def test_a_commit_lost_every_time_answers_outcome_unknown_not_503(client, integration, commits_lose_connection):
+    commits_lose_connection[0] = 10
+    response = client.post("/v2/enqueue", json=ENDPOINTS["v2"][1](integration.key, "cut"))
+    assert response.status_code == 500, response.json
+    assert response.json["message"] == "Event outcome unknown"
+    assert "may or may not be stored" in response.json["errors"][0]
