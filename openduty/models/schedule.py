@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, ForeignKey, String, Text, event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from openduty import clock
+from openduty import clock, masking
 from openduty.extensions import db
 from openduty.models.types import UTCDateTime
 
@@ -80,6 +80,19 @@ class ScheduleLayer(db.Model):
     @property
     def users(self) -> list:
         return [p.user for p in self.participants]
+
+    def shown_ical_url(self, viewer) -> str | None:
+        """The iCal source URL as `viewer` may see it: in full for admins (it often holds a
+        private token), scheme and host only for members."""
+        if self.ical_url is None or (viewer is not None and viewer.is_admin):
+            return self.ical_url
+        return masking.url(self.ical_url)
+
+    def shown_ical_error(self, viewer) -> str | None:
+        """The last refresh error, with the source URL in it (older errors named it) masked."""
+        if not self.ical_error or not self.ical_url:
+            return self.ical_error
+        return self.ical_error.replace(self.ical_url, self.shown_ical_url(viewer))
 
 
 class LayerParticipant(db.Model):

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from openduty import clock
+from openduty import clock, masking
 from openduty.extensions import db
 from openduty.models.types import UTCDateTime
 
@@ -80,6 +80,14 @@ class Integration(db.Model):
         """A new secret; the old one stops working at commit."""
         self.key = new_integration_key()
         return self.key
+
+    def shown_key(self, viewer) -> str:
+        """The key as `viewer` may see it: in full for admins, masked for members."""
+        return self.key if viewer is not None and viewer.is_admin else masking.secret(self.key)
+
+    def shown_path(self, viewer) -> str:
+        """path(), with the key in it (Alertmanager, generic) as `viewer` may see it."""
+        return self.path().replace(self.key, self.shown_key(viewer))
 
     def path(self) -> str:
         """Where this integration's events go (relative to the base URL)."""

@@ -29,7 +29,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from openduty import clock, escalation
+from openduty import clock, escalation, masking
 from openduty.extensions import db
 from openduty.models import Incident, Notification
 from openduty.models.notification import MAX_UNCONFIRMED, ContactThrottle, this_process
@@ -420,5 +420,7 @@ def _sent(batch: list[Notification], receipt: str, note: str | None = None, kind
 
 
 def _describe(row: Notification) -> str:
+    """'Bob by Slack (hooks.slack.com/…/B0SE…)': every user reads timelines, so the address is
+    masked (masking.contact_address); its owner and admins see it in full on the profile."""
     label = CONTACT_KIND_LABELS.get(row.kind, row.kind)
-    return f"{row.user.name} by {label} ({row.address})"
+    return f"{row.user.name} by {label} ({masking.contact_address(row.kind, row.address)})"

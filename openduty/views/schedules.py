@@ -214,6 +214,9 @@ def _detail_context(schedule: Schedule, errors: dict | None = None, values: dict
         "local": lambda dt: dt.astimezone(tz),
         "timedelta_day": timedelta(days=1),
         "ical_url": lambda s: oncall.schedule_ical_url(s, current_user),
+        # iCal source URLs (often with a private token) in full for admins, masked for members.
+        "source_url": lambda layer: layer.shown_ical_url(current_user),
+        "source_error": lambda layer: layer.shown_ical_error(current_user),
         "webcal": oncall.webcal,
     }
 

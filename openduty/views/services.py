@@ -51,7 +51,9 @@ def show(service_id: int):
         "services/show.html",
         service=service,
         kinds=INTEGRATION_KIND_LABELS,
-        url_of=integration_url,
+        # Keys (and URLs holding them) in full for admins, masked for members.
+        url_of=lambda integration: integration_url(integration, current_user),
+        key_of=lambda integration: integration.shown_key(current_user),
         base_url=current_app.config["BASE_URL"].rstrip("/"),
     )
 

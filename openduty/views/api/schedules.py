@@ -46,9 +46,9 @@ def layer_json(layer: ScheduleLayer, schedule: Schedule) -> dict[str, Any]:
         )
     else:
         body.update(
-            ical_url=layer.ical_url,
+            ical_url=layer.shown_ical_url(api_user()),
             ical_refreshed_at=iso(layer.ical_refreshed_at),
-            ical_error=layer.ical_error,
+            ical_error=layer.shown_ical_error(api_user()),
             ical_unmatched=layer.ical_unmatched or [],
             events=len(layer.events),
         )

@@ -12,7 +12,7 @@ from openduty import validation
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, Integration, Service
 from openduty.models.service import INTEGRATION_KINDS
-from openduty.views.api import bp, created, get_or_404, iso, json_body
+from openduty.views.api import api_user, bp, created, get_or_404, iso, json_body
 
 SERVICE_FIELDS = ("name", "description", "escalation_policy_id", "ack_timeout_minutes", "maintenance_until", "disabled")
 INTEGRATION_FIELDS = ("kind", "name")
@@ -20,18 +20,21 @@ MAX_ACK_TIMEOUT_MINUTES = 7 * 24 * 60
 
 
 def integration_json(integration: Integration) -> dict[str, Any]:
+    """The integration; its key (and the URL holding it) in full for admins, masked for members."""
+    viewer = api_user()
     return {
         "id": integration.id,
         "kind": integration.kind,
         "name": integration.name,
-        "key": integration.key,
-        "url": integration_url(integration),
+        "key": integration.shown_key(viewer),
+        "url": integration_url(integration, viewer),
         "created_at": iso(integration.created_at),
     }
 
 
-def integration_url(integration: Integration) -> str:
-    return current_app.config["BASE_URL"].rstrip("/") + integration.path()
+def integration_url(integration: Integration, viewer) -> str:
+    """Where the integration's events go, with the key in it as `viewer` may see it."""
+    return current_app.config["BASE_URL"].rstrip("/") + integration.shown_path(viewer)
 
 
 def service_json(service: Service) -> dict[str, Any]:
