@@ -31,7 +31,6 @@ from itertools import groupby
 from typing import Any
 
 from flask import Flask, current_app
-from redis.exceptions import RedisError
 from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -965,7 +964,8 @@ def seconds_until_allowed(routing_key: str, count: int = 1) -> int:
     """Count `count` events against the key's window; 0 if allowed, else seconds to wait.
 
     A fixed window per integration key in Redis (INCRBY + EXPIRE in one round trip). Redis being
-    down never blocks ingestion: the database, not Redis, is what must not lose events.
+    down, or failing in any way, never blocks ingestion: the database, not Redis, is what must not
+    lose events.
     """
     limit = setting("EVENTS_RATE_LIMIT")
     if not limit:
@@ -981,8 +981,8 @@ def seconds_until_allowed(routing_key: str, count: int = 1) -> int:
             pipe.incrby(name, count)
             pipe.expire(name, window + 1)
             used = pipe.execute()[0]
-    except RedisError as exc:
-        log.warning("Event rate limit skipped, Redis is unavailable: %s", exc)
+    except Exception as exc:  # not only RedisError: redis-py raises ValueError on a garbled reply
+        log.warning("Event rate limit skipped, Redis is unavailable: %r", exc)
         return 0
     if used <= limit:
         return 0

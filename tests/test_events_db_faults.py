@@ -72,8 +72,8 @@ class Served:
 def serve(_redis_url):
     served = []
 
-    def start(database_uri, **config):
-        app = create_app(_test_config(database_uri, _redis_url))
+    def start(database_uri, redis_url=None, **config):
+        app = create_app(_test_config(database_uri, redis_url or _redis_url))
         app.config.update(config)
         served.append(Served(app))
         return served[-1]
@@ -341,3 +341,48 @@ def test_a_commit_lost_every_time_answers_outcome_unknown_not_503(client, integr
     assert response.status_code == 500, response.json
     assert response.json["message"] == "Event outcome unknown"
     assert "may or may not be stored" in response.json["errors"][0]
+
+
+# --- Redis trouble never blocks ingestion (the rate limit is skipped) --------------------------------
+
+
+@pytest.fixture
+def garbage_redis():
+    """A TCP server that answers every command with a reply no Redis client can parse."""
+    import socket  # noqa: PLC0415 (only this fixture serves raw TCP)
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def answer(connection):
+        with connection:
+            while not stop.is_set() and connection.recv(65536):
+                connection.sendall(b":notanumber\r\n" * 4)
+
+    def accept():
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    stop.set()
+    listener.close()
+
+
+@pytest.mark.parametrize("redis_state", ["down", "garbage"])
+def test_redis_down_or_broken_never_blocks_ingestion(app, serve, _database_uri, garbage_redis, redis_state):
+    redis_url = f"redis://127.0.0.1:{_free_port()}/0" if redis_state == "down" else garbage_redis
+    live = serve(_database_uri, redis_url)
+    with live.app.app_context():
+        service = Service(name="Web")
+        db.session.add_all([service, Integration(service=service, kind="events_v2", name="v2", key=KEY)])
+        db.session.commit()
+    with requests.Session() as http:
+        for endpoint in ENDPOINTS:
+            response = _post(http, live.url, endpoint, KEY, f"r-{endpoint}")
+            assert response.status_code < 300, response.text
+    assert _stored_keys(live.app) == {f"r-{e}" for e in ENDPOINTS}
