@@ -95,6 +95,9 @@ def ensure_admin() -> None:
 def worker(burst: bool, name: str | None) -> None:
     """Run an RQ worker (with the scheduler as a thread) for Openduty's queues."""
     app = current_app._get_current_object()
+    parent = os.environ.get(DIE_WITH_PARENT)
+    if parent:  # started by run-all: die with it
+        die_with_parent(int(parent))
     make_worker(app, name=name).work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 
@@ -123,6 +126,8 @@ def reconcile() -> None:
         _fail(f"{counts['errors']} job(s) could not be re-armed; the log above says why. Run it again.")
 
 
+# Set by run-all for its worker: the pid of the run-all the worker must die with.
+DIE_WITH_PARENT = "OPENDUTY_DIE_WITH_PARENT"
 # run-all restarts a worker that died after this many seconds, doubling (up to the maximum) while
 # it keeps dying within WORKER_STABLE_SECONDS of its start, so a broken setup does not spin.
 WORKER_RESTART_WAIT = 0.5
@@ -142,9 +147,10 @@ class _Supervised:
         self.restarts = 0
 
     def start(self) -> None:
-        # die_with_parent: a kill -9 of run-all takes the worker with it. This runs in the main
-        # thread, which lives as long as run-all (the signal follows the thread that forked).
-        self.process = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, preexec_fn=die_with_parent)
+        # The worker asks for a signal when run-all dies (DIE_WITH_PARENT). The signal follows the
+        # thread that forked: this is the main thread, which lives as long as run-all.
+        env = {**self.env, DIE_WITH_PARENT: str(os.getpid())}
+        self.process = subprocess.Popen(self.args, env=env, cwd=self.cwd)
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -224,7 +230,10 @@ def run_all(host: str, port: int, threads: int) -> None:
     lock = _lock_instance(app.instance_path)
     if not app.config.get("REDIS_URL"):
         # Ours now: an embedded Redis still running here belongs to a run-all that was killed.
-        stopped = stop_orphan_embedded_redis(os.path.join(app.instance_path, "redis.db"))
+        try:
+            stopped = stop_orphan_embedded_redis(os.path.join(app.instance_path, "redis.db"))
+        except RuntimeError as exc:
+            _fail(str(exc))
         if stopped:
             click.echo(f"Stopped the embedded Redis (pid {stopped}) left by a run-all that was killed.")
     env = dict(os.environ, REDIS_URL=redis.url(app))

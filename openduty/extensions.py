@@ -11,6 +11,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy.orm import DeclarativeBase
 
@@ -85,14 +86,25 @@ def stop_orphan_embedded_redis(path: str) -> int | None:
     """
     try:
         with open(path + ".settings") as f:
-            pidfile = json.load(f)["pidfile"]
-        with open(pidfile) as f:
+            settings = json.load(f)
+        with open(settings["pidfile"]) as f:
             pid = int(f.read().strip() or 0)
         process = psutil.Process(pid)
         if "redis-server" not in process.name():
             return None
     except (OSError, ValueError, KeyError, psutil.Error):
         return None
+    try:
+        with Redis(unix_socket_path=settings["unixsocket"], socket_timeout=5) as client:
+            others = len(client.client_list()) - 1  # ourselves
+    except RedisError:
+        others = 0  # not answering: nobody is using it
+    if others:
+        raise RuntimeError(
+            f"The embedded Redis (pid {pid}) is in use by {others} other connection(s) but no run-all "
+            "holds this instance: stop the processes using it (a worker or a shell started without "
+            "REDIS_URL) first."
+        )
     process.terminate()  # Redis saves its data on SIGTERM, then exits
     try:
         process.wait(10)

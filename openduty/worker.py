@@ -71,17 +71,17 @@ SENTINEL_KEY = "openduty:redis-sentinel"
 DATABASE_RETRY_FOR = 3600
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """In a child before exec (`preexec_fn`): get `sig` when the parent dies (Linux), so a kill -9
-    of the parent leaves no orphan. The process that forked must stay alive as long as the child
-    should: the signal comes when the forking *thread* ends."""
-    parent = os.getppid()
+def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
+    """Get `sig` when process `parent` (our parent) dies, so that a kill -9 of it leaves no orphan
+    (Linux PR_SET_PDEATHSIG; elsewhere nothing happens). Called by the child itself after exec,
+    not as a `preexec_fn` (unsafe in a process with threads). If the parent is already gone,
+    exit at once."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: run-all's pid lock still refuses to adopt orphans
+    except (OSError, AttributeError):
         return
-    if os.getppid() != parent:  # the parent died before prctl took effect
+    if os.getppid() != parent:
         os._exit(1)
 
 

