@@ -118,6 +118,11 @@ class Config:
     NOTIFY_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("NOTIFY_CONNECT_TIMEOUT_SECONDS") or 5)
     NOTIFY_READ_TIMEOUT_SECONDS = float(os.environ.get("NOTIFY_READ_TIMEOUT_SECONDS") or 30)
 
+    # Test notifications ("Send test" on a contact method, POST /api/v1/contact-methods/<id>/test):
+    # at most this many per user per window (0: no limit); beyond it 429 with Retry-After.
+    TEST_NOTIFICATION_LIMIT = _env_int("TEST_NOTIFICATION_LIMIT", 5)
+    TEST_NOTIFICATION_WINDOW_SECONDS = _env_int("TEST_NOTIFICATION_WINDOW_SECONDS", 600)
+
     # Acknowledge links in pages work for this long (a week: a page read late can still act).
     ACK_LINK_MAX_AGE_SECONDS = _env_int("ACK_LINK_MAX_AGE_SECONDS", 7 * 24 * 3600)
 

@@ -484,8 +484,43 @@ def _page_user(incident: Incident, user: User, now: datetime, level: int | None,
         track_notification(notification)
 
 
+class TestLimitReached(Exception):
+    """The caller sent TEST_NOTIFICATION_LIMIT test notifications in the current window."""
+
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(
+            f"You sent {current_app.config['TEST_NOTIFICATION_LIMIT']} test notifications recently."
+            f" Try again in {max(1, (retry_after + 59) // 60)} min."
+        )
+
+
+def _count_test(user_id: int) -> None:
+    """Count one test notification for `user_id`; raise TestLimitReached over the limit.
+
+    A fixed window per user in Redis (the key holds only the user id): test notifications go to
+    addresses a member chooses, so without a cap a button could be used to flood someone.
+    """
+    limit = current_app.config["TEST_NOTIFICATION_LIMIT"]
+    if not limit:
+        return
+    key = f"openduty:test-notifications:{int(user_id)}"
+    with redis.get().pipeline() as pipe:
+        pipe.set(key, 0, ex=current_app.config["TEST_NOTIFICATION_WINDOW_SECONDS"], nx=True)
+        pipe.incr(key)
+        pipe.ttl(key)
+        _, count, ttl = pipe.execute()
+    if count > limit:
+        raise TestLimitReached(max(int(ttl), 1))
+
+
 def send_test(method, by: User | None = None) -> Notification:
-    """Queue a test notification to one contact method (delivered after the caller commits)."""
+    """Queue a test notification to one contact method (delivered after the caller commits).
+
+    At most TEST_NOTIFICATION_LIMIT per caller per window (TestLimitReached beyond it).
+    """
+    if by is not None:
+        _count_test(by.id)
     notification = Notification(
         user_id=method.user_id,
         contact_method_id=method.id,

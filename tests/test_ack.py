@@ -123,3 +123,26 @@ def test_send_test_notification_button(pager, client, auth):
         f"/contact-methods/{other.contact_methods[0].id}/test", data={"csrf_token": auth.csrf_token()}
     )
     assert forbidden.status_code == 403
+
+
+def test_test_notifications_are_rate_limited_per_user(pager, client, auth, app, api):
+    """Issue 8, finding 10: the button (page and htmx) and the API share one per-user limit."""
+    app.config["TEST_NOTIFICATION_LIMIT"] = 2
+    alice = make_pager("Alice", {"webhook": (pager.httpserver.url_for("/hook/ok"), 0)}, password="pw-alice-123")
+    bob = make_pager("Bob", {"webhook": (pager.httpserver.url_for("/hook/ok"), 0)})
+    auth.login(alice.email, "pw-alice-123")
+    url = f"/contact-methods/{alice.contact_methods[0].id}/test"
+    assert client.post(url, data={"csrf_token": auth.csrf_token()}).status_code == 303
+    assert client.post(url, data={"csrf_token": auth.csrf_token()}).status_code == 303
+    limited = client.post(url, data={"csrf_token": auth.csrf_token()})
+    assert limited.status_code == 429 and "test notifications recently" in limited.get_data(as_text=True)
+    htmx = client.post(url, data={"csrf_token": auth.csrf_token()}, headers={"HX-Request": "true"})
+    assert htmx.status_code == 429 and int(htmx.headers["Retry-After"]) > 0
+    api.as_user(alice)
+    over = api.post(f"/api/v1/contact-methods/{alice.contact_methods[0].id}/test")
+    assert over.status_code == 429 and "Try again in" in over.json["error"]["message"]
+    assert int(over.headers["Retry-After"]) > 0
+    pager.run()
+    assert len(pager.pages(None)) == 2  # nothing was queued beyond the limit
+    api.as_user(bob)  # another user has their own allowance
+    assert api.post(f"/api/v1/contact-methods/{bob.contact_methods[0].id}/test").status_code == 202

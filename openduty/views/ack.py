@@ -177,7 +177,14 @@ def test_contact_method(method_id: int):
         abort(404)
     if not may_manage(current_user, method.user_id):
         abort(403)
-    escalation.send_test(method, by=current_user)
+    try:
+        escalation.send_test(method, by=current_user)
+    except escalation.TestLimitReached as exc:
+        if not is_htmx():
+            abort(429, str(exc))
+        response = render("notifications/_test_sent.html", text=str(exc), status=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     db.session.commit()
     text = f"Test notification sent to {method.kind_label} {method.address}; it should arrive within a minute."
     if is_htmx():

@@ -69,6 +69,9 @@ def test_contact_method(method_id: int):
     user = api_user()
     if not may_manage(user, method.user_id):
         raise ApiError(403, "You can test only your own contact methods.")
-    notification = escalation.send_test(method, by=user)
+    try:
+        notification = escalation.send_test(method, by=user)
+    except escalation.TestLimitReached as exc:
+        raise ApiError(429, str(exc), fields={"_retry_after": exc.retry_after}) from exc
     db.session.commit()
     return jsonify({"notification_id": notification.id, "status": "queued"}), 202
