@@ -118,6 +118,27 @@ def app(_schema, _database_uri, _redis_url):
 
 
 @pytest.fixture
+def app_with(app):
+    """`app_with(SETTING=value)`: another app on the same database and Redis, for settings that
+    create_app() reads once (TRUSTED_PROXIES, BASE_URL); its connections are closed afterwards."""
+    made = []
+
+    def make(**settings):
+        config = type(
+            "VariantConfig", (_test_config(app.config["SQLALCHEMY_DATABASE_URI"], app.config["REDIS_URL"]),), settings
+        )
+        made.append(create_app(config))
+        return made[-1]
+
+    yield make
+    for variant in made:
+        with variant.app_context():
+            db.session.remove()
+            db.engine.dispose()
+            redis.get().connection_pool.disconnect()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -1,8 +1,5 @@
 """Security headers and cookies (issue 8, finding 8)."""
 
-from config import TestConfig
-from openduty import create_app
-from openduty.extensions import redis
 from tests import factories, factories_events
 
 
@@ -25,23 +22,12 @@ def test_session_cookie_is_samesite_lax_and_httponly(client, auth, app):
     assert "SameSite=Lax" in cookie and "HttpOnly" in cookie and "Secure" not in cookie
 
 
-def test_https_base_url_makes_cookies_secure_and_sends_hsts(app):
-    config = type(
-        "HttpsConfig",
-        (TestConfig,),
-        {
-            "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
-            "REDIS_URL": app.config["REDIS_URL"],
-            "BASE_URL": "https://duty.example.com",
-        },
-    )
-    secure = create_app(config)
+def test_https_base_url_makes_cookies_secure_and_sends_hsts(app_with):
+    secure = app_with(BASE_URL="https://duty.example.com")
     factories.make_user(email="alice@example.com")
-    client = secure.test_client()
-    login = client.get("/login", base_url="https://duty.example.com")
+    login = secure.test_client().get("/login", base_url="https://duty.example.com")
     assert login.headers["Strict-Transport-Security"] == "max-age=31536000"
     assert "Secure" in login.headers["Set-Cookie"]
-    redis.get(secure).connection_pool.disconnect()
 
 
 def test_event_images_are_links_not_loaded(client, auth, app):

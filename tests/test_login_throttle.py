@@ -6,8 +6,6 @@ import time
 
 import pytest
 
-from config import TestConfig
-from openduty import create_app
 from openduty.extensions import redis
 from tests import factories
 from tests.conftest import AuthActions
@@ -69,31 +67,16 @@ def test_redis_keys_are_bounded_and_long_input_is_refused_first(app, alice):
     assert keys and all(len(k) <= 100 for k in keys)
 
 
-def _app_behind_proxies(app, hops: int):
-    config = type(
-        "ProxiedConfig",
-        (TestConfig,),
-        {
-            "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
-            "REDIS_URL": app.config["REDIS_URL"],
-            "TRUSTED_PROXIES": hops,
-            "LOGIN_MAX_FAILURES": 2,
-        },
-    )
-    return create_app(config)
-
-
 @pytest.mark.parametrize(("hops", "separate"), [(0, False), (1, True)])
-def test_forwarded_addresses_count_only_from_trusted_proxies(app, alice, hops, separate):
+def test_forwarded_addresses_count_only_from_trusted_proxies(app_with, alice, hops, separate):
     """Behind one proxy every client has the proxy's address; X-Forwarded-For tells them apart only
     when TRUSTED_PROXIES says a proxy is there (else any client could pick its own address)."""
-    proxied = _app_behind_proxies(app, hops)  # each request pushes its own app context
+    proxied = app_with(TRUSTED_PROXIES=hops, LOGIN_MAX_FAILURES=2)  # each request pushes its own app context
     guesser = _from(proxied, "10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9")
     owner = _from(proxied, "10.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7")
     for _ in range(4):
         guesser.login("alice@example.com", "guess")
     assert (owner.login("alice@example.com").status_code == 302) is separate
-    redis.get(proxied).connection_pool.disconnect()
 
 
 def test_failed_logins_take_the_same_time_whatever_the_account(app, alice):
