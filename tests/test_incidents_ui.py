@@ -105,7 +105,7 @@ def test_incident_page_actions_and_notes(client, auth):
     assert "API errors" in page and "error_rate" in page and "12%" in page
     assert 'href="https://grafana.example.com/x"' in page
     assert "javascript:alert" not in page.split("<details>")[0]  # never rendered as a link
-    assert 'src="https://img.example.com/a.png"' in page
+    assert 'href="https://img.example.com/a.png"' in page and "<img" not in page  # a link, never loaded
     assert "nobody is paged" in page  # no escalation policy
     token = auth.csrf_token()
     assert client.post(f"/incidents/{incident.id}/acknowledge", data={"csrf_token": token}).status_code == 302
