@@ -159,6 +159,7 @@ RULES: dict[str, Rule] = {
     "users.tokens": LOGIN,
     "users.revoke_token": LOGIN,
     # JSON API: reading needs a token; admin rules as in the pages.
+    "api.openapi": PUBLIC,  # describes shapes and rules, never data or secrets
     "api.list_users": API,
     "api.get_user": API,
     "api.create_user": api_admin("create users"),

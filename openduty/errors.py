@@ -7,7 +7,8 @@ API errors have one shape everywhere:
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import Conflict, HTTPException, RequestEntityTooLarge
 
 from openduty.extensions import db
 
@@ -94,6 +95,15 @@ def register(app: Flask) -> None:
             response.status_code = exc.code or 500
             return response
         return render_template("errors/error.html", error=exc), exc.code
+
+    @app.errorhandler(IntegrityError)
+    def integrity_error(exc: IntegrityError):
+        # The checks before a write ask the database first (unique names, existing ids); this is
+        # what is left: a concurrent change won the race. Nothing was written.
+        db.session.rollback()
+        app.logger.warning("Integrity error on %s %s: %s", request.method, request.path, exc.orig)
+        message = "This conflicts with a change stored meanwhile (e.g. a name that must be unique); reload and retry."
+        return http_error(Conflict(message))
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):

@@ -65,7 +65,7 @@ def clean_schedule(body: dict[str, Any], schedule: Schedule | None = None) -> di
 
 def _unique_name(value: Any, schedule: Schedule | None) -> str:
     name = v.text(value, max_length=200, label="Name")
-    existing = db.session.scalar(select(Schedule).where(func.lower(Schedule.name) == name.lower()))
+    existing = db.session.scalar(select(Schedule).where(func.lower(Schedule.name) == func.lower(name)))
     if existing is not None and existing is not schedule:
         raise v.FieldError("A schedule with this name already exists; pick another name.")
     return name

@@ -146,6 +146,7 @@ ROWS = {
     "users.delete_notification_rule": row("POST", "/users/{member}/notification-rules/{rule}/delete", OWN),
     "users.tokens": row("GET", "/users/{member}/tokens", OWN),
     "users.revoke_token": row("POST", "/users/{member}/tokens/{token}/revoke", OWN),
+    "api.openapi": row("GET", "/api/v1/openapi.json", PUBLIC),
     "api.list_users": row("GET", "/api/v1/users", API),
     "api.get_user": row("GET", "/api/v1/users/{member}", API),
     "api.create_user": row("POST", "/api/v1/users", API_ADMIN, json={}),

@@ -330,3 +330,20 @@ def test_hostile_calendar_uploads_are_refused_cleanly(app, api, world, summary, 
     else:
         assert response.status_code == 422, response.get_data(as_text=True)
         assert "ical_data" in str(response.get_json()["error"]["fields"]) or response.get_json()["error"]["fields"]
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/v1/schedules", {"name": "oÏ8,", "time_zone": "UTC"}),
+        ("/api/v1/services", {"name": "Ärzte"}),
+        ("/api/v1/escalation-policies", {"name": "Ünterwegs"}),
+    ],
+)
+def test_duplicate_non_ascii_names_are_422_not_500(app, api, admin, path, body):
+    """SQLite's lower() folds only ASCII, so the check lowers both sides in the database (found by schemathesis)."""
+    api.as_user(admin)
+    assert api.post(path, json=body).status_code == 201
+    response = api.post(path, json=body)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.get_json()["error"]["fields"]["name"]

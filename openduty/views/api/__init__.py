@@ -71,4 +71,13 @@ def created(body: dict[str, Any], location: str):
 
 
 # Route modules register themselves on `bp`.
-from openduty.views.api import escalation, incidents, oncalls, policies, schedules, services, users  # noqa: E402,F401
+from openduty.views.api import (  # noqa: E402,F401
+    escalation,
+    incidents,
+    oncalls,
+    openapi,
+    policies,
+    schedules,
+    services,
+    users,
+)

@@ -59,7 +59,7 @@ def _target_json(target: EscalationTarget) -> dict[str, Any]:
 
 def _name(value: Any, policy: EscalationPolicy | None) -> str:
     name = validation.text(value, max_length=200, label="Name")
-    clash = db.session.scalar(select(EscalationPolicy.id).where(func.lower(EscalationPolicy.name) == name.lower()))
+    clash = db.session.scalar(select(EscalationPolicy.id).where(func.lower(EscalationPolicy.name) == func.lower(name)))
     if clash is not None and (policy is None or clash != policy.id):
         raise validation.FieldError("An escalation policy with this name already exists.")
     return name

@@ -64,7 +64,7 @@ def _policy_id(value: Any) -> int:
 
 def _unique_name(value: Any, service: Service | None) -> str:
     name = validation.text(value, max_length=200, label="Name")
-    clash = db.session.scalar(select(Service.id).where(func.lower(Service.name) == name.lower()))
+    clash = db.session.scalar(select(Service.id).where(func.lower(Service.name) == func.lower(name)))
     if clash is not None and (service is None or clash != service.id):
         raise validation.FieldError("Another service already has this name.")
     return name
