@@ -1,3 +1,5 @@
+from urllib.parse import unquote
+
 import pytest
 
 from openduty.extensions import db
@@ -42,7 +44,10 @@ def test_user_without_password_cannot_log_in(client, auth, app):
     assert auth.login("paged@example.com", "anything").status_code == 401
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x"])
+OFF_SITE = ["https://evil.example/", "//evil.example/x", "/%5Cevil.example/x", "/%09/evil.example", "/\\evil.example"]
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
 def test_login_never_redirects_off_site(client, auth, app, target, csrf_from):
     factories.make_user(email="alice@example.com")
     token = csrf_from(client.get("/login").get_data(as_text=True))
@@ -57,3 +62,16 @@ def test_pages_need_login(client, app):
     response = client.get("/")
     assert response.status_code == 302
     assert "/login" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+def test_form_redirects_never_leave_the_site(client, auth, app, target):
+    """Every `next` the app follows goes through views.local_url (login, incident actions, calendar links)."""
+    factories.make_user(email="alice@example.com")
+    auth.login("alice@example.com")
+    token = auth.csrf_token()
+    form = {"csrf_token": token, "next": unquote(target)}
+    calendar = client.post("/schedules/calendar-token", data=form)
+    assert calendar.headers["Location"] == "/schedules"
+    bulk = client.post("/incidents/bulk", data={**form, "action": "acknowledge"})
+    assert bulk.headers["Location"].startswith("/incidents")

@@ -1,11 +1,31 @@
 """Blueprints, one per area, and the rendering helper they share."""
 
+from urllib.parse import urlsplit
+
 from flask import Flask, make_response, render_template, request
 from jinja2_fragments.flask import render_block
 
 
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
+
+
+def local_url(target: str | None, default: str) -> str:
+    """`target` if it is a path on this site, else `default`: redirects never leave the site.
+
+    Browsers read a backslash as a slash ("/\\evil.example" is "//evil.example"), and control
+    characters are dropped, so any of those is refused along with "//host" and absolute URLs.
+    """
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)
+        and not urlsplit(target).netloc
+    ):
+        return target
+    return default
 
 
 def render(template: str, block: str | None = None, status: int = 200, **context):

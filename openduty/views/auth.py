@@ -8,7 +8,6 @@ report (TRUSTED_PROXIES). Redis keys are digests, never the raw input.
 """
 
 import hashlib
-from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_login import current_user, login_user, logout_user
@@ -19,7 +18,7 @@ from wtforms.validators import DataRequired
 
 from openduty.extensions import db, login_manager, redis
 from openduty.models import User
-from openduty.views import render
+from openduty.views import local_url, render
 
 bp = Blueprint("auth", __name__)
 
@@ -98,13 +97,6 @@ def _password_matches(user: User | None, password: str) -> bool:
     return usable and matches
 
 
-def safe_next(target: str | None) -> str:
-    """Only follow relative redirects, so a crafted link cannot send a user elsewhere."""
-    if target and not urlsplit(target).netloc and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("home.index")
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
@@ -127,7 +119,7 @@ def login():
             _record_failure(email)
             return render("auth/login.html", form=form, error="Wrong email or password.", status=401)
         login_user(user)
-        return redirect(safe_next(request.args.get("next")))
+        return redirect(local_url(request.args.get("next"), url_for("home.index")))
     return render("auth/login.html", form=form, status=400 if form.errors else 200)
 
 

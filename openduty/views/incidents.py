@@ -3,7 +3,7 @@
 Every action is a plain POST + redirect; htmx only refreshes the list and the timeline in place.
 """
 
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
@@ -13,7 +13,7 @@ from openduty import incidents as domain
 from openduty import validation
 from openduty.extensions import db
 from openduty.models import Service
-from openduty.views import is_htmx, render
+from openduty.views import is_htmx, local_url, render
 
 bp = Blueprint("incidents", __name__, url_prefix="/incidents")
 
@@ -44,10 +44,7 @@ def open_incident_count():
 
 
 def _safe_next(default: str) -> str:
-    target = request.form.get("next") or request.args.get("next")
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
-        return target
-    return default
+    return local_url(request.form.get("next") or request.args.get("next"), default)
 
 
 def _filters():

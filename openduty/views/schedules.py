@@ -22,7 +22,7 @@ from openduty.extensions import db
 from openduty.limits import allow_body_bytes
 from openduty.models import Schedule, ScheduleLayer, ScheduleOverride, User
 from openduty.models.schedule import SHIFT_UNITS
-from openduty.views import is_htmx, render
+from openduty.views import is_htmx, local_url, render
 
 bp = Blueprint("schedules", __name__, url_prefix="/schedules")
 
@@ -530,10 +530,7 @@ def regenerate_calendar_token():
     current_user.regenerate_calendar_token()
     db.session.commit()
     flash("New calendar links issued; the old ones no longer work. Re-subscribe with the new link.")
-    target = request.form.get("next") or ""
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("schedules.index")
-    return redirect(target)
+    return redirect(local_url(request.form.get("next"), url_for("schedules.index")))
 
 
 # --- Template globals for the partials other pages include ------------------------------------
