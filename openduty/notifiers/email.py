@@ -5,7 +5,7 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from openduty.notifiers.base import Message, Notifier, PermanentError, TransientError
+from openduty.notifiers.base import Message, Notifier, PermanentError, TransientError, UnconfirmedError
 from openduty.notifiers.text import plain_text
 
 SMTP_TIMEOUT = 20
@@ -59,7 +59,14 @@ class EmailNotifier(Notifier):
                     smtp.starttls(context=ssl.create_default_context())
                 if self.config.get("SMTP_USERNAME"):
                     smtp.login(self.config["SMTP_USERNAME"], self.config.get("SMTP_PASSWORD") or "")
-                smtp.send_message(email)
+                try:
+                    smtp.send_message(email)
+                except (TimeoutError, smtplib.SMTPServerDisconnected) as exc:
+                    # Connected and talking: the server may have taken the message before it went
+                    # quiet, so this counts as maybe delivered (sent at most once more).
+                    raise UnconfirmedError(f"The mail server {host}:{port} stopped answering: {exc}") from exc
+        except UnconfirmedError:
+            raise
         except smtplib.SMTPRecipientsRefused as exc:
             raise PermanentError(f"The mail server refused {address}: {_refusal(exc)}") from exc
         except smtplib.SMTPAuthenticationError as exc:
