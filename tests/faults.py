@@ -28,7 +28,7 @@ import psutil
 import requests
 from sqlalchemy import select
 
-from tests.processes import AppProcesses, OwnPostgres, RedisServer, base_env, free_port, wait_for
+from tests.processes import AppProcesses, OwnPostgres, RedisServer, base_env, children, free_port, wait_for
 
 # The promise (docs/reliability.md): every owed page is sent, once (twice at most where a send may
 # have been cut short), within this many seconds of the fault ending.
@@ -114,6 +114,7 @@ class Result:
     lost: int = 0
     late_s: float = 0.0  # the latest page, counted from the end of the fault (or from its trigger if later)
     most_copies: int = 0  # the most times one page arrived
+    latest_incident: int | None = None  # the number of the incident whose page came latest
     notes: list[str] = field(default_factory=list)
 
     def holds(self, duplicates_allowed: bool) -> bool:
@@ -201,12 +202,13 @@ class Stack:
         return self.processes.worker(name, self.redis.client() if wait else None, wait=wait)
 
     def restart_worker(self, index: int = 0) -> None:
-        self.workers[index] = self.start_worker(index, wait=False)
+        """What a supervisor does; the fault ends once the new worker has registered."""
+        self.workers[index] = self.start_worker(index)
 
     def run_all_child(self) -> psutil.Process:
-        children = [c for c in psutil.Process(self.web.pid).children() if "worker" in " ".join(c.cmdline())]
-        assert children, "run-all has no worker child"
-        return children[0]
+        workers = children(self.web, "worker")
+        assert workers, "run-all has no worker child"
+        return workers[0]
 
     def fresh(self) -> None:
         """Bring back what a fault left down, and start fresh workers (or run-all): each fault is
@@ -312,7 +314,8 @@ def _kill_run_all(stack: Stack) -> None:
 
 
 def _restart_run_all(stack: Stack) -> None:
-    stack.web = stack.processes.run_all(stack.port, wait=False)
+    """What a supervisor does; the fault ends once the new run-all answers /healthz."""
+    stack.web = stack.processes.run_all(stack.port)
 
 
 def _redis_kill_persistent(stack: Stack) -> None:
@@ -422,7 +425,9 @@ def run_fault(stack: Stack, fault: Fault, duration: float, rate: float = 3, befo
     result.most_copies = max((len(a) for a in arrivals.values()), default=0)
     for number, times in arrivals.items():
         created = owed[number][0].replace(tzinfo=UTC).timestamp()
-        result.late_s = max(result.late_s, min(times) - max(created, fault_end))
+        late = min(times) - max(created, fault_end)
+        if late > result.late_s:
+            result.late_s, result.latest_incident = late, number
     if result.lost:
         result.late_s = float("inf")
     return result

@@ -6,6 +6,8 @@
   most twice, never retried until it answers (docs/reliability.md lists every at-most-twice case).
 """
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -13,8 +15,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
+from openduty import clock, escalation
 from openduty.extensions import db
 from openduty.models import Incident, LogEntry, Notification
+from openduty.models.notification import this_process
 from tests.factories_escalation import make_pager, make_policy, make_service, open_incident
 
 
@@ -165,3 +169,52 @@ def test_receiver_back_within_seconds_gets_the_page_within_seconds(app, pager):
     pager.advance(seconds=5)
     (page,) = _notifications(purpose="page")
     assert page.status == "sent" and page.unconfirmed == 0 and page.attempts >= 8
+
+
+def _dead_claim() -> str:
+    """A claim by a process of this host that has exited (what a worker killed mid-send leaves)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return f"{this_process().rpartition(':')[0]}:{process.pid}"
+
+
+def _claimed_page(incident, user, address: str, claimed_by: str, unconfirmed: int = 0) -> Notification:
+    """A page claimed for sending by `claimed_by` (as the deliver job leaves it while sending)."""
+    row = Notification(
+        incident=incident, user=user, kind="webhook", address=address, purpose="page", send_at=clock.now(),
+        status="sending", claimed_at=clock.now(), claimed_by=claimed_by, attempts=1, unconfirmed=unconfirmed,
+    )  # fmt: skip
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def test_a_send_cut_short_by_a_dead_worker_is_sent_again_at_once_then_never_a_third_time(app, pager):
+    """Reconcile (worker start-up, every 60 s) takes back a claim whose process is gone, without
+    waiting out the lease, and sends it again; a page that may already have arrived twice is not."""
+    hook = pager.httpserver
+    alice, bob = make_pager("Alice"), make_pager("Bob")
+    incident = open_incident(make_service(None))
+    _claimed_page(incident, alice, hook.url_for("/hook/ok"), _dead_claim())
+    _claimed_page(incident, bob, hook.url_for("/hook/ok"), _dead_claim(), unconfirmed=1)
+
+    assert escalation.reconcile()["recovered"] == 2
+    db.session.commit()
+    pager.run()
+    assert len(_hits(hook, "/hook/ok")) == 1  # Alice's, sent again; Bob's may have arrived twice
+    by_user = {n.user_id: n for n in _notifications(purpose="page")}
+    assert (by_user[alice.id].status, by_user[alice.id].unconfirmed) == ("sent", 1)
+    assert (by_user[bob.id].status, by_user[bob.id].unconfirmed) == ("sent", 2)
+    assert by_user[bob.id].receipt.startswith("unconfirmed")
+    log = [e.message for e in db.session.scalars(db.select(LogEntry).where(LogEntry.incident_id == incident.id))]
+    assert any("interrupted" in m and "sending again" in m for m in log), log
+    assert any("not sending it again" in m for m in log), log
+
+
+def test_a_live_workers_claim_is_left_alone(app, pager):
+    incident = open_incident(make_service(None))
+    _claimed_page(incident, make_pager("Alice"), pager.httpserver.url_for("/hook/ok"), this_process())
+    assert escalation.reconcile()["recovered"] == 0
+    db.session.commit()
+    pager.run()
+    assert _notifications()[0].status == "sending" and len(pager.httpserver.log) == 0

@@ -10,21 +10,13 @@ suite's PostgreSQL pass (DATABASE_URL set) only.
 
 import os
 import shutil
+import time
 
 import pytest
 
 from tests.conftest import _ci_requires
 from tests.faults import FAULTS, PROMISE_SECONDS, Stack, run_fault
-from tests.processes import OwnPostgres
-
-# Faults whose fix is another change's (issue 9, findings 1, 5 and 7, in worker.py/cli.py/reconcile);
-# these rows are expected to fail until it lands. Remove a name here when it passes.
-PENDING_WORKER_FIXES = {
-    "kill -9 of run-all's worker child",
-    "kill -9 of the worker's main PID",
-    "Redis killed, restarted empty",
-    "Redis killed, restarted with its data (AOF)",
-}
+from tests.processes import OwnPostgres, wait_for
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL"), reason="brings its own PostgreSQL; runs in the PostgreSQL pass"
@@ -50,17 +42,41 @@ def stacks(tmp_path_factory):
     postgres.remove()
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        pytest.param(f, marks=pytest.mark.xfail(reason="the worker-side fix has not landed", strict=False))
-        if f.name in PENDING_WORKER_FIXES
-        else f
-        for f in FAULTS
-    ],
-    ids=[f.name for f in FAULTS],
-)
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 def test_every_owed_page_is_sent_once_within_10_s(stacks, fault):
     result = run_fault(stacks(fault.shape), fault, duration=4, before=1.5, after=2, settle=PROMISE_SECONDS + 10)
     assert result.owed >= 10, result
     assert result.holds(fault.duplicates_allowed), result
+
+
+def test_database_down_mid_send_costs_no_attempt_and_sends_nothing_twice(stacks):
+    """Finding 5: PostgreSQL goes away while a page is being sent. The page is not sent again and
+    no attempt is used up: the sender keeps the outcome and records it when the database is back."""
+    stack = stacks("workers")
+    stack.fresh()
+    stack.receiver.slow["/hook/0"] = 2
+    since = time.time()
+    assert stack.trigger(f"midsend{time.time_ns()}", 0, time.monotonic() + 30)
+    wait_for(lambda: stack.receiver.in_flight > 0, "the page in flight", timeout=20, interval=0.01)
+    stack.postgres.stop("fast")
+    time.sleep(3)
+    stack.postgres.start()
+    wait_for(lambda: _page_rows(stack) and _page_rows(stack)[-1][0] == "sent", "the page recorded", timeout=20)
+    status, attempts, unconfirmed = _page_rows(stack)[-1]
+    assert (status, attempts, unconfirmed) == ("sent", 1, 0)
+    time.sleep(2)
+    assert len([p for p in stack.receiver.pages(since) if p[2] == "page"]) == 1
+
+
+def _page_rows(stack: Stack) -> list[tuple[str, int, int]]:
+    from openduty.extensions import db
+    from openduty.models import Notification
+
+    app = stack._app()
+    with app.app_context():
+        rows = db.session.execute(
+            db.select(Notification.status, Notification.attempts, Notification.unconfirmed).order_by(Notification.id)
+        ).all()
+        db.session.remove()
+        db.engine.dispose()
+    return [tuple(r) for r in rows]

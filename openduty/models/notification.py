@@ -5,15 +5,17 @@ row's status moves pending -> sending (claimed by exactly one job) -> sent | fai
 cancelled when the incident is acknowledged or resolved first.
 """
 
+import hashlib
 import os
-import socket
 from datetime import datetime, timedelta
+from functools import cache
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from openduty import clock
 from openduty.extensions import db
+from openduty.liveness import host_id, pid_alive
 from openduty.models.types import UTCDateTime
 
 NOTIFICATION_STATUSES = ("pending", "sending", "sent", "failed", "cancelled")
@@ -23,22 +25,21 @@ NOTIFICATION_PURPOSES = ("page", "resolve", "test")
 MAX_UNCONFIRMED = 2
 
 
+@cache
+def _this_host() -> str:
+    """This host and PID namespace (liveness.host_id), as a short digest that fits the column."""
+    return hashlib.sha256(host_id().encode()).hexdigest()[:32]
+
+
 def this_process() -> str:
-    """Who claims a row for sending: "host:pid", so reconcile can tell when the claimer is gone."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who claims a row for sending ("<host digest>:<pid>"), so reconcile can tell when it is gone."""
+    return f"{_this_host()}:{os.getpid()}"
 
 
 def _process_gone(claimer: str | None) -> bool:
-    host, _, pid = (claimer or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another host's process: only the lease can tell
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    """Whether the claiming process is known dead (only a process of this host can be seen)."""
+    where, _, pid = (claimer or "").rpartition(":")
+    return where == _this_host() and pid.isdigit() and not pid_alive(int(pid))
 
 
 class Notification(db.Model):
@@ -63,7 +64,7 @@ class Notification(db.Model):
     send_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, index=True)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(default=0)
-    # When and by which process ("host:pid") the row was claimed for sending. A claim whose
+    # When and by which process (this_process()) the row was claimed for sending. A claim whose
     # process is gone (same host), or older than the sending lease, is a dead worker's.
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(255))
