@@ -63,28 +63,32 @@ def test_database_down_mid_send_costs_no_attempt_and_sends_nothing_twice(stacks)
     stack = stacks("workers")
     stack.fresh()
     stack.receiver.slow["/hook/0"] = 2
-    since = time.time()
-    assert stack.trigger(f"midsend{time.time_ns()}", 0, time.monotonic() + 30)
-    wait_for(lambda: stack.receiver.in_flight > 0, "the page in flight", timeout=20, interval=0.01)
+    prefix = f"midsend{time.time_ns()}"
+    assert stack.trigger(f"{prefix}-0", 0, time.monotonic() + 30)
+    (number,) = stack.incidents(prefix)
+    mine = lambda: [p for p in stack.receiver.received if p[2] == "page" and p[3] == number]  # noqa: E731
+    wait_for(lambda: mine() and stack.receiver.in_flight > 0, "the page in flight", timeout=20, interval=0.01)
     stack.postgres.stop("fast")
     time.sleep(3)
     stack.postgres.start()
-    wait_for(lambda: _page_rows(stack) and _page_rows(stack)[-1][0] == "sent", "the page recorded", timeout=20)
-    status, attempts, unconfirmed = _page_rows(stack)[-1]
-    assert (status, attempts, unconfirmed) == ("sent", 1, 0)
+    wait_for(lambda: _page_row(stack, number)[0] == "sent", "the page recorded", timeout=20)
+    assert _page_row(stack, number) == ("sent", 1, 0)
     time.sleep(2)
-    assert len([p for p in stack.receiver.pages(since) if p[2] == "page"]) == 1
+    assert len(mine()) == 1
 
 
-def _page_rows(stack: Stack) -> list[tuple[str, int, int]]:
+def _page_row(stack: Stack, number: int) -> tuple[str, int, int]:
+    """(status, attempts, unconfirmed) of the page of incident `number`."""
     from openduty.extensions import db
-    from openduty.models import Notification
+    from openduty.models import Incident, Notification
 
     app = stack._app()
     with app.app_context():
-        rows = db.session.execute(
-            db.select(Notification.status, Notification.attempts, Notification.unconfirmed).order_by(Notification.id)
-        ).all()
+        row = db.session.execute(
+            db.select(Notification.status, Notification.attempts, Notification.unconfirmed)
+            .join(Incident, Notification.incident_id == Incident.id)
+            .where(Incident.number == number, Notification.purpose == "page")
+        ).one()
         db.session.remove()
         db.engine.dispose()
-    return [tuple(r) for r in rows]
+    return tuple(row)
