@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from openduty.events import MAX_SUMMARY
 from openduty.extensions import db
 from openduty.models import ContactMethod, Incident, Notification, Service, User
 from openduty.notifiers import apprise as apprise_channel
@@ -125,6 +126,7 @@ def test_any_event_text_makes_valid_messages_on_every_channel(app, summary, serv
     user = User(email="alice@example.com", name="Alice")
     method = ContactMethod(user=user, kind="sms", address="+14155550101")
     svc = Service(name=service[:200])
+    summary = summary[:MAX_SUMMARY]  # what the ingest stores at most
     batch = []
     for n in range(folded):
         incident = Incident(
@@ -132,9 +134,9 @@ def test_any_event_text_makes_valid_messages_on_every_channel(app, summary, serv
         )
         batch.append(Notification(incident=incident, user=user, contact_method=method, kind="sms",
                                   address=method.address, purpose="page"))  # fmt: skip
-    db.session.add_all(batch)
-    db.session.flush()
     try:
+        db.session.add_all(batch)
+        db.session.flush()
         for kind, purpose in (("sms", "page"), ("email", "page"), ("voice", "page"), ("email", "resolve")):
             for row in batch:
                 row.kind, row.purpose = kind, purpose

@@ -139,3 +139,50 @@ def test_ical_source_urls_only_for_admins(client, auth, api, people, ical_layer,
     for path in (f"/api/v1/schedules/{ical_layer.schedule_id}", f"/api/v1/schedules/{ical_layer.schedule_id}/layers"):
         text = api.get(path).get_data(as_text=True)
         assert (ICAL_TOKEN in text) == (viewer == "admin"), path
+
+
+def test_earlier_timeline_entries_are_masked_by_the_migration(tmp_path):
+    """Entries written before masking (full address, the webhook's reply) are rewritten."""
+    from flask_migrate import upgrade
+
+    from config import TestConfig
+    from openduty import create_app
+    from openduty.models import Incident, LogEntry, Notification, Service, User
+    from tests.test_migrations import _fresh_database_uri
+
+    config = type("Before", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": _fresh_database_uri(tmp_path)})
+    app = create_app(config)
+    slack = f"https://hooks.slack.com/services/T0001/B0SECRET1/{SLACK_TOKEN}"
+    hook = "https://hooks.example.com/p/hooktoken"
+    with app.app_context():
+        upgrade(revision="c5e8a1f2d3b4")
+        user = User(email="olive@example.com", name="Olive")
+        incident = Incident(service=Service(name="S"), number=1, dedup_key="k", summary="Disk", status="triggered")
+        rows = [
+            ("slack", slack, "notify", f"Paged Olive by Slack webhook ({slack})."),
+            (
+                "webhook",
+                hook,
+                "notify_failed",
+                f"Could not page Olive by Webhook ({hook}): Webhook: HTTP 500 root:x:0:0",
+            ),
+            ("email", "olive@example.com", "notify", "Paged Olive by Email (olive@example.com)."),
+        ]
+        for kind, address, entry_kind, text in rows:
+            notification = Notification(incident=incident, user=user, kind=kind, address=address)
+            db.session.add(notification)
+            db.session.flush()
+            db.session.add(
+                LogEntry(incident=incident, kind=entry_kind, message=text, data={"notification_id": notification.id})
+            )
+        db.session.commit()
+        db.session.remove()
+        upgrade()
+        messages = db.session.scalars(db.select(LogEntry.message).order_by(LogEntry.id)).all()
+        db.session.remove()
+        db.engine.dispose()
+    assert messages == [
+        "Paged Olive by Slack webhook (hooks.slack.com/…/B0SE…).",
+        "Could not page Olive by Webhook (https://hooks.example.com/…): Webhook: HTTP 500",
+        "Paged Olive by Email (olive@example.com).",
+    ]
