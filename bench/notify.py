@@ -73,6 +73,8 @@ def _summary(label: str, values_ms: list[float]) -> None:
 def main() -> None:
     tmp = tempfile.mkdtemp(prefix="bench-notify-")
     env = dict(os.environ, OPENDUTY_CONFIG="default", OPENDUTY_INSTANCE=tmp, SECRET_KEY="bench")
+    # The receiving webhook is local; user-chosen destinations are public-only by default.
+    env.setdefault("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
     env.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.db")
     os.environ.update(env)
     from config import Config, database_url

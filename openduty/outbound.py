@@ -308,9 +308,7 @@ def request(
     if urlsplit(url).scheme not in ("http", "https"):
         raise OutboundError("only http:// and https:// URLs can be called", transient=False)
     started = time.monotonic()
-    with guard(policy, deadline) as state, requests.Session() as session:
-        session.trust_env = False  # no proxies from the environment: the connection is the check
-        session.max_redirects = MAX_REDIRECTS
+    with guard(policy, deadline) as state, _session(policy) as session:
         try:
             response = session.request(
                 method, url, timeout=timeouts, allow_redirects=follow_redirects,
@@ -323,6 +321,31 @@ def request(
         except Exception as exc:
             raise _reason(exc, state, time.monotonic() - started, timeouts[1]) from exc
         return Reply(response.status_code, body, truncated, dict(response.headers), response.url)
+
+
+_local = threading.local()
+
+
+@contextmanager
+def _session(policy: Policy) -> Iterator[requests.Session]:
+    """A Session for one request to a user-chosen destination (a pooled connection would skip the
+    connect-time check and the deadline); for the operator's providers, one kept per thread, so
+    connections to Twilio or Pushover stay alive between pages."""
+    if policy.any_address:
+        session = getattr(_local, "operator_session", None)
+        if session is None:
+            session = _local.operator_session = _new_session()
+        yield session
+        return
+    with _new_session() as session:
+        yield session
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # no proxies from the environment: the connection is the check
+    session.max_redirects = MAX_REDIRECTS
+    return session
 
 
 def _read(response: requests.Response, max_bytes: int, state: _Guard) -> tuple[bytes, bool]:
