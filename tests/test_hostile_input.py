@@ -1,8 +1,8 @@
 """Odd and hostile input never gets a 500: huge ids, NUL and lone surrogates, far dates, wrong types.
 
-Every route in the url_map is swept (the JSON API here; the web forms in test_hostile_forms.py), so a
-new route is covered without anyone listing it. Each request must answer 4xx with a message (or
-succeed), never 500.
+Every route in the url_map is swept (the JSON API, then the web pages' forms and query strings), so
+a new route is covered without anyone listing it. Each request must answer 4xx with a message, a
+re-rendered form or a redirect (or succeed), never 500.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -13,6 +13,7 @@ import pytest
 from openduty.extensions import db
 from openduty.models import ApiToken, EscalationLevel, LogEntry
 from tests import factories, factories_escalation, factories_events, factories_schedules
+from tests.conftest import AuthActions
 
 HUGE_IDS = (2**31, 2**63, 10**20)
 
@@ -347,3 +348,125 @@ def test_duplicate_non_ascii_names_are_422_not_500(app, api, admin, path, body):
     response = api.post(path, json=body)
     assert response.status_code == 422, response.get_data(as_text=True)
     assert response.get_json()["error"]["fields"]["name"]
+
+
+# --- The web pages: the same hostile values in forms and query strings ---------------------------
+
+FORM_FIELDS = (
+    "ack_timeout_minutes",
+    "action",
+    "address",
+    "confirm",
+    "contact_method_id",
+    "current_password",
+    "delay_minutes",
+    "description",
+    "direction",
+    "disabled",
+    "email",
+    "end",
+    "escalation_policy_id",
+    "hours",
+    "ical_url",
+    "incident_ids",
+    "is_admin",
+    "kind",
+    "label",
+    "maintenance_until",
+    "minutes",
+    "name",
+    "note",
+    "participants",
+    "password",
+    "position",
+    "repeat_count",
+    "restrictions",
+    "shift_length",
+    "shift_unit",
+    "start",
+    "target",
+    "time_zone",
+    "user_id",
+)
+HOSTILE_FORM = (
+    "\x00",
+    "a\x00b",
+    "\udcff",  # sent as the byte 0xff: not UTF-8
+    "99999999999999999999",
+    str(2**31),
+    "-1",
+    "1e20",
+    "0001-01-01T00:00",
+    "9999-12-31T23:59",
+    "9999-12-31",
+    "x" * 5000,
+    "user:99999999999999999999",
+    "schedule:2147483648",
+)
+PAGE_QUERY = ("99999999999999999999", "\x00", "\udcff", "#" + "9" * 30, "9999-12-31T23:59:59-14:00", "0001-01-01")
+QUERY_ARGS = ("at", "date", "start", "end", "user_id", "view", "q", "status", "page", "per_page", "service_id", "next")
+# Routes that end the session or act only for machines (ingest, Twilio, acknowledge links: their own tests).
+SKIPPED = (
+    "/login",
+    "/logout",
+    "/profile/sessions/end",
+    "/api/",
+    "/v2/",
+    "/generic/",
+    "/integrations/",
+    "/twilio/",
+    "/ack/",
+)
+
+
+HTMX = {"HX-Request": "true"}
+
+
+def _encode(form: dict[str, object]) -> str:
+    """A urlencoded body that can carry bytes that are not UTF-8 (a lone surrogate becomes 0xff)."""
+    pairs = []
+    for name, value in form.items():
+        for item in value if isinstance(value, list) else [value]:
+            pairs.append(f"{quote(name)}={quote(str(item), safe='', errors='surrogateescape')}")
+    return "&".join(pairs)
+
+
+def _post_routes(app):
+    routes = [(m, r) for m, r in _rules(app, "/", {"POST"}) if not r.rule.startswith(SKIPPED)]
+    # Deleting and deactivating last, so the other routes still find what they act on.
+    return sorted(routes, key=lambda mr: any(w in mr[1].rule for w in ("delete", "deactivate", "revoke")))
+
+
+def test_hostile_form_values_never_500(app, world):
+    """Every page form: all fields spoiled at once (as a plain POST and with htmx), then one at a time."""
+    sweep = Sweep()
+    for _, rule in _post_routes(app):
+        client = app.test_client()  # a fresh login per route: a route may have changed the session
+        auth = AuthActions(client)
+        auth.login(world["admin"].email)
+        token = auth.csrf_token()
+        path = _path(rule, world["ids"])
+        forms = [({field: value for field in FORM_FIELDS}, {}) for value in HOSTILE_FORM]
+        forms += [({field: value for field in FORM_FIELDS}, HTMX) for value in HOSTILE_FORM[:4]]
+        forms += [({field: ["1", "x\x00"] for field in FORM_FIELDS}, {})]
+        forms += [({"action": "acknowledge", "incident_ids": ["1", "99999999999999999999"]}, {})]
+        forms += [({field: "99999999999999999999"}, {}) for field in FORM_FIELDS]
+        for form, headers in forms:
+            body = _encode({"csrf_token": token, **form})
+            response = client.post(path, data=body, content_type="application/x-www-form-urlencoded", headers=headers)
+            sweep.check(response, f"POST {path} {str(form)[:120]} {headers}")
+    sweep.assert_clean()
+
+
+def test_hostile_query_arguments_on_pages_never_500(app, client, auth, world):
+    auth.login(world["admin"].email)
+    sweep = Sweep()
+    for _, rule in _rules(app, "/", {"GET"}):
+        if rule.rule.startswith(("/api/", "/ack/", "/static/", "/calendar/", "/logout")):
+            continue
+        path = _path(rule, world["ids"])
+        for name in QUERY_ARGS:
+            for value in PAGE_QUERY:
+                query = f"{name}={quote(value, safe='', errors='surrogateescape')}"
+                sweep.check(client.get(path, query_string=query), f"GET {path}?{query[:60]}")
+    sweep.assert_clean()

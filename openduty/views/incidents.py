@@ -94,7 +94,7 @@ def index():
 
 def _checked_ids() -> set[int]:
     """The incidents the polling list had checked, so they come back checked."""
-    return {int(i) for i in request.args.getlist("incident_ids") if i.isdigit()}
+    return {n for n in map(validation.id_in_text, request.args.getlist("incident_ids")) if n is not None}
 
 
 @bp.get("/count")
@@ -110,9 +110,9 @@ def bulk():
     if action not in domain.ACTIONS:
         abort(400, "Choose acknowledge or resolve.")
     try:
-        ids = sorted({int(i) for i in request.form.getlist("incident_ids")})
-    except ValueError:
-        abort(400, "Incident ids must be numbers.")
+        ids = sorted({validation.object_id(i, label="Each incident id") for i in request.form.getlist("incident_ids")})
+    except validation.FieldError as exc:
+        abort(400, str(exc))
     back = _safe_next(url_for("incidents.index"))
     if not ids:
         return _done(back, "Select at least one incident first.", "warning", changed=False)

@@ -168,14 +168,15 @@ def _delay(value) -> int:
 def _target(value) -> EscalationTarget:
     """A target from a form value 'user:3' or 'schedule:2'."""
     kind, _, raw_id = (value or "").partition(":")
-    if kind not in ("user", "schedule") or not raw_id.isdigit():
+    target_id = validation.id_in_text(raw_id)
+    if kind not in ("user", "schedule") or target_id is None:
         raise validation.FieldError("Choose a user or a schedule.")
     if kind == "user":
-        user = db.session.get(User, int(raw_id))
+        user = db.session.get(User, target_id)
         if user is None or not user.active:
             raise validation.FieldError("That user does not exist or is deactivated.")
         return EscalationTarget(target_type="user", user=user)
-    schedule = db.session.get(Schedule, int(raw_id))
+    schedule = db.session.get(Schedule, target_id)
     if schedule is None:
         raise validation.FieldError("That schedule does not exist.")
     return EscalationTarget(target_type="schedule", schedule=schedule)
@@ -333,7 +334,8 @@ def snooze_incident(incident_id: int):
 def reassign_incident(incident_id: int):
     incident = _incident_or_404(incident_id)
     raw = request.form.get("user_id", "")
-    user = db.session.get(User, int(raw)) if raw.isdigit() else None
+    user_id = validation.id_in_text(raw)
+    user = db.session.get(User, user_id) if user_id is not None else None
     if user is None or not user.active:
         flash("Choose an active user to reassign the incident to.", "error")
         return _incident_page(incident)
