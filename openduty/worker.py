@@ -5,9 +5,10 @@ here against about 40 for the forking worker, and pages are latency-critical. Ev
 short and idempotent, and a stuck job is bounded by its RQ timeout (see bench/notify.py for the
 numbers behind the choice, and docs/escalation.md for how many workers to run).
 
-The worker forks nothing: RQ's scheduler runs as a thread of the worker (`SchedulerThread`, also
-used by run-all), so nothing outlives a kill -9 of the worker. A forked scheduler did: it held
-the dead worker's Redis socket, whose pending BLPOP then swallowed the next job (issue 9).
+The worker forks nothing: RQ's scheduler runs as a thread of the worker (`SchedulerThread`; in
+run-all too, whose worker is its child), so nothing outlives a kill -9 of the worker. A forked
+scheduler did: it held the dead worker's Redis socket, whose pending BLPOP then swallowed the
+next job (issue 9).
 
 Faults a long-running worker rides out by itself, each within seconds of the fault ending
 (docs/reliability.md has the measured times):
@@ -133,7 +134,7 @@ def _scheduler_alive(info: dict[str, str]) -> bool:
 
 
 class SchedulerThread(threading.Thread):
-    """RQ's scheduler as a thread of this process (the worker, or run-all), never a fork.
+    """RQ's scheduler as a thread of the worker process, never a fork.
 
     Every SCHEDULER_INTERVAL it heartbeats, moves due jobs onto their queues (if it holds the
     scheduler locks; one process does) and checks that Redis still has its data. It survives
