@@ -33,6 +33,7 @@ from openduty.extensions import db, queue, redis
 from openduty.liveness import worker_alive
 from openduty.models import EscalationLevel, EscalationPolicy, Incident, LogEntry, Notification, User
 from openduty.models.notification import MAX_UNCONFIRMED
+from openduty.models.user import CONTACT_KIND_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,6 @@ def preview(policy: EscalationPolicy, at: datetime) -> Preview:
 
     Covers the first pass through the policy; later passes repeat it every `cycle_minutes`.
     """
-    from openduty.models.user import CONTACT_KIND_LABELS
-
     by_minute: dict[tuple[int, int], dict[int, tuple[User, list[str]]]] = {}
     skipped: list[int] = []
     offset = 0
