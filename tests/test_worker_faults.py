@@ -16,12 +16,6 @@ from tests.processes import hits, wait_for
 RECOVERY = 10
 
 
-@pytest.fixture
-def hook(httpserver):
-    httpserver.expect_request("/hook/alice", method="POST").respond_with_data("", status=204)
-    return httpserver
-
-
 def _service(hook):
     alice = make_pager("Alice", {"webhook": (hook.url_for("/hook/alice"), 0)})
     return make_service(make_policy([(5, [alice])]))

@@ -5,6 +5,7 @@ test (and those processes) a redis-server of its own to kill and restart."""
 import pytest
 
 from openduty.extensions import redis
+from tests.factories_escalation import make_pager, make_policy, make_service
 from tests.processes import AppProcesses, RedisServer, base_env, embedded_redis_servers
 
 
@@ -40,3 +41,17 @@ def own_redis(app, processes, tmp_path):
     redis.get(app).connection_pool.disconnect()
     app.config["REDIS_URL"], app.extensions["openduty_redis"] = previous
     server.stop()
+
+
+@pytest.fixture
+def hook(httpserver):
+    """Alice's webhook receiver: the tests count what reaches /hook/alice."""
+    httpserver.expect_request("/hook/alice", method="POST").respond_with_data("", status=204)
+    return httpserver
+
+
+@pytest.fixture
+def paged_service(app, hook):
+    """A service whose policy pages Alice by webhook at once (and escalates after 5 minutes)."""
+    alice = make_pager("Alice", {"webhook": (hook.url_for("/hook/alice"), 0)})
+    return make_service(make_policy([(5, [alice])]))
