@@ -43,6 +43,7 @@ from openduty.extensions import db, redis
 from openduty.models import Counter, Incident, Integration, LogEntry, Service
 from openduty.models.incident import SEVERITIES
 from openduty.models.service import INTEGRATION_KEY_LENGTH
+from openduty.transactions import begin_write
 from openduty.validation import unstorable, unstorable_path
 
 log = logging.getLogger(__name__)
@@ -349,19 +350,6 @@ def parse_generic(key: str, body: Any) -> Event:
 
 
 # --- Applying -----------------------------------------------------------------------------------
-
-
-def begin_write() -> None:
-    """Start the transaction as a writer on SQLite (BEGIN IMMEDIATE), so read-then-write cannot race.
-
-    PostgreSQL needs nothing here: the upsert and SELECT ... FOR UPDATE lock what they touch.
-    """
-    connection = db.session.connection()
-    if connection.dialect.name != "sqlite":
-        return
-    raw = connection.connection.dbapi_connection
-    if not raw.in_transaction:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _dialect() -> str:

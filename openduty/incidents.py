@@ -12,9 +12,9 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from openduty import validation
-from openduty.events import begin_write
 from openduty.extensions import db
 from openduty.models import Incident, User
+from openduty.transactions import begin_write
 from openduty.validation import FieldError
 
 # The tabs of the console, and the statuses each shows.
