@@ -66,7 +66,7 @@ def test_pages_need_login(client, app):
 
 @pytest.mark.parametrize("target", OFF_SITE)
 def test_form_redirects_never_leave_the_site(client, auth, app, target):
-    """Every `next` the app follows goes through views.local_url (login, incident actions, calendar links)."""
+    """Every `next` the app follows goes through views.safe_next (login, incident actions, calendar links)."""
     factories.make_user(email="alice@example.com")
     auth.login("alice@example.com")
     token = auth.csrf_token()

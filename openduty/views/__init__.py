@@ -28,6 +28,12 @@ def local_url(target: str | None, default: str) -> str:
     return default
 
 
+def safe_next(default: str) -> str:
+    """Where to go after an action: the request's `next` (form, then query string) if it is a
+    path on this site, else `default`. The one redirect check of every view."""
+    return local_url(request.form.get("next") or request.args.get("next"), default)
+
+
 def render(template: str, block: str | None = None, status: int = 200, **context):
     """Render the full page, or only `block` of the same template when htmx asks for it."""
     if block and is_htmx():

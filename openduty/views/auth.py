@@ -18,7 +18,7 @@ from wtforms.validators import DataRequired
 
 from openduty.extensions import db, login_manager, redis
 from openduty.models import User
-from openduty.views import local_url, render
+from openduty.views import render, safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -119,7 +119,7 @@ def login():
             _record_failure(email)
             return render("auth/login.html", form=form, error="Wrong email or password.", status=401)
         login_user(user)
-        return redirect(local_url(request.args.get("next"), url_for("home.index")))
+        return redirect(safe_next(url_for("home.index")))
     return render("auth/login.html", form=form, status=400 if form.errors else 200)
 
 

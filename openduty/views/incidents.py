@@ -13,7 +13,7 @@ from openduty import incidents as domain
 from openduty import validation
 from openduty.extensions import db
 from openduty.models import Service
-from openduty.views import is_htmx, local_url, render
+from openduty.views import is_htmx, render, safe_next
 
 bp = Blueprint("incidents", __name__, url_prefix="/incidents")
 
@@ -41,10 +41,6 @@ def poll_ms() -> int:
 def open_incident_count():
     # Lazy: only pages that show the navigation run the count.
     return {"open_incident_count": domain.open_count, "incidents_count_poll_ms": lambda: poll_ms() * COUNT_POLL_FACTOR}
-
-
-def _safe_next(default: str) -> str:
-    return local_url(request.form.get("next") or request.args.get("next"), default)
 
 
 def _filters():
@@ -113,7 +109,7 @@ def bulk():
         ids = sorted({validation.object_id(i, label="Each incident id") for i in request.form.getlist("incident_ids")})
     except validation.FieldError as exc:
         abort(400, str(exc))
-    back = _safe_next(url_for("incidents.index"))
+    back = safe_next(url_for("incidents.index"))
     if not ids:
         return _done(back, "Select at least one incident first.", "warning", changed=False)
     changed, unchanged = domain.bulk_act(ids, action, current_user, channel="web")
@@ -151,7 +147,7 @@ def _act(incident_id: int, action: str):
     changed = domain.act(incident, action, current_user, channel="web")
     db.session.commit()
     label = f"#{incident.number}"
-    back = _safe_next(url_for("incidents.show", incident_id=incident_id))
+    back = safe_next(url_for("incidents.show", incident_id=incident_id))
     if changed:
         return _done(back, f"Incident {label} {'acknowledged' if action == 'acknowledge' else 'resolved'}.")
     # Someone else got there first: the list is stale, so it refreshes all the same.
