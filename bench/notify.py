@@ -168,7 +168,8 @@ def _setup(receiver: Receiver, name: str, delay: int = 0):
 
 
 def _latency(app, receiver: Receiver) -> None:
-    from openduty.events import Event, apply_and_commit
+    from openduty.event_commit import apply_and_commit
+    from openduty.events import Event
 
     _, _, integration = _setup(receiver, "latency")
     latencies = []

@@ -43,7 +43,7 @@ ACK_LINK = Rule("ack-link")
 # view decides which feeds that owner may open.
 CALENDAR_TOKEN = Rule("calendar-token")
 # An integration key, in the body or the URL depending on the format; verified by the ingest
-# (openduty.events), which answers in each format's own dialect.
+# (openduty.views.events and openduty.integration_keys), which answers in each format's own dialect.
 EVENT_KEY = Rule("event-key")
 # Twilio's webhooks, signed with TWILIO_AUTH_TOKEN (X-Twilio-Signature). Checked here.
 TWILIO = Rule("twilio")

@@ -2,7 +2,8 @@
 
 import itertools
 
-from openduty.events import Event, apply_and_commit
+from openduty.event_commit import apply_and_commit
+from openduty.events import Event
 from openduty.extensions import db
 from openduty.models import Incident, Integration, Service
 

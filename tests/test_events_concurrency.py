@@ -7,7 +7,8 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from openduty.events import Event, apply_and_commit
+from openduty.event_commit import apply_and_commit
+from openduty.events import Event
 from openduty.extensions import db
 from openduty.models import Incident, LogEntry
 from tests import factories_events

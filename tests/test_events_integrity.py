@@ -8,8 +8,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from openduty import events
-from openduty.events import Event, apply_and_commit
+from openduty import event_batcher
+from openduty.event_commit import apply_and_commit
+from openduty.events import Event
 from openduty.extensions import db
 from openduty.models import Incident, LogEntry
 from tests import factories_events
@@ -63,7 +64,7 @@ def test_a_bad_request_in_a_group_commit_batch_fails_alone(app, integration):
             batch = [Event(key, "trigger", f"{'z' if bad else 'r'}{n}-{i}", summary, "critical", "s") for i in range(5)]
             barrier.wait()
             try:
-                return n, [o.result for o in events.submit(batch)]
+                return n, [o.result for o in event_batcher.submit(batch)]
             except Exception as exc:  # noqa: BLE001 (the bad requests' own failure)
                 return n, type(exc).__name__
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from openduty.events import MAX_SUMMARY
+from openduty.event_formats import MAX_SUMMARY
 from openduty.extensions import db
 from openduty.models import ContactMethod, Incident, Notification, Service, User
 from openduty.notifiers import apprise as apprise_channel

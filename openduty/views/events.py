@@ -1,7 +1,7 @@
-"""Ingest endpoints: every inbound event format, parsed into Events (see openduty.events).
+"""Ingest endpoints: every inbound event format, parsed into Events (see openduty.event_formats).
 
 Each endpoint only parses, checks the rate limit and answers in its format's own dialect; the
-events all go through `events.submit()`. The answer is sent only after the commit.
+events all go through `event_batcher.submit()`. The answer is sent only after the commit.
 """
 
 import logging
@@ -12,9 +12,14 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from openduty import events, validation
-from openduty.events import Event, InvalidEvent, Outcome
+from openduty import event_formats, validation
+from openduty.event_batcher import submit
+from openduty.event_commit import RETRY_AFTER_SECONDS, OutcomeUnknown, unavailable
+from openduty.event_formats import MAX_BODY_BYTES, InvalidEvent
+from openduty.event_rate_limit import seconds_until_allowed
+from openduty.events import Event, Outcome
 from openduty.extensions import csrf
+from openduty.integration_keys import key_refusal
 
 bp = Blueprint("events", __name__)
 csrf.exempt(bp)  # machine-to-machine: authenticated by the integration key, not a session
@@ -24,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @bp.before_request
 def limit_body_size() -> None:
-    request.max_content_length = events.MAX_BODY_BYTES
+    request.max_content_length = MAX_BODY_BYTES
 
 
 @dataclass(frozen=True)
@@ -92,12 +97,12 @@ def ingest(dialect: Dialect, parse: Callable[[], list[Event]], url_key: str | No
     try:
         parsed = parse()
     except RequestEntityTooLarge:
-        size = f"{events.MAX_BODY_BYTES // 1024} KB"
+        size = f"{MAX_BODY_BYTES // 1024} KB"
         return _error(dialect, 413, [f"The body is larger than {size}."], f"Request body is larger than {size}")
     except InvalidEvent as exc:
         return _error(dialect, exc.status, exc.errors)
     if parsed:
-        wait = events.seconds_until_allowed(parsed[0].routing_key, len(parsed))
+        wait = seconds_until_allowed(parsed[0].routing_key, len(parsed))
         if wait:
             return _error(
                 dialect,
@@ -107,11 +112,11 @@ def ingest(dialect: Dialect, parse: Callable[[], list[Event]], url_key: str | No
                 {"Retry-After": str(wait)},
             )
     try:
-        outcomes = events.submit(parsed)
+        outcomes = submit(parsed)
         if not parsed and url_key is not None:  # nothing to store, but the key must still be right
-            refusal = events.key_refusal(url_key)
+            refusal = key_refusal(url_key)
             outcomes = [Outcome(refusal, "")] if refusal else []
-    except events.OutcomeUnknown:
+    except OutcomeUnknown:
         log.exception("Ingest: the database connection was lost while committing")
         problem = [
             "The database connection was lost while the event was being committed: it may or may not be "
@@ -119,12 +124,12 @@ def ingest(dialect: Dialect, parse: Callable[[], list[Event]], url_key: str | No
         ]
         return _error(dialect, 500, problem, "Event outcome unknown")
     except Exception as exc:
-        if not events.unavailable(exc):
+        if not unavailable(exc):
             log.exception("Ingest failed")
             problem = ["The event was not stored: an internal error occurred (it was logged)."]
             return _error(dialect, 500, problem, "Internal server error")
         log.warning("Ingest: events not stored, the database is unavailable: %s", exc)
-        wait = events.RETRY_AFTER_SECONDS
+        wait = RETRY_AFTER_SECONDS
         problem = [f"The event was not stored: the database is unavailable. Retry after {wait} seconds."]
         return _error(dialect, 503, problem, "Service temporarily unavailable", {"Retry-After": str(wait)})
     rejected = [o for o in outcomes if not o.accepted]
@@ -142,28 +147,28 @@ def ingest(dialect: Dialect, parse: Callable[[], list[Event]], url_key: str | No
 @bp.post("/v2/enqueue")
 def enqueue_v2():
     """PagerDuty Events API v2."""
-    return ingest(V2, lambda: [events.parse_v2(_json_body())])
+    return ingest(V2, lambda: [event_formats.parse_v2(_json_body())])
 
 
 @bp.post("/generic/2010-04-15/create_event.json")
 def create_event_v1():
     """PagerDuty Events API v1 (the "generic" API)."""
-    return ingest(V1, lambda: [events.parse_v1(_json_body())])
+    return ingest(V1, lambda: [event_formats.parse_v1(_json_body())])
 
 
 @bp.post("/api/create_event")
 def create_event_legacy():
     """The original Openduty event API (JSON or form fields)."""
-    return ingest(LEGACY, lambda: [events.parse_legacy(_form_or_json_body())])
+    return ingest(LEGACY, lambda: [event_formats.parse_legacy(_form_or_json_body())])
 
 
 @bp.post("/integrations/alertmanager/<key>")
 def alertmanager(key: str):
     """Prometheus Alertmanager webhook receiver (version 4)."""
-    return ingest(ALERTMANAGER, lambda: events.parse_alertmanager(key, _json_body()), url_key=key)
+    return ingest(ALERTMANAGER, lambda: event_formats.parse_alertmanager(key, _json_body()), url_key=key)
 
 
 @bp.post("/integrations/generic/<key>")
 def generic(key: str):
     """Plain JSON webhook."""
-    return ingest(GENERIC, lambda: [events.parse_generic(key, _json_body())])
+    return ingest(GENERIC, lambda: [event_formats.parse_generic(key, _json_body())])

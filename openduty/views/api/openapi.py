@@ -10,7 +10,7 @@ from typing import Any
 from flask import jsonify
 
 from openduty import validation
-from openduty.events import MAX_DEDUP_KEY, MAX_SUMMARY
+from openduty.event_formats import MAX_DEDUP_KEY, MAX_SUMMARY
 from openduty.incidents import MAX_PER_PAGE, STATUS_FILTERS
 from openduty.models.incident import SEVERITIES
 from openduty.models.schedule import SHIFT_UNITS
