@@ -14,14 +14,26 @@ from openduty.extensions import db
 
 
 class ApiError(Exception):
-    """An error an API client caused; answered as JSON with `status`."""
+    """An error an API client caused; answered as JSON with `status`.
 
-    def __init__(self, status: int, message: str, code: str | None = None, fields: dict[str, str] | None = None):
+    `retry_after` (seconds), when given, is sent as the Retry-After header: a 429 or 503 says when
+    to try again.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        fields: dict[str, str] | None = None,
+        retry_after: int | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or _CODES.get(status, "error")
         self.fields = fields or {}
+        self.retry_after = retry_after
 
 
 class ValidationError(ApiError):
@@ -74,7 +86,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
         db.session.rollback()
-        headers = {"Retry-After": str(exc.fields.pop("_retry_after"))} if "_retry_after" in exc.fields else {}
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
         return jsonify(error_body(exc.status, exc.message, exc.code, exc.fields)), exc.status, headers
 
     @app.errorhandler(RequestEntityTooLarge)

@@ -72,6 +72,6 @@ def test_contact_method(method_id: int):
     try:
         notification = escalation.send_test(method, by=user)
     except escalation.TestLimitReached as exc:
-        raise ApiError(429, str(exc), fields={"_retry_after": exc.retry_after}) from exc
+        raise ApiError(429, str(exc), retry_after=exc.retry_after) from exc
     db.session.commit()
     return jsonify({"notification_id": notification.id, "status": "queued"}), 202
