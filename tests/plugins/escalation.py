@@ -5,7 +5,6 @@ import asyncio
 import email
 import email.policy
 import json
-import socket
 import threading
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
@@ -14,16 +13,11 @@ import pytest
 from werkzeug import Response
 
 from openduty.extensions import db
+from tests.processes import free_port
 
 TWILIO_SID = "AC0123456789abcdef0123456789abcdef"
 TWILIO_TOKEN = "twilio-auth-token"
 PUSHOVER_TOKEN = "a" * 30
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SmtpSink:
@@ -54,7 +48,7 @@ def smtp_server(app):
     from aiosmtpd.controller import Controller
 
     sink = SmtpSink()
-    port = _free_port()
+    port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none", SMTP_FROM="openduty@example.com")

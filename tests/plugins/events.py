@@ -1,9 +1,15 @@
 """Fixtures for the events, incidents and services tests."""
 
+import shutil
+import ssl
+import subprocess
+
 import pytest
 
 from openduty.extensions import db
 from tests import factories_events
+from tests.conftest import _ci_requires
+from tests.processes import ServedApp
 
 
 @pytest.fixture
@@ -26,15 +32,6 @@ def fresh():
 @pytest.fixture
 def https_live_server(app, tmp_path):
     """The app over HTTPS with a throwaway self-signed certificate (for clients that insist)."""
-    import shutil
-    import ssl
-    import subprocess
-    import threading
-
-    from werkzeug.serving import make_server
-
-    from tests.conftest import _ci_requires, _free_port
-
     if not shutil.which("openssl"):
         _ci_requires("openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -45,15 +42,7 @@ def https_live_server(app, tmp_path):
     )  # fmt: skip
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    port = _free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True, ssl_context=context)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    class Live:
-        url = f"https://127.0.0.1:{port}"
-        ca_file = str(cert)
-
-    yield Live
-    server.shutdown()
-    thread.join(5)
+    served = ServedApp(app, ssl_context=context)
+    served.ca_file = str(cert)
+    yield served
+    served.close()
