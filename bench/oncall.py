@@ -37,7 +37,7 @@ def _app(instance: str):
 
 
 def _schedule(name: str, users: list, rng: random.Random):
-    from openduty import oncall
+    from openduty import schedules
     from openduty.extensions import db
     from openduty.models import LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride
 
@@ -58,7 +58,7 @@ def _schedule(name: str, users: list, rng: random.Random):
                 start=start,
                 shift_length=length,
                 shift_unit=unit,
-                restrictions=oncall.parse_restrictions(restrictions),
+                restrictions=schedules.parse_restrictions(restrictions),
                 participants=[LayerParticipant(position=i, user_id=u.id) for i, u in enumerate(people)],
             )
         )
@@ -97,7 +97,7 @@ def main() -> None:
 def _run(app) -> None:
     from sqlalchemy import text
 
-    from openduty import oncall
+    from openduty import ical, oncall
     from openduty.extensions import db
     from openduty.models import ApiToken, EscalationLevel, EscalationPolicy, EscalationTarget, User
 
@@ -149,11 +149,11 @@ def _run(app) -> None:
         50,
     )
 
-    feed = oncall.schedule_feed(schedule, START, year_end)
+    feed = ical.schedule_feed(schedule, START, year_end)
     events = feed.count("BEGIN:VEVENT")
     _report(
         f"year-long iCal feed ({events} events)",
-        _median_ms(lambda: oncall.schedule_feed(schedule, START, year_end)),
+        _median_ms(lambda: ical.schedule_feed(schedule, START, year_end)),
         100,
     )
 

@@ -7,7 +7,7 @@ tests/test_access.py fails until the route has a row there and here.
 
 Rules say who may reach an endpoint at all. What a caller may do with one object (their own
 profile, their own shifts) is decided by the view or the domain with `may_manage()` and the
-domain's own rules (e.g. `schedule_edit.can_add_override`). docs/security.md describes the roles.
+domain's own rules (e.g. `overrides.can_add_override`). docs/security.md describes the roles.
 """
 
 import hmac
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from flask import Flask, abort, current_app, g, request
 from flask_login import current_user
 
-from openduty import clock, oncall
+from openduty import clock, ical
 from openduty.errors import ApiError
 from openduty.extensions import db, login_manager
 from openduty.models import ApiToken, User
@@ -117,8 +117,8 @@ RULES: dict[str, Rule] = {
     "schedules.detail": LOGIN,
     "schedules.shift": LOGIN,
     "schedules.new_override": LOGIN,
-    "schedules.add_override": LOGIN,  # schedule_edit.can_add_override decides which
-    "schedules.delete_override": LOGIN,  # schedule_edit.can_delete_override decides which
+    "schedules.add_override": LOGIN,  # overrides.can_add_override decides which
+    "schedules.delete_override": LOGIN,  # overrides.can_delete_override decides which
     "schedules.regenerate_calendar_token": LOGIN,  # always the caller's own token
     "schedules.create": _SCHEDULES,
     "schedules.edit": _SCHEDULES,
@@ -201,8 +201,8 @@ RULES: dict[str, Rule] = {
     "api.delete_layer": api_admin("delete layers"),
     "api.list_overrides": API,
     "api.get_override": API,
-    "api.create_override": API,  # schedule_edit.can_add_override decides which
-    "api.delete_override": API,  # schedule_edit.can_delete_override decides which
+    "api.create_override": API,  # overrides.can_add_override decides which
+    "api.delete_override": API,  # overrides.can_delete_override decides which
     "api.schedule_oncall": API,
     "api.schedule_shifts": API,
     "api.list_oncalls": API,
@@ -261,7 +261,7 @@ def _admin(rule: Rule):
 
 
 def _calendar_token(rule: Rule) -> None:
-    user = oncall.user_for_token(request.args.get("token"))
+    user = ical.user_for_token(request.args.get("token"))
     if user is None:
         abort(404)
     g.calendar_user = user

@@ -7,7 +7,7 @@ re-armed job is harmless. Periodic jobs re-arm their next run before doing their
 import time
 from datetime import timedelta
 
-from openduty import clock, escalation
+from openduty import clock, escalation, ical
 from openduty.extensions import db
 
 
@@ -44,7 +44,5 @@ def reconcile() -> dict[str, int]:
 
 def refresh_ical_sources() -> int:
     """Periodic: refetch every iCal-sourced schedule layer (one job per layer, on the low queue)."""
-    from openduty import schedule_jobs
-
     escalation.schedule_periodic("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES")
-    return schedule_jobs.refresh_ical_sources()
+    return ical.refresh_ical_sources()

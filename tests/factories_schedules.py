@@ -3,7 +3,7 @@
 import itertools
 from datetime import datetime
 
-from openduty import oncall
+from openduty import schedules
 from openduty.extensions import db
 from openduty.models import LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride, User
 
@@ -35,7 +35,7 @@ def make_layer(
         start=start,
         shift_length=shift_length,
         shift_unit=shift_unit,
-        restrictions=oncall.parse_restrictions(restrictions or []),
+        restrictions=schedules.parse_restrictions(restrictions or []),
         participants=[LayerParticipant(position=i, user_id=u.id) for i, u in enumerate(users)],
     )
     db.session.add(layer)

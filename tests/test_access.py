@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from openduty import oncall
 from openduty.access import RULES
 from openduty.extensions import db
 from openduty.models import ApiToken, LogEntry
@@ -262,7 +261,7 @@ def world(app, clock):
     log = db.session.scalar(db.select(LogEntry).where(LogEntry.incident_id == incident.id))
     users = {"member": member, "other": other, "admin": admin}
     api_tokens = {name: ApiToken.issue(user, "access test")[1] for name, user in users.items()}
-    calendar_tokens = {name: oncall.calendar_token(user) for name, user in users.items()}
+    calendar_tokens = {name: user.calendar_token for name, user in users.items()}
     db.session.commit()
     ids = {
         "member": member.id,

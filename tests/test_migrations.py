@@ -36,3 +36,27 @@ def test_upgrade_builds_the_models_schema(tmp_path):
             diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
         db.engine.dispose()
     assert diff == [], f"models and migrations differ; run `flask db migrate`: {diff}"
+
+
+def test_upgrade_gives_every_user_a_calendar_token(tmp_path):
+    """Tokens used to be made while a page rendered; older users get theirs from the migration."""
+    uri = _fresh_database_uri(tmp_path)
+    config = type("MigrationConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": uri})
+    app = create_app(config)
+    with app.app_context():
+        upgrade(revision="d9a4f6b2c1e7")
+        with db.engine.begin() as conn:
+            for n, token in enumerate((None, None, "kept")):
+                conn.execute(
+                    text(
+                        "INSERT INTO users (email, name, time_zone, is_admin, active, auth_source, calendar_token,"
+                        " session_generation, created_at) VALUES (:email, 'U', 'UTC', false, true, 'local', :token,"
+                        " 0, CURRENT_TIMESTAMP)"
+                    ),
+                    {"email": f"u{n}@example.com", "token": token},
+                )
+        upgrade()
+        with db.engine.connect() as conn:
+            tokens = conn.execute(text("SELECT calendar_token FROM users ORDER BY email")).scalars().all()
+        db.engine.dispose()
+    assert tokens[2] == "kept" and all(len(t) >= 32 for t in tokens[:2]) and tokens[0] != tokens[1]

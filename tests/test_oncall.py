@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from dateutil.rrule import rrulestr
 
-from openduty import oncall
+from openduty import oncall, schedules
 from openduty.extensions import db
+from openduty.shifts import localize
 from tests.factories_schedules import make_layer, make_override, make_schedule
 
 
@@ -71,7 +72,7 @@ def test_daily_handoff_stays_at_local_nine_across_dst(team, zone, spring, autumn
     make_layer(schedule, [alice, bob], datetime(2026, 1, 1, 9), 1, "days")
     tz = ZoneInfo(zone)
     for day, hours in ((spring, 23), (autumn, 25)):
-        window = (oncall.localize(day - timedelta(days=2), tz), oncall.localize(day + timedelta(days=3), tz))
+        window = (localize(day - timedelta(days=2), tz), localize(day + timedelta(days=3), tz))
         found = oncall.shifts(schedule, *window)
         assert all(local(schedule, s.start).hour == 9 and local(schedule, s.start).minute == 0 for s in found)
         crossing = next(s for s in found if local(schedule, s.start).date() == (day - timedelta(days=1)).date())
@@ -148,8 +149,7 @@ def test_compiled_rrules_expanded_by_dateutil_match_shifts(team, zone, spring, a
     for position, (rule, user) in enumerate(zip(rules, [alice, bob, carol], strict=True)):
         naive = rule.replace(f";TZID={zone}", "")  # expand in wall-clock time, localise like the engine
         starts = [
-            oncall.localize(w, tz)
-            for w in rrulestr(naive).between(datetime(2026, 1, 1), datetime(2026, 12, 31), inc=True)
+            localize(w, tz) for w in rrulestr(naive).between(datetime(2026, 1, 1), datetime(2026, 12, 31), inc=True)
         ]
         mine = [s.start for s in found if s.user_ids == (user.id,)]
         assert [s for s in starts if s < found[-1].start] == [s for s in mine if s < found[-1].start], position
@@ -167,7 +167,7 @@ def test_later_layers_win_and_restricted_layers_leave_the_rest(team):
     tz = ZoneInfo("Europe/Budapest")
 
     def who(y, m, d, h, mi=0):
-        return names(oncall.who_is_on_call(schedule, oncall.localize(datetime(y, m, d, h, mi), tz)))
+        return names(oncall.who_is_on_call(schedule, localize(datetime(y, m, d, h, mi), tz)))
 
     assert who(2026, 3, 3, 10) == ["Carol"]  # Tuesday office hours
     assert who(2026, 3, 3, 17) == ["Alice"]  # after office hours: the base layer
@@ -177,7 +177,7 @@ def test_later_layers_win_and_restricted_layers_leave_the_rest(team):
     assert who(2026, 3, 9, 9) == ["Carol"]
     assert who(2026, 3, 9, 17) == ["Bob"]
     timeline = oncall.timeline(
-        schedule, oncall.localize(datetime(2026, 3, 3), tz), oncall.localize(datetime(2026, 3, 4), tz), whole=False
+        schedule, localize(datetime(2026, 3, 3), tz), localize(datetime(2026, 3, 4), tz), whole=False
     )
     assert [(local(schedule, s.start).hour, names(oncall.users_by_id(s.user_ids).values())) for s in timeline] == [
         (0, ["Alice"]),
@@ -303,13 +303,13 @@ def test_shifts_keep_their_real_extent_whatever_the_window(team):
 
 
 def test_restrictions_parse_and_reject(team):
-    assert oncall.parse_restrictions_text("mon-fri 09:00-17:00\nsat,sun 00:00-24:00") == [
+    assert schedules.parse_restrictions_text("mon-fri 09:00-17:00\nsat,sun 00:00-24:00") == [
         {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"},
         {"days": ["sat", "sun"], "start": "00:00", "end": "24:00"},
     ]
-    assert oncall.parse_restrictions_text("fri-mon 22:00-06:00")[0]["days"] == ["mon", "fri", "sat", "sun"]
+    assert schedules.parse_restrictions_text("fri-mon 22:00-06:00")[0]["days"] == ["mon", "fri", "sat", "sun"]
     for bad in ("someday 09:00-10:00", "mon 25:00-26:00", "mon 9-17"):
         with pytest.raises(ValueError):
-            oncall.parse_restrictions_text(bad)
+            schedules.parse_restrictions_text(bad)
     with pytest.raises(ValueError, match="unknown day"):
-        oncall.parse_restrictions([{"days": ["funday"], "start": "09:00", "end": "10:00"}])
+        schedules.parse_restrictions([{"days": ["funday"], "start": "09:00", "end": "10:00"}])

@@ -17,10 +17,10 @@ from werkzeug import Response
 from config import TestConfig
 from openduty import create_app, outbound
 from openduty.extensions import db
+from openduty.ical import refresh_ical_layer
 from openduty.models import ContactMethod, LogEntry, Notification, ScheduleLayer
 from openduty.notifiers import notifier_for
 from openduty.notifiers.base import Message, PermanentError, TransientError
-from openduty.schedule_jobs import refresh_ical_layer
 from tests import factories
 from tests.factories_escalation import make_pager, make_policy, make_service, open_incident
 from tests.factories_schedules import make_schedule

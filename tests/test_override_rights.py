@@ -1,6 +1,6 @@
 """Who may add which override (issue 8, finding 5): a member hands over only time in which they are on
 call (all of the range), or takes time for themselves; anything else needs an admin. The page and
-the API share one rule (schedule_edit.can_add_override)."""
+the API share one rule (overrides.can_add_override)."""
 
 from datetime import UTC, datetime
 

@@ -4,10 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from openduty import oncall
+from openduty import ical, oncall
 from openduty.extensions import db, queue
 from openduty.models import LayerEvent, ScheduleLayer
-from openduty.schedule_jobs import refresh_ical_sources
 from tests.factories_schedules import make_layer, make_schedule
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -105,7 +104,7 @@ def test_url_layer_is_fetched_now_and_refreshed_by_the_job(admin, api, ops, http
     httpserver.expect_request("/oncall.ics").respond_with_data(
         ics(event("d1", "dave@example.com", "20260303T000000Z", "20260304T000000Z")), content_type="text/calendar"
     )
-    queue("low").enqueue(refresh_ical_sources)
+    queue("low").enqueue(ical.refresh_ical_sources)
     assert run_jobs() == 2
     db.session.expire_all()
     assert [u.name for u in oncall.who_is_on_call(ops, utc(2026, 3, 3, 12))] == ["Dave"]
@@ -113,7 +112,7 @@ def test_url_layer_is_fetched_now_and_refreshed_by_the_job(admin, api, ops, http
     # The source breaks: the last good events stay, and the layer says what went wrong.
     httpserver.clear()
     httpserver.expect_request("/oncall.ics").respond_with_data("oops", status=500)
-    queue("low").enqueue(refresh_ical_sources)
+    queue("low").enqueue(ical.refresh_ical_sources)
     run_jobs()
     db.session.expire_all()
     layer = db.session.scalar(db.select(ScheduleLayer).where(ScheduleLayer.kind == "ical"))
@@ -137,7 +136,7 @@ def test_all_day_and_floating_events_use_the_schedule_zone(app, ops, team):
         .replace("DTEND:VALUE", "DTEND;VALUE"),
         event("f", "Dave", "20260312T080000", "20260312T100000"),
     )
-    result = oncall.import_ical(layer, data)
+    result = ical.import_ical(layer, data)
     db.session.commit()
     assert result.unmatched == []
     assert [(e.start, e.end) for e in layer.events] == [
@@ -160,6 +159,6 @@ def test_ical_refresh_is_a_periodic_job_that_re_arms_itself(app, run_jobs):
     assert len(armed) == 1
     from openduty import jobs
 
-    jobs.refresh_ical_sources()
+    jobs.ical.refresh_ical_sources()
     again = [job_id for job_id in registry.get_job_ids() if "refresh_ical_sources" in job_id]
     assert len(again) == 1  # the same next slot: arming twice arms once

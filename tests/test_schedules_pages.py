@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from flask import render_template_string
 
+from openduty import ical, oncall
 from openduty.extensions import db
 from openduty.models import (
     EscalationLevel,
@@ -180,21 +181,15 @@ def test_partials_for_other_pages(app, ops, team, clock):
     make_override(ops, team[0], utc(2026, 3, 20), utc(2026, 3, 21))
     from flask_login import login_user
 
+    macros = '{% from "schedules/_macros.html" import gap_warnings, my_shifts, calendar_links %}'
     with app.test_request_context("/users/me"):
         login_user(team[0])
-        html = render_template_string(
-            '{% with policy=policy %}{% include "schedules/_gap_warning.html" %}{% endwith %}', policy=policy
-        )
+        html = render_template_string(macros + "{{ gap_warnings(w) }}", w=oncall.policy_gap_warnings(policy))
         assert "Nobody is on call in Empty from now" in html
-        assert (
-            render_template_string(
-                '{% with schedule=s %}{% include "schedules/_gap_warning.html" %}{% endwith %}', s=ops
-            ).strip()
-            == ""
-        )
-        shifts = render_template_string('{% include "schedules/_my_shifts.html" %}')
+        assert render_template_string(macros + "{{ gap_warnings([w]) }}", w=oncall.gap_warnings(ops)).strip() == ""
+        shifts = render_template_string(macros + "{{ my_shifts(s) }}", s=oncall.upcoming_shifts(team[0]))
         assert "Ops" in shifts and "on call now" in shifts
-        links = render_template_string('{% include "schedules/_calendar_links.html" %}')
+        links = render_template_string(macros + "{{ calendar_links(links) }}", links=ical.calendar_links(team[0]))
         assert f"webcal://localhost/calendar/users/{team[0].id}.ics?token={team[0].calendar_token}" in links
 
 
@@ -228,8 +223,6 @@ def _layer_state(schedule_id: int) -> list[tuple]:
 
 
 def _on_call(schedule: Schedule) -> list[str]:
-    from openduty import oncall
-
     db.session.expire_all()
     return [u.name for u in oncall.who_is_on_call(db.session.get(Schedule, schedule.id), NOW)]
 

@@ -31,6 +31,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_calendar_token() -> str:
+    """A fresh secret for a user's calendar feed links (calendar apps cannot send headers)."""
+    return secrets.token_urlsafe(24)
+
+
 class User(UserMixin, db.Model):
     __tablename__ = "users"
 
@@ -43,7 +48,9 @@ class User(UserMixin, db.Model):
     # None: the user can be paged but cannot log in until a password is set.
     password_hash: Mapped[str | None] = mapped_column(String(255))
     auth_source: Mapped[str] = mapped_column(String(16), default="local")  # local | ldap
-    calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Made with the user (and filled for older users by a migration), so showing a feed link never
+    # writes; only the explicit "revoke and issue new links" POST changes it.
+    calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True, default=new_calendar_token)
     # Part of every session's id (get_id): bumping it ends every session of this user (logout,
     # password change, deactivation, "log out everywhere"), because old cookies no longer match.
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -81,7 +88,8 @@ class User(UserMixin, db.Model):
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)
 
     def regenerate_calendar_token(self) -> str:
-        self.calendar_token = secrets.token_urlsafe(24)
+        """Revoke the calendar token and issue a new one (old feed links stop working)."""
+        self.calendar_token = new_calendar_token()
         return self.calendar_token
 
     @classmethod

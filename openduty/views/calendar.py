@@ -6,9 +6,9 @@ calendar apps cannot send headers; openduty.access checks it and puts its owner 
 sees every schedule), nothing else: anything else answers 404 and reveals nothing.
 """
 
-from flask import Blueprint, Response, abort, g
+from flask import Blueprint, Response, abort, g, request
 
-from openduty import oncall, validation
+from openduty import ical, oncall, schedules, validation
 from openduty.errors import ApiError
 from openduty.extensions import csrf, db
 from openduty.models import Schedule
@@ -27,10 +27,8 @@ def _feed_response(body: str, filename: str) -> Response:
 @bp.get("/calendar/schedules/<int:schedule_id>.ics")
 def schedule_feed(schedule_id: int):
     """Everyone's final shifts in one schedule."""
-    schedule = db.session.get(Schedule, schedule_id)
-    if schedule is None:
-        abort(404)
-    return _feed_response(oncall.schedule_feed(schedule), f"schedule-{schedule.id}.ics")
+    schedule = db.get_or_404(Schedule, schedule_id)
+    return _feed_response(ical.schedule_feed(schedule), f"schedule-{schedule.id}.ics")
 
 
 @bp.get("/calendar/users/<int:user_id>.ics")
@@ -39,7 +37,7 @@ def user_feed(user_id: int):
     user = g.calendar_user
     if user.id != user_id:
         abort(404)
-    return _feed_response(oncall.user_feed(user), f"user-{user.id}-shifts.ics")
+    return _feed_response(ical.user_feed(user), f"user-{user.id}-shifts.ics")
 
 
 @bp.get("/api/oncall/<schedule_ref>")
@@ -48,8 +46,6 @@ def legacy_oncall(schedule_ref: str):
 
     `schedule_ref` is a schedule id or name; authenticated like /api/v1 (`Authorization: Token ...`).
     """
-    from openduty.views.api.schedules import _range
-
     if validation.unstorable(schedule_ref):
         raise ApiError(404, "No schedule with this id or name.")
     ref_id = validation.id_in_text(schedule_ref)
@@ -58,7 +54,7 @@ def legacy_oncall(schedule_ref: str):
         schedule = db.session.scalar(db.select(Schedule).where(Schedule.name == schedule_ref))
     if schedule is None:
         raise ApiError(404, f"No schedule with id or name {schedule_ref!r}.")
-    since, until = _range()
+    since, until = schedules.clean_range(request.args)
     found = oncall.shifts(schedule, since, until)
     users = oncall.users_by_id(u for s in found for u in s.user_ids)
     return [

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from openduty import clock, escalation, validation
+from openduty import clock, escalation, oncall, validation
 from openduty.extensions import db
 from openduty.models import EscalationLevel, EscalationPolicy, EscalationTarget, Incident, Schedule, Service, User
 from openduty.views import is_htmx, render
@@ -52,6 +52,7 @@ def _show(policy: EscalationPolicy, status: int = 200, errors: dict | None = Non
         status=status,
         policy=policy,
         services=services,
+        gaps=oncall.policy_gap_warnings(policy),
         errors=errors or {},
         form=request.form,
         **_choices(),

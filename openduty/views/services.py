@@ -11,7 +11,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, url_f
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from openduty import clock
+from openduty import clock, oncall
 from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, Incident, Integration, Service
@@ -50,6 +50,7 @@ def show(service_id: int):
     return render(
         "services/show.html",
         service=service,
+        gaps=oncall.policy_gap_warnings(service.escalation_policy),
         kinds=INTEGRATION_KIND_LABELS,
         # Keys (and URLs holding them) in full for admins, masked for members.
         url_of=lambda integration: integration_url(integration, current_user),

@@ -16,7 +16,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
 
-from openduty import users
+from openduty import ical, oncall, users
 from openduty.access import may_manage
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
@@ -210,6 +210,9 @@ def _profile_page(user: User, block: str | None = None, status: int = 200, **for
         "time_zones": time_zones(),
         "local_time": _local_time,
     }
+    if block is None or not is_htmx():  # the schedule panels at the bottom of the full page
+        context["feed_links"] = ical.calendar_links(user) if context["own"] else None
+        context["upcoming_shifts"] = oncall.upcoming_shifts(user)
     context.update(forms)
     return render("users/profile.html", block=block, status=status, **context)
 

@@ -2,10 +2,9 @@
 
 from flask import request
 
-from openduty import clock, oncall, validation
+from openduty import clock, oncall, schedules, validation
 from openduty.errors import ValidationError
 from openduty.views.api import bp, iso
-from openduty.views.api.schedules import _when
 from openduty.views.api.users import user_ref
 
 
@@ -15,7 +14,7 @@ def list_oncalls():
 
     Filters: `at` (ISO 8601 with offset, default now), `escalation_policy_ids[]` (repeatable).
     """
-    at = _when("at", clock.now())
+    at = schedules.query_time(request.args, "at", clock.now())
     raw_ids = request.args.getlist("escalation_policy_ids[]") or request.args.getlist("escalation_policy_id")
     try:
         policy_ids = [validation.object_id(x, label="Each policy id") for x in raw_ids] if raw_ids else None

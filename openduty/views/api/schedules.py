@@ -4,22 +4,18 @@ Everyone can read; admins manage schedules and layers; anyone can take a shift (
 themselves) or have someone cover their own shift.
 """
 
-from datetime import datetime, timedelta
 from typing import Any
 
 from flask import request, url_for
 from sqlalchemy import select
 
-from openduty import clock, oncall, schedule_edit
-from openduty import validation as v
-from openduty.errors import ApiError, ValidationError
+from openduty import clock, ical, oncall, overrides, schedules
+from openduty.errors import ApiError
 from openduty.extensions import db
 from openduty.limits import allow_body_bytes
 from openduty.models import Schedule, ScheduleLayer, ScheduleOverride, User
 from openduty.views.api import api_user, bp, created, get_or_404, iso, json_body
 from openduty.views.api.users import user_ref
-
-MAX_RANGE = timedelta(days=400)
 
 
 def shift_json(shift: oncall.Shift, users: dict[int, User]) -> dict[str, Any]:
@@ -82,7 +78,7 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
         "layers": [layer_json(layer, schedule) for layer in schedule.layers],
         "on_call_now": [user_ref(u) for u in oncall.who_is_on_call(schedule, now)],
         "gap_warning": warning.message if warning else None,
-        "ical_url": oncall.schedule_ical_url(schedule, api_user()),
+        "ical_url": ical.schedule_ical_url(schedule, api_user()),
     }
 
 
@@ -90,41 +86,20 @@ def _schedule(schedule_id: int) -> Schedule:
     return get_or_404(Schedule, schedule_id, "schedule")
 
 
-def _when(name: str, default: datetime) -> datetime:
-    value = request.args.get(name)
-    if value is None:
-        return default
-    try:
-        return v.aware_datetime(value.replace(" ", "+"), label=name)  # a raw '+' in a query string is a space
-    except v.FieldError as exc:
-        raise ValidationError({name: str(exc)}) from exc
-
-
-def _range() -> tuple[datetime, datetime]:
-    now = clock.now()
-    since = _when("since", now)
-    until = _when("until", since + timedelta(days=7))
-    if until <= since:
-        raise ValidationError({"until": "until must be after since."})
-    if until - since > MAX_RANGE:
-        raise ValidationError({"until": "Ask for at most 400 days at a time."})
-    return since, until
-
-
 @bp.get("/schedules")
 def list_schedules():
-    schedules = db.session.scalars(select(Schedule).order_by(Schedule.name)).all()
-    return {"schedules": [schedule_json(s) for s in schedules]}
+    found = db.session.scalars(select(Schedule).order_by(Schedule.name)).all()
+    return {"schedules": [schedule_json(s) for s in found]}
 
 
 @bp.post("/schedules")
 def create_schedule():
-    body = json_body(schedule_edit.SCHEDULE_FIELDS)
-    clean = schedule_edit.clean_schedule(body)
-    layers = schedule_edit.clean_layers(body.get("layers", []), clean["time_zone"])
+    body = json_body(schedules.SCHEDULE_FIELDS)
+    clean = schedules.clean_schedule(body)
+    layers = schedules.clean_layers(body.get("layers", []), clean["time_zone"])
     schedule = Schedule(**clean)
     db.session.add(schedule)
-    schedule_edit.replace_layers(schedule, layers)
+    schedules.replace_layers(schedule, layers)
     db.session.commit()
     return created(schedule_json(schedule), url_for("api.get_schedule", schedule_id=schedule.id))
 
@@ -137,21 +112,21 @@ def get_schedule(schedule_id: int):
 @bp.patch("/schedules/<int:schedule_id>")
 def update_schedule(schedule_id: int):
     schedule = _schedule(schedule_id)
-    body = json_body(schedule_edit.SCHEDULE_FIELDS)
-    clean = schedule_edit.clean_schedule(body, schedule)
+    body = json_body(schedules.SCHEDULE_FIELDS)
+    clean = schedules.clean_schedule(body, schedule)
     zone = clean.get("time_zone", schedule.time_zone)
-    layers = schedule_edit.clean_layers(body["layers"], zone) if "layers" in body else None
+    layers = schedules.clean_layers(body["layers"], zone) if "layers" in body else None
     for key, value in clean.items():
         setattr(schedule, key, value)
     if layers is not None:
-        schedule_edit.replace_layers(schedule, layers)
+        schedules.replace_layers(schedule, layers)
     db.session.commit()
     return schedule_json(schedule)
 
 
 @bp.delete("/schedules/<int:schedule_id>")
 def delete_schedule(schedule_id: int):
-    schedule_edit.delete_schedule(_schedule(schedule_id))
+    schedules.delete_schedule(_schedule(schedule_id))
     db.session.commit()
     return "", 204
 
@@ -163,15 +138,15 @@ def list_layers(schedule_id: int):
 
 
 @bp.post("/schedules/<int:schedule_id>/layers")
-@allow_body_bytes(schedule_edit.layer_body_limit)
+@allow_body_bytes(schedules.layer_body_limit)
 def create_layer(schedule_id: int):
     """Add a layer on top (it wins over the existing ones where it has someone)."""
     schedule = _schedule(schedule_id)
-    clean = schedule_edit.clean_layer(
-        json_body(schedule_edit.LAYER_FIELDS), schedule.time_zone, default_name=f"Layer {len(schedule.layers) + 1}"
+    clean = schedules.clean_layer(
+        json_body(schedules.LAYER_FIELDS), schedule.time_zone, default_name=f"Layer {len(schedule.layers) + 1}"
     )
     layer = ScheduleLayer(position=len(schedule.layers))
-    result = schedule_edit.apply_layer(layer, clean, schedule.time_zone)
+    result = schedules.apply_layer(layer, clean, schedule.time_zone)
     schedule.layers.append(layer)
     db.session.commit()
     body = layer_json(layer, schedule)
@@ -194,19 +169,19 @@ def get_layer(schedule_id: int, layer_id: int):
 
 
 @bp.patch("/schedules/<int:schedule_id>/layers/<int:layer_id>")
-@allow_body_bytes(schedule_edit.layer_body_limit)
+@allow_body_bytes(schedules.layer_body_limit)
 def update_layer(schedule_id: int, layer_id: int):
     schedule = _schedule(schedule_id)
     layer = _layer(schedule, layer_id)
-    body = json_body((*schedule_edit.LAYER_FIELDS, "position"))
-    position = schedule_edit.clean_position(body["position"], schedule) if "position" in body else None
+    body = json_body((*schedules.LAYER_FIELDS, "position"))
+    position = schedules.clean_position(body["position"], schedule) if "position" in body else None
     fields = {k: val for k, val in body.items() if k != "position"}
     result = None
     if fields:
-        clean = schedule_edit.clean_layer(fields, schedule.time_zone, layer=layer)
-        result = schedule_edit.apply_layer(layer, clean, schedule.time_zone)
+        clean = schedules.clean_layer(fields, schedule.time_zone, layer=layer)
+        result = schedules.apply_layer(layer, clean, schedule.time_zone)
     if position is not None:
-        schedule_edit.move_layer(schedule, layer, position)
+        schedules.move_layer(schedule, layer, position)
     db.session.commit()
     db.session.refresh(schedule)
     body = layer_json(layer, schedule)
@@ -218,7 +193,7 @@ def update_layer(schedule_id: int, layer_id: int):
 @bp.delete("/schedules/<int:schedule_id>/layers/<int:layer_id>")
 def delete_layer(schedule_id: int, layer_id: int):
     schedule = _schedule(schedule_id)
-    schedule_edit.remove_layer(schedule, _layer(schedule, layer_id))
+    schedules.remove_layer(schedule, _layer(schedule, layer_id))
     db.session.commit()
     return "", 204
 
@@ -226,7 +201,7 @@ def delete_layer(schedule_id: int, layer_id: int):
 @bp.get("/schedules/<int:schedule_id>/overrides")
 def list_overrides(schedule_id: int):
     schedule = _schedule(schedule_id)
-    since, until = _range()
+    since, until = schedules.clean_range(request.args)
     found = db.session.scalars(
         select(ScheduleOverride)
         .where(
@@ -243,12 +218,12 @@ def list_overrides(schedule_id: int):
 def create_override(schedule_id: int):
     """Put a user on call for a range, beating every layer; where overrides overlap the later-created wins."""
     schedule = _schedule(schedule_id)
-    clean = schedule_edit.clean_override(json_body(schedule_edit.OVERRIDE_FIELDS), schedule)
+    clean = overrides.clean_override(json_body(overrides.OVERRIDE_FIELDS), schedule)
     caller = api_user()
-    if not schedule_edit.can_add_override(caller, schedule, clean["user_id"], clean["start"], clean["end"]):
-        raise ApiError(403, schedule_edit.OVERRIDE_FORBIDDEN)
-    override = schedule_edit.add_override(schedule, clean, caller)
-    overlap = schedule_edit.overlap_message(override, schedule_edit.overlapping_overrides(override))
+    if not overrides.can_add_override(caller, schedule, clean["user_id"], clean["start"], clean["end"]):
+        raise ApiError(403, overrides.OVERRIDE_FORBIDDEN)
+    override = overrides.add_override(schedule, clean, caller)
+    overlap = overrides.overlap_message(override, overrides.overlapping_overrides(override))
     db.session.commit()
     location = url_for("api.get_override", schedule_id=schedule.id, override_id=override.id)
     return created(override_json(override, overlap), location)
@@ -270,7 +245,7 @@ def get_override(schedule_id: int, override_id: int):
 @bp.delete("/schedules/<int:schedule_id>/overrides/<int:override_id>")
 def delete_override(schedule_id: int, override_id: int):
     override = _override(schedule_id, override_id)
-    if not schedule_edit.can_delete_override(api_user(), override):
+    if not overrides.can_delete_override(api_user(), override):
         raise ApiError(403, "Only admins, the override's user or its creator can delete it.")
     db.session.delete(override)
     db.session.commit()
@@ -281,7 +256,7 @@ def delete_override(schedule_id: int, override_id: int):
 def schedule_oncall(schedule_id: int):
     """Who is on call at `at` (default now), with the start and end of that final shift (or gap)."""
     schedule = _schedule(schedule_id)
-    at = _when("at", clock.now())
+    at = schedules.query_time(request.args, "at", clock.now())
     shift = oncall.current_shift(schedule, at)
     users = oncall.users_by_id(shift.user_ids)
     return {
@@ -296,7 +271,7 @@ def schedule_oncall(schedule_id: int):
 def schedule_shifts(schedule_id: int):
     """Final shifts overlapping [since, until) (whole shifts), and the gaps in that window."""
     schedule = _schedule(schedule_id)
-    since, until = _range()
+    since, until = schedules.clean_range(request.args)
     timeline = oncall.timeline(schedule, since, until)
     users = oncall.users_by_id(u for s in timeline for u in s.user_ids)
     return {

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import jsonify, request, url_for
 
-from openduty import oncall, users, validation
+from openduty import ical, users, validation
 from openduty.access import may_manage
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
@@ -87,7 +87,7 @@ def get_user(user_id: int):
     user = get_or_404(User, user_id, "user")
     # Your own shifts feed; other people's feeds open only with their own token.
     own = user.id == api_user().id
-    return jsonify({**user_json(user), "ical_url": oncall.user_ical_url(user) if own else None})
+    return jsonify({**user_json(user), "ical_url": ical.user_ical_url(user) if own else None})
 
 
 @bp.patch("/users/<int:user_id>")

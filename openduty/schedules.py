@@ -1,9 +1,12 @@
-"""Validating and applying changes to schedules, layers and overrides (shared by the API and pages).
+"""Validating and applying changes to schedules and layers (shared by the API and the pages),
+including the restriction windows' two spellings (JSON list and the form's text).
 
 Every `clean_*` function either returns clean values or raises one `ValidationError` naming every
-bad field; nothing is changed until all of them pass.
+bad field; nothing is changed until all of them pass. Overrides have their own module (overrides.py).
 """
 
+import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,7 +14,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import func, select
 
-from openduty import oncall
+from openduty import clock, ical
 from openduty import validation as v
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
@@ -22,33 +25,24 @@ from openduty.models import (
     LayerParticipant,
     Schedule,
     ScheduleLayer,
-    ScheduleOverride,
     User,
 )
 from openduty.models.schedule import SHIFT_UNITS
+from openduty.shifts import WEEKDAYS, minutes_of_day, wall_clock
 
 MAX_SHIFT = {"hours": 24 * 366, "days": 366, "weeks": 104}
 MAX_PARTICIPANTS = 200
-MAX_OVERRIDE = timedelta(days=366)
+MAX_RANGE = timedelta(days=400)  # the longest since..until a shift listing may ask for
 # The fields each body may have (anything else is refused, so a typo never passes silently).
 SCHEDULE_FIELDS = ("name", "time_zone", "description", "layers")
 LAYER_FIELDS = (
-    "name",
-    "kind",
-    "start",
-    "shift_length",
-    "shift_unit",
-    "participants",
-    "restrictions",
-    "ical_url",
-    "ical_data",
-)
-OVERRIDE_FIELDS = ("user_id", "start", "end", "note")
+    "name", "kind", "start", "shift_length", "shift_unit", "participants", "restrictions", "ical_url", "ical_data"
+)  # fmt: skip
 
 
 def layer_body_limit() -> int:
     """Bytes a layer create/edit request may carry: an uploaded calendar on top of MAX_CONTENT_LENGTH."""
-    return oncall.MAX_ICAL_BYTES + current_app.config["MAX_CONTENT_LENGTH"]
+    return ical.MAX_ICAL_BYTES + current_app.config["MAX_CONTENT_LENGTH"]
 
 
 def clean_schedule(body: dict[str, Any], schedule: Schedule | None = None) -> dict[str, Any]:
@@ -142,7 +136,7 @@ def _local_start(value: Any, time_zone: str) -> datetime:
         raise v.FieldError("Start is not an ISO 8601 date and time, e.g. 2026-01-05T09:00:00.") from exc
     v.in_year_range(parsed, "Start")
     if parsed.tzinfo is not None:
-        parsed = oncall.wall_clock(parsed, ZoneInfo(time_zone))
+        parsed = wall_clock(parsed, ZoneInfo(time_zone))
     return parsed.replace(microsecond=0)
 
 
@@ -179,7 +173,7 @@ def _participants(value: Any) -> list[int]:
 
 def _restrictions(value: Any) -> list[dict]:
     try:
-        return oncall.parse_restrictions(value)
+        return parse_restrictions(value)
     except ValueError as exc:
         raise v.FieldError(str(exc)) from exc
 
@@ -199,7 +193,7 @@ def _ical_source(body: dict, layer: ScheduleLayer | None) -> dict:
     raise v.FieldError("An iCal layer needs ical_url (a calendar URL) or ical_data (the .ics text).")
 
 
-def apply_layer(layer: ScheduleLayer, clean: dict, time_zone: str) -> oncall.ImportResult | None:
+def apply_layer(layer: ScheduleLayer, clean: dict, time_zone: str) -> ical.ImportResult | None:
     """Write clean values onto a layer; an iCal source is fetched/parsed now (raises ValidationError)."""
     layer.name = clean["name"]
     layer.kind = clean["kind"]
@@ -217,15 +211,15 @@ def apply_layer(layer: ScheduleLayer, clean: dict, time_zone: str) -> oncall.Imp
     data = clean.get("ical_data")
     try:
         if layer.ical_url and "ical_data" not in clean:
-            data = oncall.fetch_ical(layer.ical_url)
+            data = ical.fetch_ical(layer.ical_url)
         if data is None:
             data = layer.ical_data or ""
-        return oncall.import_ical(layer, data, ZoneInfo(time_zone))
-    except oncall.ICalImportError as exc:
+        return ical.import_ical(layer, data, ZoneInfo(time_zone))
+    except ical.ICalImportError as exc:
         raise ValidationError({"ical_url" if layer.ical_url else "ical_data": str(exc)}) from exc
 
 
-def replace_layers(schedule: Schedule, cleaned: list[dict]) -> list[oncall.ImportResult]:
+def replace_layers(schedule: Schedule, cleaned: list[dict]) -> list[ical.ImportResult]:
     results = []
     schedule.layers = []
     db.session.flush()
@@ -261,100 +255,6 @@ def remove_layer(schedule: Schedule, layer: ScheduleLayer) -> None:
         x.position = i
 
 
-def clean_override(body: dict[str, Any], schedule: Schedule, *, local_input: bool = False) -> dict[str, Any]:
-    """user_id, start, end (ISO 8601 with offset; from forms, wall-clock in the schedule's zone), note."""
-    zone = schedule.time_zone if local_input else None
-    clean = v.collect(
-        {
-            "user_id": lambda: _existing_user(body.get("user_id")),
-            "start": lambda: v.aware_datetime(body.get("start"), label="Start", local_zone=zone),
-            "end": lambda: v.aware_datetime(body.get("end"), label="End", local_zone=zone),
-            "note": lambda: v.text(body.get("note"), max_length=500, required=False, label="Note"),
-        }
-    )
-    if clean["end"] <= clean["start"]:
-        raise ValidationError({"end": "End must be after start."})
-    if clean["end"] - clean["start"] > MAX_OVERRIDE:
-        raise ValidationError({"end": "An override can last at most 366 days."})
-    return clean
-
-
-def _existing_user(value: Any) -> int:
-    user_id = v.object_id(value, label="User")
-    user = db.session.get(User, user_id)
-    if user is None or not user.active:
-        raise v.FieldError(f"No active user with id {user_id}.")
-    return user_id
-
-
-OVERRIDE_FORBIDDEN = (
-    "You can take time for yourself, or hand over time in which you are on call (all of it, in this"
-    " schedule's final shifts); anything else needs an admin."
-)
-
-
-def can_add_override(caller: User, schedule: Schedule, user_id: int, start: datetime, end: datetime) -> bool:
-    """Who may put `user_id` on call for [start, end): the one rule for the pages and the API.
-
-    Admins may add any override. Others may take time for themselves, or hand over time in which
-    they are on call: the whole range must be their own on-call time in the final schedule (an hour
-    on call does not let anyone give away a year).
-    """
-    if caller.is_admin or user_id == caller.id:
-        return True
-    return oncall.on_call_throughout(schedule, caller.id, start, end)
-
-
-def can_delete_override(caller: User, override: ScheduleOverride) -> bool:
-    return caller.is_admin or caller.id in (override.user_id, override.created_by_id)
-
-
-def overlapping_overrides(override: ScheduleOverride) -> list[ScheduleOverride]:
-    """Other overrides of the same schedule overlapping this one, oldest first."""
-    return list(
-        db.session.scalars(
-            select(ScheduleOverride)
-            .where(
-                ScheduleOverride.schedule_id == override.schedule_id,
-                ScheduleOverride.id != override.id,
-                ScheduleOverride.start < override.end,
-                ScheduleOverride.end > override.start,
-            )
-            .order_by(ScheduleOverride.id)
-        )
-    )
-
-
-def overlap_message(override: ScheduleOverride, others: list[ScheduleOverride]) -> str | None:
-    """What the UI and API say about overlaps: the later-created override wins where they overlap."""
-    if not others:
-        return None
-    earlier = [o for o in others if o.id < override.id]
-    later = [o for o in others if o.id > override.id]
-    parts = []
-    if earlier:
-        names = ", ".join(f"#{o.id} ({o.user.name})" for o in earlier)
-        parts.append(f"overlaps earlier override {names}: this one wins where they overlap (created later)")
-    if later:
-        names = ", ".join(f"#{o.id} ({o.user.name})" for o in later)
-        parts.append(f"is beaten by later override {names} where they overlap")
-    return f"Override #{override.id} " + "; ".join(parts) + "."
-
-
-def add_override(schedule: Schedule, clean: dict, created_by: User) -> ScheduleOverride:
-    override = ScheduleOverride(
-        schedule=schedule,
-        user_id=clean["user_id"],
-        start=clean["start"],
-        end=clean["end"],
-        note=clean.get("note", ""),
-        created_by_id=created_by.id,
-    )
-    db.session.add(override)
-    db.session.flush()
-    return override
-
-
 def policies_using(schedule: Schedule) -> list[EscalationPolicy]:
     """Escalation policies with a level that targets this schedule."""
     return list(
@@ -376,3 +276,100 @@ def delete_schedule(schedule: Schedule) -> None:
         names = ", ".join(p.name for p in using)
         raise ApiError(409, f"Escalation policies {names} target this schedule; remove it from them first.")
     db.session.delete(schedule)
+
+
+def clean_range(args: Mapping[str, str], now: datetime | None = None) -> tuple[datetime, datetime]:
+    """`since` (default now) and `until` (default a week later) from query parameters, at most MAX_RANGE apart."""
+    since = query_time(args, "since", now or clock.now())
+    until = query_time(args, "until", since + timedelta(days=7))
+    if until <= since:
+        raise ValidationError({"until": "until must be after since."})
+    if until - since > MAX_RANGE:
+        raise ValidationError({"until": "Ask for at most 400 days at a time."})
+    return since, until
+
+
+def query_time(args: Mapping[str, str], name: str, default: datetime) -> datetime:
+    """The aware time in query parameter `name`, or `default` when it is absent; raises naming `name`."""
+    value = args.get(name)
+    if value is None:
+        return default
+    try:
+        return v.aware_datetime(value.replace(" ", "+"), label=name)  # a raw '+' in a query string is a space
+    except v.FieldError as exc:
+        raise ValidationError({name: str(exc)}) from exc
+
+
+# --- Restrictions: weekday/time windows a rotation layer is kept to ---------------------------------
+
+
+def parse_restrictions(value) -> list[dict]:
+    """Validate restrictions: a list of {"days": [...], "start": "HH:MM", "end": "HH:MM"}.
+
+    `end` at or before `start` crosses midnight ("22:00"-"06:00"); "00:00"-"24:00" is the whole
+    day. Returns the normalised list; raises ValueError with a message saying what to fix.
+    """
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        return parse_restrictions_text(value)
+    if not isinstance(value, list):
+        raise ValueError('Restrictions must be a list like [{"days": ["mon"], "start": "09:00", "end": "17:00"}].')
+    clean = []
+    for i, item in enumerate(value, 1):
+        if not isinstance(item, dict):
+            raise ValueError(f"Restriction {i} must be an object with days, start and end.")
+        days = item.get("days", list(WEEKDAYS))
+        if isinstance(days, str):
+            days = [days]
+        if not isinstance(days, list) or not days:
+            raise ValueError(f"Restriction {i}: days must be a non-empty list of mon..sun.")
+        norm_days = []
+        for day in days:
+            key = str(day).strip().lower()[:3]
+            if key not in WEEKDAYS:
+                raise ValueError(f"Restriction {i}: unknown day {day!r}; use mon, tue, wed, thu, fri, sat, sun.")
+            if key not in norm_days:
+                norm_days.append(key)
+        start = minutes_of_day(item.get("start", "00:00"), f"Restriction {i}: start")
+        end = minutes_of_day(item.get("end", "24:00"), f"Restriction {i}: end")
+        if start == 1440:
+            raise ValueError(f"Restriction {i}: start must be before 24:00.")
+        norm_days.sort(key=WEEKDAYS.index)
+        clean.append({"days": norm_days, "start": _fmt_minutes(start), "end": _fmt_minutes(end)})
+    return clean
+
+
+_TEXT_LINE = re.compile(r"^\s*(?P<days>[a-z,\- ]+?)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$", re.I)
+
+
+def parse_restrictions_text(text: str) -> list[dict]:
+    """The form's format: one window per line, e.g. `mon-fri 09:00-17:00` or `sat,sun 00:00-24:00`."""
+    items = []
+    for n, line in enumerate(text.replace(";", "\n").splitlines(), 1):
+        if not line.strip():
+            continue
+        match = _TEXT_LINE.match(line)
+        if not match:
+            raise ValueError(f"Line {n} ({line.strip()!r}): write days then times, e.g. 'mon-fri 09:00-17:00'.")
+        days: list[str] = []
+        for part in match["days"].replace(" ", "").lower().split(","):
+            if "-" in part:
+                first, _, last = part.partition("-")
+                if first[:3] not in WEEKDAYS or last[:3] not in WEEKDAYS:
+                    raise ValueError(f"Line {n}: unknown day range {part!r}; use e.g. mon-fri.")
+                a, b = WEEKDAYS.index(first[:3]), WEEKDAYS.index(last[:3])
+                days.extend(WEEKDAYS[(a + i) % 7] for i in range((b - a) % 7 + 1))
+            else:
+                days.append(part)
+        items.append({"days": days, "start": match["start"], "end": match["end"]})
+    return parse_restrictions(items) if items else []
+
+
+def restrictions_text(restrictions: list[dict]) -> str:
+    """Restrictions in the form's text format (the inverse of `parse_restrictions_text`)."""
+    return "\n".join(f"{','.join(r['days'])} {r['start']}-{r['end']}" for r in restrictions or [])
+
+
+def _fmt_minutes(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"

@@ -1,0 +1,81 @@
+"""Overrides on a schedule's page: the form, add, remove, and one shift's panel ("take this shift")."""
+
+from zoneinfo import ZoneInfo
+
+from flask import abort, flash, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from openduty import oncall, overrides
+from openduty import validation as v
+from openduty.errors import ValidationError
+from openduty.extensions import db
+from openduty.models import Schedule, ScheduleOverride
+from openduty.views import render
+from openduty.views.schedules import bp
+from openduty.views.schedules.pages import detail_context, detail_error
+
+
+@bp.get("/<int:schedule_id>/overrides/new")
+def new_override(schedule_id: int):
+    """The override form, with start and end pre-filled from the day (or range) clicked."""
+    schedule = db.get_or_404(Schedule, schedule_id)
+    ctx = detail_context(schedule)
+    ctx["values"] = {
+        "start": request.args.get("start", ""),
+        "end": request.args.get("end", ""),
+        "user_id": request.args.get("user_id", str(current_user.id)),
+    }
+    return render("schedules/override_form.html", block="override_form", **ctx)
+
+
+@bp.post("/<int:schedule_id>/overrides")
+def add_override(schedule_id: int):
+    schedule = db.get_or_404(Schedule, schedule_id)
+    values = request.form.to_dict()
+    try:
+        clean = overrides.clean_override(values, schedule, local_input=True)
+    except ValidationError as exc:
+        return detail_error(schedule, exc, values)
+    if not overrides.can_add_override(current_user, schedule, clean["user_id"], clean["start"], clean["end"]):
+        abort(403, overrides.OVERRIDE_FORBIDDEN)
+    override = overrides.add_override(schedule, clean, current_user)
+    overlap = overrides.overlap_message(override, overrides.overlapping_overrides(override))
+    db.session.commit()
+    tz = ZoneInfo(schedule.time_zone)
+    start = override.start.astimezone(tz)
+    end = override.end.astimezone(tz)
+    flash(f"{override.user.name} is on call from {start:%a %d %b %H:%M} to {end:%a %d %b %H:%M}.")
+    if overlap:
+        flash(overlap, "warning")
+    return redirect(url_for("schedules.detail", schedule_id=schedule.id, date=start.date().isoformat()))
+
+
+@bp.post("/<int:schedule_id>/overrides/<int:override_id>/delete")
+def delete_override(schedule_id: int, override_id: int):
+    schedule = db.get_or_404(Schedule, schedule_id)
+    override = db.first_or_404(select(ScheduleOverride).filter_by(id=override_id, schedule_id=schedule.id))
+    if not overrides.can_delete_override(current_user, override):
+        abort(403)
+    db.session.delete(override)
+    db.session.commit()
+    flash("Override removed.")
+    return redirect(url_for("schedules.detail", schedule_id=schedule.id))
+
+
+@bp.get("/<int:schedule_id>/shift")
+def shift(schedule_id: int):
+    """One final shift, with "take this shift" or "cover for me"."""
+    schedule = db.get_or_404(Schedule, schedule_id)
+    try:
+        at = v.aware_datetime(request.args.get("at", ""), label="at")
+    except v.FieldError:
+        abort(400, "Pick a shift on the calendar.")
+    found = oncall.current_shift(schedule, at)
+    ctx = detail_context(schedule)
+    ctx.update(
+        shift=found,
+        shift_users=list(oncall.users_by_id(found.user_ids).values()),
+        mine=current_user.id in found.user_ids,
+    )
+    return render("schedules/shift.html", block="shift_panel", **ctx)

@@ -1,0 +1,158 @@
+"""Schedules pages: the list, a schedule's page (calendar and side panels), its settings, and the
+calendar-links action; `detail_context` is what every schedule page renders with."""
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from flask import flash, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from openduty import clock, ical, oncall, overrides, schedules
+from openduty.errors import ApiError, ValidationError
+from openduty.extensions import db
+from openduty.models import Schedule, ScheduleOverride, User
+from openduty.models.schedule import SHIFT_UNITS
+from openduty.views import local_url, render
+from openduty.views.schedules import bp
+from openduty.views.schedules.grid import calendar_view, colour, parse_day
+
+
+def detail_context(schedule: Schedule, errors: dict | None = None, values: dict | None = None) -> dict:
+    """Everything schedules/detail.html (and its blocks) shows, computed here, not while rendering."""
+    tz = ZoneInfo(schedule.time_zone)
+    view = request.args.get("view", "month")
+    view = view if view in ("month", "week") else "month"
+    now = clock.now()
+    recent = db.session.scalars(
+        select(ScheduleOverride)
+        .where(ScheduleOverride.schedule_id == schedule.id, ScheduleOverride.end > now - timedelta(days=7))
+        .order_by(ScheduleOverride.start, ScheduleOverride.id)
+    ).all()
+    overlaps = {}
+    for o in recent:
+        others = [x for x in recent if x.id != o.id and x.start < o.end and x.end > o.start]
+        overlaps[o.id] = overrides.overlap_message(o, others)
+    return {
+        "schedule": schedule,
+        "cal": calendar_view(schedule, view, parse_day(request.args.get("date"), tz)),
+        "overrides": recent,
+        "overlaps": overlaps,
+        "users": db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all(),
+        "on_call": oncall.current_shift(schedule, now),
+        "on_call_users": oncall.who_is_on_call(schedule, now),
+        "gaps": [oncall.gap_warnings(schedule)],
+        "policies": schedules.policies_using(schedule),
+        "errors": errors or {},
+        "values": values or {},
+        # A layer edit or move that failed: which layer's form to reopen, its errors and input.
+        "editing": None,
+        "layer_errors": {},
+        "layer_values": {},
+        "notice": None,
+        "units": SHIFT_UNITS,
+        "restrictions_text": schedules.restrictions_text,
+        "layer_rrules": oncall.layer_rrules,
+        "colour": colour,
+        "local": lambda dt: dt.astimezone(tz),
+        "timedelta_day": timedelta(days=1),
+        "feed": ical.schedule_ical_url(schedule, current_user),
+        # iCal source URLs (often with a private token) in full for admins, masked for members.
+        "source_url": lambda layer: layer.shown_ical_url(current_user),
+        "source_error": lambda layer: layer.shown_ical_error(current_user),
+        "webcal": ical.webcal,
+    }
+
+
+# --- Pages -------------------------------------------------------------------------------------
+
+
+@bp.get("")
+def index():
+    rows = _index_rows()
+    return render("schedules/index.html", rows=rows, errors={}, values={}, zones=_common_zones())
+
+
+def _index_rows() -> list[tuple]:
+    now = clock.now()
+    return [
+        (s, oncall.current_shift(s, now), oncall.who_is_on_call(s, now), oncall.gap_warnings(s))
+        for s in db.session.scalars(select(Schedule).order_by(Schedule.name))
+    ]
+
+
+def _common_zones() -> list[str]:
+    return ["UTC", "Europe/London", "Europe/Berlin", "Europe/Budapest", "America/New_York", "America/Chicago",
+            "America/Los_Angeles", "Asia/Tokyo", "Australia/Sydney"]  # fmt: skip
+
+
+@bp.post("")
+def create():
+    values = request.form.to_dict()
+    try:
+        clean = schedules.clean_schedule(values)
+    except ValidationError as exc:
+        return render(
+            "schedules/index.html", rows=_index_rows(), errors=exc.fields, values=values,
+            zones=_common_zones(), status=422,
+        )  # fmt: skip
+    schedule = Schedule(**clean)
+    db.session.add(schedule)
+    db.session.commit()
+    flash(f"Schedule {schedule.name} created. Add a layer to put people on call.")
+    return redirect(url_for("schedules.detail", schedule_id=schedule.id))
+
+
+@bp.get("/<int:schedule_id>")
+def detail(schedule_id: int):
+    schedule = db.get_or_404(Schedule, schedule_id)
+    return render("schedules/detail.html", block="calendar", **detail_context(schedule))
+
+
+def detail_error(schedule: Schedule, exc: ValidationError, values: dict):
+    """A form that did not validate: 422, the page with the errors flashed and the input kept, nothing saved."""
+    db.session.rollback()
+    schedule = db.get_or_404(Schedule, schedule.id)
+    for field, message in exc.fields.items():
+        flash(f"{field.replace('_', ' ').capitalize()}: {message}", "error")
+    return render("schedules/detail.html", status=422, **detail_context(schedule, exc.fields, values))
+
+
+@bp.post("/<int:schedule_id>/edit")
+def edit(schedule_id: int):
+    schedule = db.get_or_404(Schedule, schedule_id)
+    values = request.form.to_dict()
+    try:
+        clean = schedules.clean_schedule(values, schedule)
+    except ValidationError as exc:
+        return detail_error(schedule, exc, values)
+    for key, value in clean.items():
+        setattr(schedule, key, value)
+    db.session.commit()
+    flash("Schedule saved.")
+    return redirect(url_for("schedules.detail", schedule_id=schedule.id))
+
+
+@bp.post("/<int:schedule_id>/delete")
+def delete(schedule_id: int):
+    schedule = db.get_or_404(Schedule, schedule_id)
+    try:
+        schedules.delete_schedule(schedule)
+    except ApiError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("schedules.detail", schedule_id=schedule.id))
+    db.session.commit()
+    flash(f"Schedule {schedule.name} deleted.")
+    return redirect(url_for("schedules.index"))
+
+
+# --- Calendar token (the profile's feed links) ------------------------------------------------
+
+
+@bp.post("/calendar-token")
+def regenerate_calendar_token():
+    """Revoke the current calendar token and issue a new one (old feed links stop working)."""
+    current_user.regenerate_calendar_token()
+    db.session.commit()
+    flash("New calendar links issued; the old ones no longer work. Re-subscribe with the new link.")
+    return redirect(local_url(request.form.get("next"), url_for("schedules.index")))
