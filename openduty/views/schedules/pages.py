@@ -13,7 +13,7 @@ from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import Schedule, ScheduleOverride, User
 from openduty.models.schedule import SHIFT_UNITS
-from openduty.views import local_url, render
+from openduty.views import render, safe_next
 from openduty.views.schedules import bp
 from openduty.views.schedules.grid import calendar_view, colour, parse_day
 
@@ -155,4 +155,4 @@ def regenerate_calendar_token():
     current_user.regenerate_calendar_token()
     db.session.commit()
     flash("New calendar links issued; the old ones no longer work. Re-subscribe with the new link.")
-    return redirect(local_url(request.form.get("next"), url_for("schedules.index")))
+    return redirect(safe_next(url_for("schedules.index")))
