@@ -129,6 +129,24 @@ class Config:
     # The incident console refreshes every this many seconds (the navigation count 3x less often).
     INCIDENTS_POLL_SECONDS = float(os.environ.get("INCIDENTS_POLL_SECONDS") or 5)
 
+    # Directory logins (docs/deployment.md). LDAP_URL unset: no directory, local accounts only.
+    # Searches bind as LDAP_BIND_DN (empty: anonymous); a login (username or email) is found with
+    # LDAP_USER_FILTER under LDAP_USER_BASE ({username} is replaced by the escaped value), then bound
+    # with its own password. Members of the LDAP_ADMIN_GROUP group (a DN) are admins.
+    LDAP_URL = os.environ.get("LDAP_URL") or None
+    LDAP_START_TLS = os.environ.get("LDAP_START_TLS", "0") == "1"
+    LDAP_CA_FILE = os.environ.get("LDAP_CA_FILE") or None
+    LDAP_BIND_DN = os.environ.get("LDAP_BIND_DN") or None
+    LDAP_BIND_PASSWORD = os.environ.get("LDAP_BIND_PASSWORD") or None
+    LDAP_USER_BASE = os.environ.get("LDAP_USER_BASE", "")
+    LDAP_USER_FILTER = os.environ.get("LDAP_USER_FILTER", "(uid={username})")
+    LDAP_ATTR_EMAIL = os.environ.get("LDAP_ATTR_EMAIL", "mail")
+    LDAP_ATTR_NAME = os.environ.get("LDAP_ATTR_NAME", "cn")
+    LDAP_ADMIN_GROUP = os.environ.get("LDAP_ADMIN_GROUP") or None
+    LDAP_TIMEOUT_SECONDS = _env_int("LDAP_TIMEOUT_SECONDS", 5)
+    # `sync` runs this often when a directory is set (0: only `flask openduty ldap-sync`).
+    LDAP_SYNC_MINUTES = _env_int("LDAP_SYNC_MINUTES", 60)
+
     # Worker: the RQ queue names, highest priority first.
     RQ_QUEUES = ["high", "default", "low"]
 

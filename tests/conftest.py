@@ -38,6 +38,7 @@ pytest_plugins = [
     "tests.plugins.escalation",
     "tests.plugins.schedules",
     "tests.plugins.processes",
+    "tests.plugins.directory",
 ]
 
 

@@ -48,6 +48,8 @@ class User(UserMixin, db.Model):
     # None: the user can be paged but cannot log in until a password is set.
     password_hash: Mapped[str | None] = mapped_column(String(255))
     auth_source: Mapped[str] = mapped_column(String(16), default="local")  # local | ldap
+    # A directory user's entry (its DN): how logins and sync find them again when their email changes.
+    directory_dn: Mapped[str | None] = mapped_column(String(1000), unique=True)
     # Made with the user (and filled for older users by a migration), so showing a feed link never
     # writes; only the explicit "revoke and issue new links" POST changes it.
     calendar_token: Mapped[str | None] = mapped_column(String(64), unique=True, default=new_calendar_token)

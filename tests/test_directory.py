@@ -1,0 +1,124 @@
+"""Directory logins and sync against a real OpenLDAP server (tests/ldap_server.py)."""
+
+import pytest
+from sqlalchemy import func, select
+
+from openduty import directory
+from openduty.extensions import db
+from openduty.models import ApiToken, User
+from tests import factories
+from tests.ldap_server import ADMINS, person_dn
+
+
+def _users() -> int:
+    return db.session.scalar(select(func.count()).select_from(User))
+
+
+@pytest.mark.parametrize("login", ["alice", "alice@example.org", " ALICE@example.org "])
+def test_a_person_is_found_by_username_or_email(ldap_on, login):
+    person = directory.authenticate(login, "alice-pass")
+    assert person.dn == person_dn("alice")
+    assert (person.email, person.name, person.is_admin) == ("alice@example.org", "Alice Liddell", True)
+    assert directory.authenticate("bob", "bob-pass").is_admin is False
+
+
+@pytest.mark.parametrize(
+    "login, password",
+    [
+        ("alice", "wrong"),
+        ("alice", ""),  # an empty password would be an anonymous bind, which LDAP lets through
+        ("nobody", "x"),
+        ("*", "alice-pass"),
+        ("*)(uid=*", "alice-pass"),  # filter injection: searched for as text
+        ("alice)(|(uid=*", "alice-pass"),
+        ("", "alice-pass"),
+    ],
+)
+def test_wrong_logins_are_refused_with_one_message(ldap_on, login, password):
+    with pytest.raises(directory.LoginRefused, match="Wrong username or password."):
+        directory.authenticate(login, password)
+
+
+def test_an_entry_without_email_is_refused_saying_why(ldap_on):
+    with pytest.raises(directory.LoginRefused, match="no email address"):
+        directory.authenticate("carol", "carol-pass")
+
+
+def test_a_stopped_directory_is_down_not_wrong(ldap_on, slapd):
+    slapd.stop()
+    with pytest.raises(directory.DirectoryDown, match="not answering"):
+        directory.authenticate("alice", "alice-pass")
+
+
+def test_a_refused_service_account_is_down(app, ldap_on):
+    app.config["LDAP_BIND_PASSWORD"] = "not-the-password"
+    with pytest.raises(directory.DirectoryDown, match="service account"):
+        directory.authenticate("alice", "alice-pass")
+
+
+def test_first_login_creates_the_user_with_an_email_contact_method_and_later_ones_refresh_it(ldap_on):
+    user = directory.mirror(directory.authenticate("alice", "alice-pass"))
+    db.session.commit()
+    assert (user.email, user.name, user.is_admin, user.auth_source) == (
+        "alice@example.org",
+        "Alice Liddell",
+        True,
+        "ldap",
+    )
+    assert user.password_hash is None
+    assert [(m.kind, m.address) for m in user.contact_methods] == [("email", "alice@example.org")]
+
+    with ldap_on.admin() as conn:
+        conn.modify(person_dn("alice"), {"cn": [("MODIFY_REPLACE", ["Alice Kingsleigh"])]})
+        conn.modify(ADMINS, {"member": [("MODIFY_DELETE", [person_dn("alice")])]})
+    try:
+        again = directory.mirror(directory.authenticate("alice", "alice-pass"))
+        db.session.commit()
+        assert again.id == user.id and _users() == 1
+        assert (again.name, again.is_admin) == ("Alice Kingsleigh", False)
+    finally:
+        with ldap_on.admin() as conn:
+            conn.modify(person_dn("alice"), {"cn": [("MODIFY_REPLACE", ["Alice Liddell"])]})
+            conn.modify(ADMINS, {"member": [("MODIFY_ADD", [person_dn("alice")])]})
+
+
+def test_a_local_account_with_a_password_is_never_taken_over(ldap_on):
+    factories.make_user(email="bob@example.org", name="Local Bob")
+    with pytest.raises(directory.LoginRefused, match="local account"):
+        directory.mirror(directory.authenticate("bob", "bob-pass"))
+
+
+def test_a_paged_only_local_user_becomes_the_directory_account(ldap_on):
+    local = factories.make_user(email="bob@example.org", name="Bob", password=None)
+    user = directory.mirror(directory.authenticate("bob", "bob-pass"))
+    assert user.id == local.id and user.auth_source == "ldap" and user.directory_dn == person_dn("bob")
+
+
+def test_sync_refreshes_and_deactivates_who_left(ldap_on):
+    alice = directory.mirror(directory.authenticate("alice", "alice-pass"))
+    dave = directory.mirror(directory.authenticate("dave", "dave-pass"))
+    _, token = ApiToken.issue(dave, "cron")
+    dave_generation = dave.session_generation
+    db.session.commit()
+    with ldap_on.admin() as conn:
+        conn.modify_dn(person_dn("dave"), "uid=dave-gone")
+    try:
+        counts = directory.sync()
+        db.session.commit()
+    finally:
+        with ldap_on.admin() as conn:
+            conn.modify_dn(f"uid=dave-gone,{person_dn('dave').split(',', 1)[1]}", "uid=dave")
+    assert counts == {"refreshed": 0, "unchanged": 1, "deactivated": 1, "failed": 0}
+    assert alice.active and not dave.active
+    assert dave.session_generation > dave_generation
+    assert ApiToken.authenticate(token) is None
+
+
+def test_sync_with_the_directory_down_changes_nothing(ldap_on, slapd):
+    user = directory.mirror(directory.authenticate("alice", "alice-pass"))
+    db.session.commit()
+    slapd.stop()
+    with pytest.raises(directory.DirectoryDown):
+        directory.sync()
+    db.session.rollback()
+    assert db.session.get(User, user.id).active
