@@ -16,6 +16,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
+from openduty import directory
 from openduty.extensions import db, login_manager, redis
 from openduty.models import User
 from openduty.views import render, safe_next
@@ -50,6 +51,12 @@ _DUMMY_HASH = generate_password_hash("not a real password")
 # passwords are set with at most validation's 200 characters).
 MAX_EMAIL_LENGTH = 254
 MAX_PASSWORD_LENGTH = 200
+
+WRONG = "Wrong email or password."
+DIRECTORY_DOWN = (
+    "The directory (LDAP) is not answering, so directory accounts cannot log in just now. "
+    "Try again in a few minutes; local accounts still work."
+)
 
 
 class LoginForm(FlaskForm):
@@ -97,6 +104,33 @@ def _password_matches(user: User | None, password: str) -> bool:
     return usable and matches
 
 
+def _authenticate(login: str, password: str) -> tuple[User | None, str, int]:
+    """The user whose login this is, else why not and the status to answer.
+
+    A local account with a password logs in locally, directory or not (so an admin can always get in);
+    with a directory (LDAP_URL) everyone else is asked of the directory, by username or email.
+    """
+    user = User.by_email(login)
+    if user is not None and user.auth_source == "local" and user.password_hash:
+        return (user, "", 200) if _password_matches(user, password) else (None, WRONG, 401)
+    if not directory.enabled():
+        _password_matches(user, password)  # the same time as a wrong password
+        return None, WRONG, 401
+    try:
+        user = directory.mirror(directory.authenticate(login, password))
+    except directory.LoginRefused as exc:
+        db.session.rollback()
+        return None, str(exc), 401
+    except directory.DirectoryDown:
+        db.session.rollback()
+        return None, DIRECTORY_DOWN, 503
+    if not user.active:
+        db.session.rollback()
+        return None, "This account is deactivated: ask an admin to reactivate it.", 403
+    db.session.commit()
+    return user, "", 200
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
@@ -106,21 +140,27 @@ def login():
         email, password = form.email.data, form.password.data
         if len(email) > MAX_EMAIL_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
             error = f"Email addresses have at most {MAX_EMAIL_LENGTH} characters, passwords {MAX_PASSWORD_LENGTH}."
-            return render("auth/login.html", form=form, error=error, status=400)
+            return _page(form, error, 400)
         wait = _seconds_locked_out(email)
         if wait:
             minutes = max(1, (wait + 59) // 60)
             message = f"Too many failed logins. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
-            response = render("auth/login.html", form=form, error=message, status=429)
+            response = _page(form, message, 429)
             response.headers["Retry-After"] = str(wait)
             return response
-        user = User.by_email(email)
-        if not _password_matches(user, password):
-            _record_failure(email)
-            return render("auth/login.html", form=form, error="Wrong email or password.", status=401)
+        user, error, status = _authenticate(email, password)
+        if user is None:
+            if status == 401:
+                _record_failure(email)
+            return _page(form, error, status)
         login_user(user)
         return redirect(safe_next(url_for("home.index")))
-    return render("auth/login.html", form=form, status=400 if form.errors else 200)
+    return _page(form, status=400 if form.errors else 200)
+
+
+def _page(form: LoginForm, error: str | None = None, status: int = 200):
+    """The login page; with a directory it asks for a username or an email."""
+    return render("auth/login.html", form=form, error=error, status=status, directory_logins=directory.enabled())
 
 
 @bp.post("/logout")
