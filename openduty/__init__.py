@@ -106,10 +106,11 @@ def create_app(config_class=None) -> Flask:
     csrf.init_app(app)
     redis.init_app(app)
 
-    from openduty import errors, views
+    from openduty import errors
     from openduty.cli import cli
+    from openduty.views import blueprints
 
-    views.register(app)
+    blueprints.register(app)
     errors.register(app)
     app.cli.add_command(cli)
     return app

@@ -8,6 +8,8 @@ leaves the commit to the caller (the view owns the transaction).
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import func, select
+
 from openduty import validation
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
@@ -200,3 +202,8 @@ def issue_token(user: User, data: Mapping[str, Any]) -> tuple[ApiToken, str]:
 def revoke_token(token: ApiToken) -> None:
     db.session.delete(token)
     db.session.flush()
+
+
+def active_users() -> list[User]:
+    """Active users by name: who may be paged, chosen as a target or assigned an incident."""
+    return list(db.session.scalars(select(User).where(User.active).order_by(func.lower(User.name))))

@@ -1,9 +1,16 @@
-"""Blueprints, one per area, and the rendering helper they share."""
+"""Helpers every blueprint shares: rendering (page or htmx fragment) and safe redirects.
+
+The blueprints themselves are registered by openduty.views.blueprints.
+"""
 
 from urllib.parse import urlsplit
 
-from flask import Flask, make_response, render_template, request
+from flask import make_response, render_template, request
+from flask_login import current_user
 from jinja2_fragments.flask import render_block
+
+from openduty.extensions import db
+from openduty.incidents import open_count
 
 
 def is_htmx() -> bool:
@@ -34,37 +41,28 @@ def safe_next(default: str) -> str:
     return local_url(request.form.get("next") or request.args.get("next"), default)
 
 
+def get_or_404(model, object_id: int, label: str | None = None):
+    """The row, or a 404 saying "No <label> with id N." (JSON on API paths: openduty.errors)."""
+    return db.get_or_404(model, object_id, description=f"No {label or model.__name__.lower()} with id {object_id}.")
+
+
+def _is_page(template: str) -> bool:
+    """A full page (extends base.html); partials are named `_*.html`."""
+    return not template.rsplit("/", 1)[-1].startswith("_")
+
+
 def render(template: str, block: str | None = None, status: int = 200, **context):
-    """Render the full page, or only `block` of the same template when htmx asks for it."""
+    """Render the full page, or only `block` of the same template when htmx asks for it.
+
+    A full page for a logged-in user also gets what the navigation shows (the open-incident
+    count), so that nothing queries while the template renders.
+    """
     if block and is_htmx():
         body = render_block(template, block, **context)
     else:
+        if _is_page(template) and current_user.is_authenticated:
+            context.setdefault("open_incident_count", open_count())
         body = render_template(template, **context)
     response = make_response(body, status)
     response.vary.add("HX-Request")
     return response
-
-
-def register(app: Flask) -> None:
-    from openduty.views import (
-        ack,
-        api,
-        auth,
-        calendar,
-        events,
-        health,
-        home,
-        incidents,
-        policies,
-        schedules,
-        services,
-        users,
-    )
-
-    for module in (auth, health, home, api, users, services, incidents, policies, schedules, events, calendar, ack):
-        app.register_blueprint(module.bp)
-
-    @app.context_processor
-    def navigation():
-        # The navigation links only to areas that exist.
-        return {"nav_endpoints": app.view_functions}

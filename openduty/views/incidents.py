@@ -10,7 +10,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from openduty import incidents as domain
-from openduty import validation
+from openduty import users, validation
 from openduty.extensions import db
 from openduty.models import Service
 from openduty.views import is_htmx, render, safe_next
@@ -38,9 +38,9 @@ def poll_ms() -> int:
 
 
 @bp.app_context_processor
-def open_incident_count():
-    # Lazy: only pages that show the navigation run the count.
-    return {"open_incident_count": domain.open_count, "incidents_count_poll_ms": lambda: poll_ms() * COUNT_POLL_FACTOR}
+def count_poll_interval():
+    # How often the navigation's badge polls (no query: views.render passes the count itself).
+    return {"incidents_count_poll_ms": lambda: poll_ms() * COUNT_POLL_FACTOR}
 
 
 def _filters():
@@ -138,7 +138,9 @@ def _done(back: str, message: str, category: str = "message", changed: bool = Tr
 @bp.get("/<int:incident_id>")
 def show(incident_id: int):
     incident = domain.get_incident_or_404(incident_id)
-    return render("incidents/show.html", block="timeline" if is_htmx() else None, incident=incident)
+    if is_htmx():
+        return render("incidents/show.html", block="timeline", incident=incident)
+    return render("incidents/show.html", incident=incident, reassign_choices=users.active_users())
 
 
 def _act(incident_id: int, action: str):
@@ -170,7 +172,13 @@ def add_note(incident_id: int):
     try:
         note = validation.text(request.form.get("note"), max_length=5000, label="Note")
     except validation.FieldError as exc:
-        return render("incidents/show.html", incident=incident, note_error=str(exc), status=422)
+        return render(
+            "incidents/show.html",
+            incident=incident,
+            note_error=str(exc),
+            status=422,
+            reassign_choices=users.active_users(),
+        )
     incident.add_note(note, by=current_user, channel="web")
     db.session.commit()
     flash("Note added.")

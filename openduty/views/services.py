@@ -1,32 +1,25 @@
 """Services pages: list, detail with integrations (keys, URLs, config snippets), create / edit.
 
-Anyone logged in can look; only admins change things. Field validation is shared with the API
-(`views.api.services.clean_service`).
+Anyone logged in can look; only admins change things. The rules are openduty.services, shared
+with the API.
 """
 
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from openduty import clock, oncall
+from openduty import clock, escalation, oncall
+from openduty import services as domain
 from openduty.errors import ValidationError
 from openduty.extensions import db
-from openduty.models import EscalationPolicy, Incident, Integration, Service
+from openduty.models import EscalationPolicy, Integration, Service
 from openduty.models.service import INTEGRATION_KIND_LABELS
-from openduty.views import render
-from openduty.views.api.services import clean_integration, clean_service, integration_url
+from openduty.views import get_or_404, render
 
 bp = Blueprint("services", __name__, url_prefix="/services")
-
-
-def _service_or_404(service_id: int) -> Service:
-    service = db.session.get(Service, service_id)
-    if service is None:
-        abort(404, f"No service with id {service_id}.")
-    return service
 
 
 def _zone() -> str:
@@ -36,26 +29,23 @@ def _zone() -> str:
 @bp.get("")
 def index():
     services = db.session.scalars(select(Service).order_by(Service.name)).all()
-    open_counts = dict(
-        db.session.execute(
-            select(Incident.service_id, func.count()).where(Incident.status != "resolved").group_by(Incident.service_id)
-        ).all()
-    )
-    return render("services/index.html", services=services, open_counts=open_counts)
+    return render("services/index.html", services=services, open_counts=domain.open_counts())
 
 
 @bp.get("/<int:service_id>")
 def show(service_id: int):
-    service = _service_or_404(service_id)
+    service = get_or_404(Service, service_id)
+    policy = service.escalation_policy
     return render(
         "services/show.html",
         service=service,
         gaps=oncall.policy_gap_warnings(service.escalation_policy),
         kinds=INTEGRATION_KIND_LABELS,
         # Keys (and URLs holding them) in full for admins, masked for members.
-        url_of=lambda integration: integration_url(integration, current_user),
+        url_of=lambda integration: domain.integration_url(integration, current_user),
         key_of=lambda integration: integration.shown_key(current_user),
         base_url=current_app.config["BASE_URL"].rstrip("/"),
+        plan=escalation.preview(policy, clock.now()) if policy else None,
     )
 
 
@@ -94,15 +84,9 @@ def _values_of(service: Service) -> dict:
 def _save(service: Service | None):
     values = _form_data()
     try:
-        clean = clean_service(values, service, local_zone=_zone())
+        service = domain.save_service(service, values, local_zone=_zone())
     except ValidationError as exc:
         return _render_form(service, values, exc.fields, status=422)
-    if service is None:
-        service = Service(**clean)
-        db.session.add(service)
-    else:
-        for name, value in clean.items():
-            setattr(service, name, value)
     db.session.commit()
     flash(f"Service {service.name} saved.")
     return redirect(url_for("services.show", service_id=service.id))
@@ -117,7 +101,7 @@ def create():
 
 @bp.route("/<int:service_id>/edit", methods=["GET", "POST"])
 def edit(service_id: int):
-    service = _service_or_404(service_id)
+    service = get_or_404(Service, service_id)
     if request.method == "POST":
         return _save(service)
     return _render_form(service, _values_of(service))
@@ -126,7 +110,7 @@ def edit(service_id: int):
 @bp.post("/<int:service_id>/maintenance")
 def maintenance(service_id: int):
     """Quick maintenance: start for `hours` (1-168), or end it with hours=0."""
-    service = _service_or_404(service_id)
+    service = get_or_404(Service, service_id)
     try:
         hours = int(request.form.get("hours", ""))
         if not 0 <= hours <= 168:
@@ -142,7 +126,7 @@ def maintenance(service_id: int):
 
 @bp.post("/<int:service_id>/delete")
 def delete(service_id: int):
-    service = _service_or_404(service_id)
+    service = get_or_404(Service, service_id)
     db.session.delete(service)
     db.session.commit()
     flash(f"Service {service.name} deleted with its integrations and incidents.")
@@ -151,25 +135,24 @@ def delete(service_id: int):
 
 @bp.post("/<int:service_id>/integrations")
 def add_integration(service_id: int):
-    service = _service_or_404(service_id)
+    service = get_or_404(Service, service_id)
     try:
-        clean = clean_integration({"kind": request.form.get("kind"), "name": request.form.get("name", "")})
+        integration = domain.add_integration(
+            service, {"kind": request.form.get("kind"), "name": request.form.get("name", "")}
+        )
     except ValidationError as exc:
         for field, message in exc.fields.items():
             flash(f"{field.capitalize()}: {message}", "error")
         return redirect(url_for("services.show", service_id=service_id))
-    integration = Integration(service=service, **clean)
-    db.session.add(integration)
     db.session.commit()
     flash(f"Integration {integration.name} added; its key and URL are below.")
     return redirect(url_for("services.show", service_id=service_id) + f"#integration-{integration.id}")
 
 
 def _integration_or_404(service_id: int, integration_id: int) -> Integration:
-    integration = db.session.get(Integration, integration_id)
-    if integration is None or integration.service_id != service_id:
-        abort(404, "No such integration.")
-    return integration
+    """The integration if it belongs to the service in the URL; another service's is as unknown."""
+    query = select(Integration).filter_by(id=integration_id, service_id=service_id)
+    return db.one_or_404(query, description="No such integration.")
 
 
 @bp.post("/<int:service_id>/integrations/<int:integration_id>/regenerate")

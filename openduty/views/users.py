@@ -22,7 +22,7 @@ from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import ApiToken, ContactMethod, NotificationRule, User
 from openduty.models.user import CONTACT_KIND_LABELS, CONTACT_KINDS
-from openduty.views import is_htmx, render
+from openduty.views import get_or_404, is_htmx, render
 
 bp = Blueprint("users", __name__)
 
@@ -92,16 +92,9 @@ def _show_errors(form: FlaskForm, exc: ApiError) -> None:
 # --- Access (who may reach each page: openduty.access.RULES) ------------------------------------
 
 
-def _user_or_404(user_id: int) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        abort(404, f"No user with id {user_id}.")
-    return user
-
-
 def _manageable_user(user_id: int) -> User:
     """The user whose profile the current user may change: their own, or anyone's for admins."""
-    user = _user_or_404(user_id)
+    user = get_or_404(User, user_id)
     if not may_manage(current_user, user.id):
         abort(403, "Only admins can change other users' profiles.")
     return user
@@ -139,7 +132,7 @@ def create():
 
 @bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
 def edit(user_id: int):
-    user = _user_or_404(user_id)
+    user = get_or_404(User, user_id)
     form = UserForm(obj=user)
     if form.is_submitted():
         data = dict(form.data)
@@ -162,7 +155,7 @@ def edit(user_id: int):
 
 
 def _set_active(user_id: int, active: bool):
-    user = _user_or_404(user_id)
+    user = get_or_404(User, user_id)
     try:
         users.set_active(user, active, actor=current_user)
     except ApiError as exc:
@@ -225,6 +218,36 @@ def _local_time(moment: datetime) -> str:
 def _changed(response, *events: str):
     response.headers["HX-Trigger"] = ", ".join(events)
     return response
+
+
+def _owned_or_404(model, object_id: int, user: User, description: str):
+    """One of `user`'s contact methods, rules or tokens; another user's is as unknown as none."""
+    return db.one_or_404(select(model).filter_by(id=object_id, user_id=user.id), description=description)
+
+
+def _add(user: User, form: FlaskForm, action, form_block: str, form_name: str, event: str, done):
+    """Submit an add form: errors go next to its fields (422, the form's block re-rendered); once
+    added, htmx gets a fresh form and `event`, a plain POST a redirect flashing `done(added)`."""
+    try:
+        added = action(user, form.data)
+    except ValidationError as exc:
+        db.session.rollback()
+        _show_errors(form, exc)
+        return _profile_page(user, block=form_block, status=422, **{form_name: form})
+    db.session.commit()
+    if is_htmx():
+        return _changed(_profile_page(user, block=form_block), event)
+    flash(done(added))
+    return redirect(_profile_url(user))
+
+
+def _removed(user: User, message: str, *events: str):
+    """After a delete: commit; htmx gets an empty answer and `events`, a plain POST a redirect."""
+    db.session.commit()
+    if is_htmx():
+        return _changed(make_response("", 200), *events)
+    flash(message)
+    return redirect(_profile_url(user))
 
 
 @bp.route("/profile", methods=["GET", "POST"])
@@ -294,34 +317,25 @@ def contact_methods(user_id: int):
 
 @bp.post("/users/<int:user_id>/contact-methods")
 def add_contact_method(user_id: int):
-    user = _manageable_user(user_id)
-    form = ContactMethodForm()
-    try:
-        method = users.add_contact_method(user, form.data)
-    except ValidationError as exc:
-        db.session.rollback()
-        _show_errors(form, exc)
-        return _profile_page(user, block="contact_method_form", status=422, contact_form=form)
-    db.session.commit()
-    if is_htmx():
-        return _changed(_profile_page(user, block="contact_method_form"), CONTACT_METHODS_CHANGED)
-    flash(f"Added {method}.")
-    return redirect(_profile_url(user))
+    return _add(
+        _manageable_user(user_id),
+        ContactMethodForm(),
+        users.add_contact_method,
+        "contact_method_form",
+        "contact_form",
+        CONTACT_METHODS_CHANGED,
+        lambda method: f"Added {method}.",
+    )
 
 
 @bp.post("/users/<int:user_id>/contact-methods/<int:method_id>/delete")
 def delete_contact_method(user_id: int, method_id: int):
     user = _manageable_user(user_id)
-    method = db.session.get(ContactMethod, method_id)
-    if method is None or method.user_id != user.id:
-        abort(404, "No such contact method.")
+    method = _owned_or_404(ContactMethod, method_id, user, "No such contact method.")
     label = str(method)
     users.delete_contact_method(method)
-    db.session.commit()
-    if is_htmx():
-        return _changed(make_response("", 200), CONTACT_METHODS_CHANGED, NOTIFICATION_RULES_CHANGED)
-    flash(f"Removed {label} and its notification rules.")
-    return redirect(_profile_url(user))
+    message = f"Removed {label} and its notification rules."
+    return _removed(user, message, CONTACT_METHODS_CHANGED, NOTIFICATION_RULES_CHANGED)
 
 
 # --- Notification rules ---------------------------------------------------------------------------
@@ -340,32 +354,22 @@ def notification_rule_form(user_id: int):
 @bp.post("/users/<int:user_id>/notification-rules")
 def add_notification_rule(user_id: int):
     user = _manageable_user(user_id)
-    form = _rule_form(user, request.form)
-    try:
-        rule = users.add_notification_rule(user, form.data)
-    except ValidationError as exc:
-        db.session.rollback()
-        _show_errors(form, exc)
-        return _profile_page(user, block="rule_form", status=422, rule_form=form)
-    db.session.commit()
-    if is_htmx():
-        return _changed(_profile_page(user, block="rule_form"), NOTIFICATION_RULES_CHANGED)
-    flash(f"Added a rule: {rule.contact_method} after {rule.delay_minutes} min.")
-    return redirect(_profile_url(user))
+    return _add(
+        user,
+        _rule_form(user, request.form),
+        users.add_notification_rule,
+        "rule_form",
+        "rule_form",
+        NOTIFICATION_RULES_CHANGED,
+        lambda rule: f"Added a rule: {rule.contact_method} after {rule.delay_minutes} min.",
+    )
 
 
 @bp.post("/users/<int:user_id>/notification-rules/<int:rule_id>/delete")
 def delete_notification_rule(user_id: int, rule_id: int):
     user = _manageable_user(user_id)
-    rule = db.session.get(NotificationRule, rule_id)
-    if rule is None or rule.user_id != user.id:
-        abort(404, "No such notification rule.")
-    users.delete_notification_rule(rule)
-    db.session.commit()
-    if is_htmx():
-        return _changed(make_response("", 200), NOTIFICATION_RULES_CHANGED)
-    flash("Removed the notification rule.")
-    return redirect(_profile_url(user))
+    users.delete_notification_rule(_owned_or_404(NotificationRule, rule_id, user, "No such notification rule."))
+    return _removed(user, "Removed the notification rule.", NOTIFICATION_RULES_CHANGED)
 
 
 # --- API tokens -----------------------------------------------------------------------------------
@@ -396,13 +400,7 @@ def create_token():
 @bp.post("/users/<int:user_id>/tokens/<int:token_id>/revoke")
 def revoke_token(user_id: int, token_id: int):
     user = _manageable_user(user_id)
-    token = db.session.get(ApiToken, token_id)
-    if token is None or token.user_id != user.id:
-        abort(404, "No such API token.")
-    name = token.name
+    token = _owned_or_404(ApiToken, token_id, user, "No such API token.")
+    message = f"Revoked the token “{token.name}”."
     users.revoke_token(token)
-    db.session.commit()
-    if is_htmx():
-        return _changed(make_response("", 200), API_TOKENS_CHANGED)
-    flash(f"Revoked the token “{name}”.")
-    return redirect(_profile_url(user))
+    return _removed(user, message, API_TOKENS_CHANGED)

@@ -16,8 +16,9 @@ from werkzeug.exceptions import BadRequest
 
 from openduty import validation
 from openduty.errors import ApiError
-from openduty.extensions import csrf, db
+from openduty.extensions import csrf
 from openduty.models import User
+from openduty.views import get_or_404  # noqa: F401  (the route modules take it from here)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -46,13 +47,6 @@ def json_body(allowed: Iterable[str], *, optional: bool = False) -> dict[str, An
         raise ApiError(400, "The body must be a JSON object.")
     validation.refuse_unknown(body, allowed)
     return body
-
-
-def get_or_404(model, object_id: int, label: str | None = None):
-    obj = db.session.get(model, object_id)
-    if obj is None:
-        raise ApiError(404, f"No {label or model.__name__.lower()} with id {object_id}.")
-    return obj
 
 
 def iso(value) -> str | None:

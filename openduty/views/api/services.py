@@ -1,22 +1,17 @@
 """Services API routes (and their integrations), registered on the api blueprint.
 
-`clean_service()` is the one validation of a service's fields; the services pages use it too.
+The rules (validation, changes) are openduty.services, shared with the services pages.
 """
 
 from typing import Any
 
-from flask import current_app, jsonify, url_for
-from sqlalchemy import func, select
+from flask import jsonify, url_for
+from sqlalchemy import select
 
-from openduty import validation
+from openduty import services as domain
 from openduty.extensions import db
-from openduty.models import EscalationPolicy, Integration, Service
-from openduty.models.service import INTEGRATION_KINDS
+from openduty.models import Integration, Service
 from openduty.views.api import api_user, bp, created, get_or_404, iso, json_body
-
-SERVICE_FIELDS = ("name", "description", "escalation_policy_id", "ack_timeout_minutes", "maintenance_until", "disabled")
-INTEGRATION_FIELDS = ("kind", "name")
-MAX_ACK_TIMEOUT_MINUTES = 7 * 24 * 60
 
 
 def integration_json(integration: Integration) -> dict[str, Any]:
@@ -27,14 +22,9 @@ def integration_json(integration: Integration) -> dict[str, Any]:
         "kind": integration.kind,
         "name": integration.name,
         "key": integration.shown_key(viewer),
-        "url": integration_url(integration, viewer),
+        "url": domain.integration_url(integration, viewer),
         "created_at": iso(integration.created_at),
     }
-
-
-def integration_url(integration: Integration, viewer) -> str:
-    """Where the integration's events go, with the key in it as `viewer` may see it."""
-    return current_app.config["BASE_URL"].rstrip("/") + integration.shown_path(viewer)
 
 
 def service_json(service: Service) -> dict[str, Any]:
@@ -51,66 +41,6 @@ def service_json(service: Service) -> dict[str, Any]:
     }
 
 
-def _optional(value: Any, check):
-    return None if value in (None, "") else check(value)
-
-
-def _policy_id(value: Any) -> int:
-    policy_id = validation.object_id(value, label="The escalation policy id")
-    if db.session.get(EscalationPolicy, policy_id) is None:
-        raise validation.FieldError(f"No escalation policy with id {policy_id}.")
-    return policy_id
-
-
-def _unique_name(value: Any, service: Service | None) -> str:
-    name = validation.text(value, max_length=200, label="Name")
-    clash = db.session.scalar(select(Service.id).where(func.lower(Service.name) == func.lower(name)))
-    if clash is not None and (service is None or clash != service.id):
-        raise validation.FieldError("Another service already has this name.")
-    return name
-
-
-def clean_service(data: dict[str, Any], service: Service | None = None, local_zone: str | None = None) -> dict:
-    """Validate the service fields present in `data` (all required ones when creating).
-
-    Returns the clean values; raises ValidationError naming every bad field. `local_zone` reads a
-    maintenance time without an offset (a datetime-local form field) in that zone.
-    """
-    validation.refuse_unknown(data, SERVICE_FIELDS)
-    checks = {
-        "name": lambda: _unique_name(data.get("name"), service),
-        "description": lambda: validation.text(data.get("description"), max_length=2000, required=False),
-        "escalation_policy_id": lambda: _optional(data.get("escalation_policy_id"), _policy_id),
-        "ack_timeout_minutes": lambda: _optional(
-            data.get("ack_timeout_minutes"),
-            lambda v: validation.integer(v, minimum=1, maximum=MAX_ACK_TIMEOUT_MINUTES, label="Ack timeout"),
-        ),
-        "maintenance_until": lambda: _optional(
-            data.get("maintenance_until"),
-            lambda v: validation.aware_datetime(v, label="Maintenance end", local_zone=local_zone),
-        ),
-        "disabled": lambda: validation.boolean(data.get("disabled", False), "Disabled"),
-    }
-    if service is not None:  # an update changes only what it names
-        checks = {name: check for name, check in checks.items() if name in data}
-    return validation.collect(checks)
-
-
-def clean_integration(data: dict[str, Any]) -> dict:
-    validation.refuse_unknown(data, INTEGRATION_FIELDS)
-
-    def kind():
-        if data.get("kind") not in INTEGRATION_KINDS:
-            raise validation.FieldError(f"Use one of {', '.join(INTEGRATION_KINDS)}.")
-        return data["kind"]
-
-    clean = validation.collect(
-        {"kind": kind, "name": lambda: validation.text(data.get("name"), max_length=200, required=False, label="Name")}
-    )
-    clean["name"] = clean["name"] or clean["kind"].replace("_", " ").title()
-    return clean
-
-
 @bp.get("/services")
 def list_services():
     services = db.session.scalars(select(Service).order_by(Service.name)).all()
@@ -119,8 +49,7 @@ def list_services():
 
 @bp.post("/services")
 def create_service():
-    service = Service(**clean_service(json_body(SERVICE_FIELDS)))
-    db.session.add(service)
+    service = domain.save_service(None, json_body(domain.SERVICE_FIELDS))
     db.session.commit()
     return created(service_json(service), url_for("api.get_service", service_id=service.id))
 
@@ -133,8 +62,7 @@ def get_service(service_id: int):
 @bp.patch("/services/<int:service_id>")
 def update_service(service_id: int):
     service = get_or_404(Service, service_id, "service")
-    for name, value in clean_service(json_body(SERVICE_FIELDS), service).items():
-        setattr(service, name, value)
+    domain.save_service(service, json_body(domain.SERVICE_FIELDS))
     db.session.commit()
     return jsonify(service_json(service))
 
@@ -157,18 +85,16 @@ def list_integrations(service_id: int):
 def create_integration(service_id: int):
     """`{"kind", "name"}` -> 201 `{"id", "kind", "name", "key", "url", ...}`; the key is a 32-character secret."""
     service = get_or_404(Service, service_id, "service")
-    integration = Integration(service=service, **clean_integration(json_body(INTEGRATION_FIELDS)))
-    db.session.add(integration)
+    integration = domain.add_integration(service, json_body(domain.INTEGRATION_FIELDS))
     db.session.commit()
     location = url_for("api.get_integration", service_id=service.id, integration_id=integration.id)
     return created(integration_json(integration), location)
 
 
 def _integration(service_id: int, integration_id: int) -> Integration:
-    integration = get_or_404(Integration, integration_id, "integration")
-    if integration.service_id != service_id:
-        get_or_404(Integration, -1, "integration")  # same 404 as an unknown id
-    return integration
+    """The integration if it belongs to the service in the URL; another service's is as unknown."""
+    query = select(Integration).filter_by(id=integration_id, service_id=service_id)
+    return db.one_or_404(query, description=f"No integration with id {integration_id}.")
 
 
 @bp.get("/services/<int:service_id>/integrations/<int:integration_id>")

@@ -7,6 +7,7 @@ DELETE on a user deactivates it: its history stays, it cannot log in and is neve
 from typing import Any
 
 from flask import jsonify, request, url_for
+from sqlalchemy import select
 
 from openduty import ical, users, validation
 from openduty.access import may_manage
@@ -121,11 +122,14 @@ def create_contact_method(user_id: int):
     return created(contact_method_json(method), location)
 
 
+def _owned_or_404(model, object_id: int, user: User, label: str):
+    """One of `user`'s contact methods or rules; another user's is as unknown as none."""
+    query = select(model).filter_by(id=object_id, user_id=user.id)
+    return db.one_or_404(query, description=f"User {user.id} has no {label} with id {object_id}.")
+
+
 def _contact_method(user: User, method_id: int) -> ContactMethod:
-    method = db.session.get(ContactMethod, method_id)
-    if method is None or method.user_id != user.id:
-        raise ApiError(404, f"User {user.id} has no contact method with id {method_id}.")
-    return method
+    return _owned_or_404(ContactMethod, method_id, user, "contact method")
 
 
 @bp.get("/users/<int:user_id>/contact-methods/<int:method_id>")
@@ -156,10 +160,7 @@ def create_notification_rule(user_id: int):
 
 
 def _notification_rule(user: User, rule_id: int) -> NotificationRule:
-    rule = db.session.get(NotificationRule, rule_id)
-    if rule is None or rule.user_id != user.id:
-        raise ApiError(404, f"User {user.id} has no notification rule with id {rule_id}.")
-    return rule
+    return _owned_or_404(NotificationRule, rule_id, user, "notification rule")
 
 
 @bp.get("/users/<int:user_id>/notification-rules/<int:rule_id>")

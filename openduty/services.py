@@ -1,0 +1,111 @@
+"""Services and their integrations: the rules shared by the services pages and the JSON API.
+
+Each change validates its input with openduty.validation and raises `ValidationError` (naming the
+fields) before changing anything; the commit is the caller's (the view owns the transaction).
+"""
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from openduty import validation
+from openduty.extensions import db
+from openduty.models import EscalationPolicy, Incident, Integration, Service
+from openduty.models.service import INTEGRATION_KINDS
+
+SERVICE_FIELDS = ("name", "description", "escalation_policy_id", "ack_timeout_minutes", "maintenance_until", "disabled")
+INTEGRATION_FIELDS = ("kind", "name")
+# An unacknowledged incident re-triggers after at most a week.
+MAX_ACK_TIMEOUT_MINUTES = 7 * 24 * 60
+
+
+def _optional(value: Any, check):
+    return None if value in (None, "") else check(value)
+
+
+def _policy_id(value: Any) -> int:
+    policy_id = validation.object_id(value, label="The escalation policy id")
+    if db.session.get(EscalationPolicy, policy_id) is None:
+        raise validation.FieldError(f"No escalation policy with id {policy_id}.")
+    return policy_id
+
+
+def _unique_name(value: Any, service: Service | None) -> str:
+    name = validation.text(value, max_length=200, label="Name")
+    clash = db.session.scalar(select(Service.id).where(func.lower(Service.name) == func.lower(name)))
+    if clash is not None and (service is None or clash != service.id):
+        raise validation.FieldError("Another service already has this name.")
+    return name
+
+
+def clean_service(data: dict[str, Any], service: Service | None = None, local_zone: str | None = None) -> dict:
+    """Validate the service fields present in `data` (all required ones when creating).
+
+    Returns the clean values; raises ValidationError naming every bad field. `local_zone` reads a
+    maintenance time without an offset (a datetime-local form field) in that zone.
+    """
+    validation.refuse_unknown(data, SERVICE_FIELDS)
+    checks = {
+        "name": lambda: _unique_name(data.get("name"), service),
+        "description": lambda: validation.text(data.get("description"), max_length=2000, required=False),
+        "escalation_policy_id": lambda: _optional(data.get("escalation_policy_id"), _policy_id),
+        "ack_timeout_minutes": lambda: _optional(
+            data.get("ack_timeout_minutes"),
+            lambda v: validation.integer(v, minimum=1, maximum=MAX_ACK_TIMEOUT_MINUTES, label="Ack timeout"),
+        ),
+        "maintenance_until": lambda: _optional(
+            data.get("maintenance_until"),
+            lambda v: validation.aware_datetime(v, label="Maintenance end", local_zone=local_zone),
+        ),
+        "disabled": lambda: validation.boolean(data.get("disabled", False), "Disabled"),
+    }
+    if service is not None:  # an update changes only what it names
+        checks = {name: check for name, check in checks.items() if name in data}
+    return validation.collect(checks)
+
+
+def save_service(service: Service | None, data: dict[str, Any], local_zone: str | None = None) -> Service:
+    """Create a service (`service` None) or change the fields `data` names; ValidationError if any is bad."""
+    clean = clean_service(data, service, local_zone=local_zone)
+    if service is None:
+        service = Service(**clean)
+        db.session.add(service)
+    else:
+        for name, value in clean.items():
+            setattr(service, name, value)
+    return service
+
+
+def clean_integration(data: dict[str, Any]) -> dict:
+    """Validate an integration's `kind` and `name` (the name defaults to the kind's title)."""
+    validation.refuse_unknown(data, INTEGRATION_FIELDS)
+
+    def kind():
+        if data.get("kind") not in INTEGRATION_KINDS:
+            raise validation.FieldError(f"Use one of {', '.join(INTEGRATION_KINDS)}.")
+        return data["kind"]
+
+    clean = validation.collect(
+        {"kind": kind, "name": lambda: validation.text(data.get("name"), max_length=200, required=False, label="Name")}
+    )
+    clean["name"] = clean["name"] or clean["kind"].replace("_", " ").title()
+    return clean
+
+
+def add_integration(service: Service, data: dict[str, Any]) -> Integration:
+    """A new integration (with a fresh key) on `service`; ValidationError if `data` is bad."""
+    integration = Integration(service=service, **clean_integration(data))
+    db.session.add(integration)
+    return integration
+
+
+def integration_url(integration: Integration, viewer) -> str:
+    """Where the integration's events go, with the key in it as `viewer` may see it."""
+    return current_app.config["BASE_URL"].rstrip("/") + integration.shown_path(viewer)
+
+
+def open_counts() -> dict[int, int]:
+    """Open (unresolved) incidents per service id, for the services list."""
+    query = select(Incident.service_id, func.count()).where(Incident.status != "resolved").group_by(Incident.service_id)
+    return dict(db.session.execute(query).all())

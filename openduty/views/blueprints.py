@@ -1,0 +1,30 @@
+"""Registers every blueprint on the app: the one module that knows them all.
+
+Kept apart from openduty.views (the helpers each blueprint imports) so that no view module
+imports another one through the package.
+"""
+
+from flask import Flask
+
+from openduty.views import (
+    ack,
+    api,
+    auth,
+    calendar,
+    events,
+    health,
+    home,
+    incidents,
+    policies,
+    schedules,
+    services,
+    users,
+)
+
+BLUEPRINTS = (auth, health, home, api, users, services, incidents, policies, schedules, events, calendar, ack)
+
+
+def register(app: Flask) -> None:
+    """Register the blueprints (each module's `bp`), in the order their URL rules were written."""
+    for module in BLUEPRINTS:
+        app.register_blueprint(module.bp)
