@@ -28,6 +28,12 @@ import psutil
 import requests
 from sqlalchemy import select
 
+from config import Config
+from openduty import create_app
+from openduty.extensions import db
+from openduty.models import Incident, Service
+from tests.factories_escalation import make_pager, make_policy, make_service
+from tests.factories_events import make_integration
 from tests.processes import AppProcesses, OwnPostgres, RedisServer, base_env, children, free_port, wait_for
 
 # The promise (docs/reliability.md): every owed page is sent, once (twice at most where a send may
@@ -163,17 +169,10 @@ class Stack:
         self.start()
 
     def _app(self):
-        from config import Config
-        from openduty import create_app
-
         settings = {"SQLALCHEMY_DATABASE_URI": self.database_url, "REDIS_URL": self.redis.url, "SECRET_KEY": "faults"}
         return create_app(type("FaultsConfig", (Config,), settings))
 
     def _make_services(self) -> list[str]:
-        from openduty.extensions import db
-        from tests.factories_escalation import make_pager, make_policy, make_service
-        from tests.factories_events import make_integration
-
         app = self._app()
         with app.app_context():
             keys = []
@@ -259,9 +258,6 @@ class Stack:
 
     def incidents(self, prefix: str) -> dict[int, tuple[datetime, str]]:
         """number -> (when accepted, the hook path it pages) for this run's incidents."""
-        from openduty.extensions import db
-        from openduty.models import Incident, Service
-
         app = self._app()
         with app.app_context():
             rows = db.session.execute(
