@@ -158,27 +158,27 @@ def apply_events(events: list[Event]) -> list[Outcome]:
             runnable.append((service[0], event.dedup_key, i))
     runnable.sort(key=lambda item: (item[0], item[1]))  # stable: order within a key is kept
 
-    batch = _Batch(events, outcomes, now)
+    applying = _Applying(events, outcomes, now)
     pending: list[tuple[int, list[int]]] = []  # trigger-only keys waiting for one bulk upsert
     for (service_id, _key), items in groupby(runnable, key=lambda item: (item[0], item[1])):
         indexes = [item[2] for item in items]
         if all(events[i].action == "trigger" for i in indexes):
             pending.append((service_id, indexes))
             continue
-        batch.triggers(pending)  # keep the sorted lock order
+        applying.triggers(pending)  # keep the sorted lock order
         pending = []
         for action, same in groupby(indexes, key=lambda i: events[i].action):
             run = list(same)
             if action == "trigger":
-                batch.triggers([(service_id, run)])
+                applying.triggers([(service_id, run)])
             else:
-                batch.transition(service_id, action, run)
-    batch.triggers(pending)
-    batch.finish()
+                applying.transition(service_id, action, run)
+    applying.triggers(pending)
+    applying.finish()
     return outcomes  # type: ignore[return-value]
 
 
-class _Batch:
+class _Applying:
     """The state of one apply_events() call: outcomes, loaded incidents, deferred work."""
 
     def __init__(self, events: list[Event], outcomes: list, now: datetime):

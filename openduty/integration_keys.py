@@ -92,7 +92,7 @@ def forget_keys() -> None:
 def _forget_keys_on_write(_mapper, _connection, target) -> None:
     session = object_session(target)
     if session is not None:
-        session.info["openduty.events.keys_changed"] = True
+        session.info["openduty.integration_keys.changed"] = True
     forget_keys()
 
 
@@ -104,5 +104,5 @@ for _model in (Service, Integration):
 @sa_event.listens_for(Session, "after_commit")
 def _forget_keys_after_commit(session: Session) -> None:
     # Again after the commit: a lookup between the flush and the commit may have cached old rows.
-    if session.info.pop("openduty.events.keys_changed", False):
+    if session.info.pop("openduty.integration_keys.changed", False):
         forget_keys()
