@@ -184,7 +184,10 @@ class OwnPostgres:
 
     def signal(self, signum):
         for pid in self.pids():
-            os.kill(pid, signum)
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass  # a backend that ended between listing and signalling
 
     def remove(self):
         try:
