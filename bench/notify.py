@@ -191,7 +191,7 @@ def _latency(app, receiver: Receiver) -> None:
 def _lateness(app, receiver: Receiver, workers: int) -> None:
     from sqlalchemy import select
 
-    from openduty import clock, escalation
+    from openduty import clock, timers
     from openduty.extensions import db
     from openduty.models import EscalationLevel, EscalationTarget, Incident, LogEntry, Notification
 
@@ -223,10 +223,10 @@ def _lateness(app, receiver: Receiver, workers: int) -> None:
     db.session.commit()
     begin = receiver.count()
     for incident in incidents:
-        escalation.enqueue_escalation(incident.id, incident.epoch, incident.next_escalation_at)
+        timers.enqueue_escalation(incident.id, incident.epoch, incident.next_escalation_at)
     pending = db.session.execute(select(Notification.id, Notification.send_at).where(Notification.status == "pending"))
     for notification_id, send_at in pending:
-        escalation.enqueue_delivery(notification_id, send_at, send_at=send_at)
+        timers.enqueue_delivery(notification_id, send_at, send_at=send_at)
     deadline = time.monotonic() + 120
     while receiver.count() - begin < 2000:
         if time.monotonic() > deadline:
@@ -252,7 +252,7 @@ def _lateness(app, receiver: Receiver, workers: int) -> None:
 
 
 def _throughput(app, receiver: Receiver) -> None:
-    from openduty import clock, escalation
+    from openduty import clock, timers
     from openduty.extensions import db
     from openduty.models import Notification
 
@@ -267,7 +267,7 @@ def _throughput(app, receiver: Receiver) -> None:
     begin = receiver.count()
     started = time.time()
     for row in rows:
-        escalation.enqueue_delivery(row.id, now, purpose="page", send_at=now)
+        timers.enqueue_delivery(row.id, now, purpose="page", send_at=now)
     while receiver.count() - begin < len(rows):
         time.sleep(0.05)
     elapsed = time.time() - started

@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from waitress.server import create_server
 
-from openduty import escalation, validation
+from openduty import timers, validation
 from openduty.extensions import (
     db,
     redis,
@@ -117,7 +117,7 @@ def _stop(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:
 @cli.command("reconcile")
 def reconcile() -> None:
     """Re-arm due escalations and pending notifications that have no live job (safe any time)."""
-    counts = escalation.reconcile()
+    counts = timers.reconcile()
     click.echo(
         f"Re-armed {counts['escalations']} escalation(s) and {counts['notifications']} notification(s); "
         f"recovered {counts['recovered']} interrupted deliveries."

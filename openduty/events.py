@@ -3,7 +3,7 @@
 `apply_events()` applies a list of Events inside the current transaction: a trigger opens an
 incident or folds into the open one with the same (service, dedup key) through one
 INSERT ... ON CONFLICT DO UPDATE on the partial unique index (so races cannot open two), and
-acknowledge / resolve act on the open incident through the same model actions the web uses.
+acknowledge / resolve act on the open incident through the same actions (openduty.incidents) the web uses.
 Incident numbers come from the `counters` table, reserved last in the transaction.
 
 Around it, each in its own module: the parsers of the inbound formats (event_formats), the
@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
-from openduty import clock, escalation
+from openduty import clock, escalation, incidents
 from openduty.extensions import db
 from openduty.integration_keys import services_by_key
 from openduty.models import Counter, Incident, LogEntry
@@ -235,7 +235,7 @@ class _Applying:
         }
 
     def transition(self, service_id: int, action: str, indexes: list[int]) -> None:
-        """Acknowledge or resolve the open incident of this key, through the model's actions."""
+        """Acknowledge or resolve the open incident of this key, through openduty.incidents."""
         first = self.events[indexes[0]]
         incident = db.session.scalar(
             select(Incident)
@@ -248,14 +248,8 @@ class _Applying:
             if incident is not None:
                 self.loaded[incident.id] = incident
                 message = f"{action.capitalize()}d via {_VIA[event.via]}."
-                if action == "acknowledge":
-                    done = incident.acknowledge(by=None, channel="event", message=message, notify=False)
-                    hook = escalation.incident_acknowledged
-                else:
-                    done = incident.resolve(by=None, channel="event", message=message, notify=False)
-                    hook = escalation.incident_resolved
-                if done:
-                    self.hooks.append((hook, incident))
+                act = incidents.acknowledge if action == "acknowledge" else incidents.resolve
+                done = act(incident, by=None, channel="event", message=message, defer=self.hooks)
             result = ("acknowledged" if action == "acknowledge" else "resolved") if done else "ignored"
             self.outcomes[i] = Outcome(result, event.dedup_key, incident.id if incident is not None else None)
 

@@ -7,8 +7,9 @@ re-armed job is harmless. Periodic jobs re-arm their next run before doing their
 import time
 from datetime import timedelta
 
-from openduty import clock, escalation, ical
+from openduty import clock, escalation, ical, timers
 from openduty.extensions import db
+from openduty.notifiers import delivery
 
 
 def escalate(incident_id: int, epoch: int) -> str:
@@ -19,11 +20,11 @@ def escalate(incident_id: int, epoch: int) -> str:
     try:
         outcome = escalation.run_escalation(incident_id, epoch)
         db.session.commit()
-    except escalation.DATABASE_ERRORS:
+    except timers.DATABASE_ERRORS:
         db.session.rollback()
-        escalation.enqueue_escalation(
-            incident_id, epoch, clock.now() + timedelta(seconds=escalation.DATABASE_RETRY_SECONDS),
-            job_id=f"{escalation.escalation_job_id(incident_id, epoch)}-db{time.time_ns() // 1_000_000}",
+        timers.enqueue_escalation(
+            incident_id, epoch, clock.now() + timedelta(seconds=timers.DATABASE_RETRY_SECONDS),
+            job_id=f"{timers.escalation_job_id(incident_id, epoch)}-db{time.time_ns() // 1_000_000}",
         )  # fmt: skip
         return "database unavailable"
     return outcome
@@ -31,18 +32,16 @@ def escalate(incident_id: int, epoch: int) -> str:
 
 def deliver(notification_id: int) -> str:
     """Claim and send one notification (folding throttled pages to the same number)."""
-    from openduty.notifiers.delivery import deliver as deliver_notification
-
-    return deliver_notification(notification_id)
+    return delivery.deliver(notification_id)
 
 
 def reconcile() -> dict[str, int]:
     """Periodic: re-arm due work that has no live job (the database is the source of truth)."""
-    escalation.schedule_periodic("openduty.jobs.reconcile", escalation.RECONCILE_INTERVAL)
-    return escalation.reconcile()
+    timers.schedule_periodic("openduty.jobs.reconcile", timers.RECONCILE_INTERVAL)
+    return timers.reconcile()
 
 
 def refresh_ical_sources() -> int:
     """Periodic: refetch every iCal-sourced schedule layer (one job per layer, on the low queue)."""
-    escalation.schedule_periodic("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES")
+    timers.schedule_periodic("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES")
     return ical.refresh_ical_sources()

@@ -39,7 +39,7 @@ from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 from rq.scripts import release_lock
 from rq.utils import now, utcformat
 
-from openduty import escalation
+from openduty import timers
 from openduty.extensions import db, queues
 from openduty.liveness import WORKER_HEARTBEAT_SECONDS, dead_here, decoded, heartbeat_age, host_id
 from openduty.notifiers import delivery
@@ -52,7 +52,7 @@ MAINTENANCE_INTERVAL = 60
 WORKER_TTL = 90
 # Seconds between the scheduler's polls for due jobs. RQ's default (1 s) plus its whole-second
 # due times would make a scheduled page up to a second early or up to 2 s late; with exact due
-# times (escalation._enqueue_at) and a 0.1 s poll it is never early and at most ~0.1 s late
+# times (timers._enqueue_at) and a 0.1 s poll it is never early and at most ~0.1 s late
 # before a worker picks it up. Each poll is a few cheap Redis round trips.
 SCHEDULER_INTERVAL = 0.1
 # While Redis or the database is unreachable, retry at most this many seconds apart (RQ backs
@@ -66,8 +66,8 @@ LOCK_RETRY_SECONDS = 1.0
 # A key every scheduler keeps in Redis. When it is missing, Redis lost its data (a flush, or a
 # restart without persistence): the timers are gone and the database must re-arm them at once.
 SENTINEL_KEY = "openduty:redis-sentinel"
-# A job that fails because the database is unreachable (escalation.DATABASE_ERRORS) runs again
-# every escalation.DATABASE_RETRY_SECONDS for up to this long; then it fails as usual (and
+# A job that fails because the database is unreachable (timers.DATABASE_ERRORS) runs again
+# every timers.DATABASE_RETRY_SECONDS for up to this long; then it fails as usual (and
 # reconcile re-arms what is still owed).
 DATABASE_RETRY_FOR = 3600
 
@@ -218,8 +218,8 @@ class SchedulerThread(threading.Thread):
         """Re-arm the periodic jobs and every owed escalation and page that has no live job."""
         with self.app.app_context():
             try:
-                escalation.ensure_periodic()
-                counts = escalation.reconcile()
+                timers.ensure_periodic()
+                counts = timers.reconcile()
                 self.recoveries += 1
                 log.info("Reconciled: %s", counts)
             except Exception:
@@ -269,7 +269,7 @@ class AppWorker(SimpleWorker):
         try:
             return self._work_until_stopped(**kwargs)
         finally:
-            delivery.wait_for_sends(timeout=escalation.DELIVER_TIMEOUT)  # let pages in flight finish
+            delivery.wait_for_sends(timeout=timers.DELIVER_TIMEOUT)  # let pages in flight finish
             scheduler.stop()
 
     def _work_until_stopped(self, **kwargs) -> bool:
@@ -349,7 +349,7 @@ class AppWorker(SimpleWorker):
         return retired
 
     def handle_exception(self, job, *exc_info):
-        self._database_down = isinstance(exc_info[1], escalation.DATABASE_ERRORS)
+        self._database_down = isinstance(exc_info[1], timers.DATABASE_ERRORS)
         return super().handle_exception(job, *exc_info)
 
     def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None):
@@ -364,7 +364,7 @@ class AppWorker(SimpleWorker):
         first = job.meta.setdefault("database_down_since", time.time())
         if time.time() - first > DATABASE_RETRY_FOR:
             return False
-        due = datetime.now(UTC) + timedelta(seconds=escalation.DATABASE_RETRY_SECONDS)
+        due = datetime.now(UTC) + timedelta(seconds=timers.DATABASE_RETRY_SECONDS)
         try:
             with self.connection.pipeline() as pipe:
                 self.cleanup_execution(job, pipeline=pipe, execution=execution)
@@ -375,7 +375,7 @@ class AppWorker(SimpleWorker):
             self.log.exception("Worker %s: could not re-schedule job %s", self.name, job.id)
             return False
         self.log.warning("Worker %s: job %s: the database is unreachable; trying again in %.0f s",
-                         self.name, job.id, escalation.DATABASE_RETRY_SECONDS)  # fmt: skip
+                         self.name, job.id, timers.DATABASE_RETRY_SECONDS)  # fmt: skip
         return True
 
     def run_maintenance_tasks(self):
@@ -384,7 +384,7 @@ class AppWorker(SimpleWorker):
             return
         with self.app.app_context():
             try:
-                escalation.ensure_periodic()
+                timers.ensure_periodic()
             except Exception:
                 self.log.exception("Could not arm the periodic jobs")
             finally:

@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from openduty.access import RULES
+from openduty.ack_links import ack_token
 from openduty.extensions import db
 from openduty.models import ApiToken, LogEntry
 from openduty.notifiers.twilio import request_signature
-from openduty.views.ack import ack_token
 from tests import factories, factories_escalation, factories_events, factories_schedules
 
 ROLES = ("anonymous", "member", "other", "admin")

@@ -2,10 +2,10 @@
 
 import re
 
+from openduty.ack_links import ack_token
 from openduty.extensions import db
 from openduty.models import Incident
 from openduty.notifiers.twilio import request_signature
-from openduty.views.ack import ack_token
 from tests.factories_escalation import make_pager, make_policy, make_service, open_incident
 from tests.plugins.escalation import TWILIO_TOKEN
 

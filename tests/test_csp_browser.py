@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from playwright.sync_api import expect
 
-from openduty.views.ack import ack_token
+from openduty.ack_links import ack_token
 from tests import factories_escalation, factories_events
 from tests.factories import PASSWORD, make_contact_method
 from tests.factories_schedules import make_layer, make_schedule

@@ -15,7 +15,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from openduty import clock, escalation
+from openduty import clock, incidents, timers
 from openduty.extensions import db
 from openduty.models import Incident, LogEntry, Notification
 from openduty.models.notification import this_process
@@ -47,7 +47,7 @@ def test_page_in_flight_at_resolve_gets_the_resolve_notice_once(app, pager):
         if json.loads(request.get_data())["event"] == "page":
             with app.app_context():
                 incident = db.session.get(Incident, incident_ids[0])
-                incident.resolve(channel="api")
+                incidents.resolve(incident, channel="api")
                 db.session.commit()
                 db.session.remove()
         return Response("", status=204)
@@ -74,7 +74,7 @@ def test_page_in_flight_that_fails_gets_no_resolve_notice(app, pager):
 
     def resolve_then_refuse(request):
         with app.app_context():
-            db.session.get(Incident, incident_ids[0]).resolve(channel="api")
+            incidents.resolve(db.session.get(Incident, incident_ids[0]), channel="api")
             db.session.commit()
             db.session.remove()
         return Response("gone", status=410)
@@ -198,7 +198,7 @@ def test_a_send_cut_short_by_a_dead_worker_is_sent_again_at_once_then_never_a_th
     _claimed_page(incident, alice, hook.url_for("/hook/ok"), _dead_claim())
     _claimed_page(incident, bob, hook.url_for("/hook/ok"), _dead_claim(), unconfirmed=1)
 
-    assert escalation.reconcile()["recovered"] == 2
+    assert timers.reconcile()["recovered"] == 2
     db.session.commit()
     pager.run()
     assert len(_hits(hook, "/hook/ok")) == 1  # Alice's, sent again; Bob's may have arrived twice
@@ -214,7 +214,7 @@ def test_a_send_cut_short_by_a_dead_worker_is_sent_again_at_once_then_never_a_th
 def test_a_live_workers_claim_is_left_alone(app, pager):
     incident = open_incident(make_service(None))
     _claimed_page(incident, make_pager("Alice"), pager.httpserver.url_for("/hook/ok"), this_process())
-    assert escalation.reconcile()["recovered"] == 0
+    assert timers.reconcile()["recovered"] == 0
     db.session.commit()
     pager.run()
     assert _notifications()[0].status == "sending" and len(pager.httpserver.log) == 0

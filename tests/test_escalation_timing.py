@@ -2,16 +2,16 @@
 
 from datetime import timedelta
 
-from openduty import escalation
+from openduty import timers
 from openduty.extensions import queue
 from openduty.worker import FastScheduler, PreciseScheduledJobRegistry
 
 
 def test_scheduled_job_is_released_at_its_exact_due_time(app, clock):
     due = clock.now() + timedelta(seconds=2, milliseconds=500)
-    escalation.enqueue_escalation(42, 7, due)
-    q = queue(escalation.ESCALATION_QUEUE)
-    job_id = escalation.escalation_job_id(42, 7)
+    timers.enqueue_escalation(42, 7, due)
+    q = queue(timers.ESCALATION_QUEUE)
+    job_id = timers.escalation_job_id(42, 7)
     assert q.connection.zscore(q.scheduled_job_registry.key, job_id) == due.timestamp()
 
     registry = PreciseScheduledJobRegistry(q.name, connection=q.connection)

@@ -7,7 +7,7 @@ import pytest
 from rq import Queue
 from rq.job import Job
 
-from openduty import escalation
+from openduty import timers
 from openduty.extensions import redis
 from openduty.worker import make_worker
 from tests.factories_escalation import make_pager, make_policy, make_service, open_incident
@@ -20,7 +20,7 @@ def _incident(hook):
 
 
 def _job(incident) -> Job:
-    return Job.fetch(escalation.escalation_job_id(incident.id, incident.epoch), connection=redis.get())
+    return Job.fetch(timers.escalation_job_id(incident.id, incident.epoch), connection=redis.get())
 
 
 def _dead_pid() -> int:
@@ -46,16 +46,16 @@ def test_a_queued_job_in_no_queue_is_rearmed(app, hook, run_jobs):
     job = _job(incident)
     redis.get().lrem(Queue(job.origin, connection=redis.get()).key, 0, job.id)
     assert job.get_status() == "queued"
-    assert escalation.reconcile()["escalations"] == 1
+    assert timers.reconcile()["escalations"] == 1
     run_jobs()
     assert hits(hook) == {"/hook/alice": 1}
 
 
 def test_a_job_really_queued_or_started_by_a_live_worker_is_trusted(app, hook, run_jobs):
     incident = _incident(hook)
-    assert escalation.reconcile()["escalations"] == 0  # in its queue
+    assert timers.reconcile()["escalations"] == 0  # in its queue
     _started_by("alive", _job(incident), app, pid=1)  # pid 1 exists
-    assert escalation.reconcile()["escalations"] == 0
+    assert timers.reconcile()["escalations"] == 0
 
 
 def test_a_job_started_by_a_dead_worker_is_rearmed_even_without_its_execution(app, hook, run_jobs):
@@ -64,7 +64,7 @@ def test_a_job_started_by_a_dead_worker_is_rearmed_even_without_its_execution(ap
     first, second = _incident(hook), _incident(hook)
     _, execution = _started_by("dead", _job(first), app, pid=_dead_pid())
     redis.get().delete(execution.key)  # its TTL ran out
-    counts = escalation.reconcile()
+    counts = timers.reconcile()
     assert counts["escalations"] == 1 and counts["errors"] == 0
     run_jobs()
     assert hits(hook) == {"/hook/alice": 2}
@@ -75,7 +75,7 @@ def test_an_unreadable_job_does_not_stop_the_run(app, hook, run_jobs):
     first, second = _incident(hook), _incident(hook)
     redis.get().hset(_job(first).key, "created_at", "garbage")  # RQ cannot read it back
     redis.get().lrem("rq:queue:high", 0, _job(second).id)
-    counts = escalation.reconcile()
+    counts = timers.reconcile()
     assert counts["escalations"] == 2 and counts["errors"] == 0
     run_jobs()
     assert hits(hook) == {"/hook/alice": 2}
@@ -106,6 +106,6 @@ def test_a_job_started_by_a_worker_silent_on_another_host_is_rearmed(app, hook, 
     incident = _incident(hook)
     worker, _ = _started_by("remote", _job(incident), app, pid=1)
     redis.get().hset(worker.key, mapping={"host_id": "elsewhere", "last_heartbeat": "2026-01-01T00:00:00.000000Z"})
-    assert escalation.reconcile()["escalations"] == 1
+    assert timers.reconcile()["escalations"] == 1
     run_jobs()
     assert hits(hook) == {"/hook/alice": 1}

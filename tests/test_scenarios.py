@@ -1,7 +1,7 @@
 """Time-travel scenarios (in the spirit of GoAlert's smoke tests): move the clock, run due jobs
 with a real worker, and assert on the pages real local servers received."""
 
-from openduty import escalation
+from openduty import incidents
 from openduty.extensions import db
 from openduty.models import Incident, LogEntry, Notification
 from tests import factories
@@ -64,7 +64,7 @@ def test_acknowledge_stops_everything(pager):
     assert pager.who() == [("email", "alice@example.com")]
     pager.advance(minutes=1)
     incident = db.session.get(Incident, incident.id)
-    assert incident.acknowledge(by=alice, channel="web")
+    assert incidents.acknowledge(incident, by=alice, channel="web")
     db.session.commit()
     pager.advance(minutes=30)
     assert pager.who() == [("email", "alice@example.com")]
@@ -79,7 +79,7 @@ def test_ack_timeout_retriggers_from_level_one(pager):
     pager.run()
     pager.advance(minutes=5, seconds=1)
     assert pager.who() == [("sms", "+14155550101"), ("sms", "+14155550102")]
-    db.session.get(Incident, incident.id).acknowledge(by=bob)
+    incidents.acknowledge(db.session.get(Incident, incident.id), by=bob)
     db.session.commit()
     pager.advance(minutes=9, seconds=50)
     assert len(pager.pages()) == 2
@@ -96,7 +96,7 @@ def test_snooze_then_retrigger(pager):
     incident = open_incident(service)
     pager.run()
     incident = db.session.get(Incident, incident.id)
-    escalation.snooze(incident, 30, by=alice, channel="web")
+    incidents.snooze(incident, 30, by=alice, channel="web")
     db.session.commit()
     assert incident.status == "acknowledged"
     pager.advance(minutes=29)
@@ -115,7 +115,7 @@ def test_resolve_stops_paging_and_sends_resolve_notices(pager):
     pager.run()
     pager.advance(minutes=5, seconds=1)
     assert len(pager.pages()) == 3
-    db.session.get(Incident, incident.id).resolve(by=bob, channel="web")
+    incidents.resolve(db.session.get(Incident, incident.id), by=bob, channel="web")
     db.session.commit()
     pager.advance(minutes=20)
     assert len(pager.pages()) == 3, pager.who(None)  # carol never paged

@@ -149,12 +149,12 @@ def test_ical_refresh_is_a_periodic_job_that_re_arms_itself(app, run_jobs):
     """The worker arms the iCal refresh with its other periodic jobs, and each run arms the next."""
     from rq.registry import ScheduledJobRegistry
 
-    from openduty import escalation
+    from openduty import timers
     from openduty.extensions import queue
 
-    assert ("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES") in escalation.PERIODIC_JOBS
-    escalation.ensure_periodic()
-    registry = ScheduledJobRegistry(queue=queue(escalation.HOUSEKEEPING_QUEUE))
+    assert ("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES") in timers.PERIODIC_JOBS
+    timers.ensure_periodic()
+    registry = ScheduledJobRegistry(queue=queue(timers.HOUSEKEEPING_QUEUE))
     armed = [job_id for job_id in registry.get_job_ids() if "refresh_ical_sources" in job_id]
     assert len(armed) == 1
     from openduty import jobs

@@ -10,8 +10,8 @@ from rq import Retry
 from rq.job import Job
 from sqlalchemy.exc import OperationalError
 
-from openduty.escalation import DATABASE_RETRY_SECONDS
 from openduty.extensions import queue, redis
+from openduty.timers import DATABASE_RETRY_SECONDS
 from openduty.worker import make_worker
 
 

@@ -71,62 +71,11 @@ class Incident(db.Model):
     def title(self) -> str:
         return f"#{self.number} {self.summary}" if self.number else self.summary
 
-    # Domain actions. Each changes the status, bumps the epoch (so stale escalation jobs stop),
-    # writes the timeline entry, then tells the escalation engine; the caller owns the commit.
+    def bump_epoch(self) -> None:
+        """Mark a change of state: escalation jobs armed for the old epoch see it and do nothing.
 
-    def acknowledge(
-        self,
-        by: "User | None" = None,  # noqa: F821
-        channel: str = "web",
-        message: str | None = None,
-        notify: bool = True,
-    ) -> bool:
-        """Acknowledge a triggered incident; False (and nothing changes) if it is not triggered.
-
-        `notify=False` leaves calling escalation.incident_acknowledged to the caller (the event
-        batch calls its hooks at its end, in order).
-        """
-        from openduty import escalation
-
-        if self.status != "triggered":
-            return False
-        self.status = "acknowledged"
-        self.acknowledged_at = clock.now()
-        self.acknowledged_by = by
-        self._moved_on("acknowledge", message or f"Acknowledged{_by(by)} via {channel}.", by, channel)
-        if notify:
-            escalation.incident_acknowledged(self)
-        return True
-
-    def resolve(
-        self,
-        by: "User | None" = None,  # noqa: F821
-        channel: str = "web",
-        message: str | None = None,
-        notify: bool = True,
-    ) -> bool:
-        """Resolve an open incident; False (and nothing changes) if it is already resolved."""
-        from openduty import escalation
-
-        if self.status == "resolved":
-            return False
-        self.status = "resolved"
-        self.resolved_at = clock.now()
-        self.resolved_by = by
-        self.next_escalation_at = None
-        self._moved_on("resolve", message or f"Resolved{_by(by)} via {channel}.", by, channel)
-        if notify:
-            escalation.incident_resolved(self)
-        return True
-
-    def _moved_on(self, kind: str, message: str, by, channel: str) -> None:
-        """Bump the epoch (stale escalation jobs see it and stop) and write the timeline entry."""
+        Every action on an incident (openduty.incidents) calls this exactly once."""
         self.epoch = (self.epoch or 0) + 1
-        self.log(kind, message, by=by, channel=channel)
-
-    def add_note(self, text: str, by: "User | None" = None, channel: str = "web") -> "LogEntry":  # noqa: F821
-        """Add a note to the timeline (does not change the status or the escalation)."""
-        return self.log("note", text, by=by, channel=channel)
 
     def log(
         self,
@@ -136,13 +85,10 @@ class Incident(db.Model):
         channel: str = "system",
         data: dict[str, Any] | None = None,
     ) -> "LogEntry":
+        """Add an entry to the timeline (in the current transaction)."""
         entry = LogEntry(incident=self, kind=kind, message=message, actor=by, channel=channel, data=data or {})
         db.session.add(entry)
         return entry
-
-
-def _by(user) -> str:
-    return f" by {user.name}" if user is not None else ""
 
 
 class Counter(db.Model):

@@ -49,7 +49,6 @@ class Message:
     incident_number: int | None = None
     # page | resolve | test
     purpose: str = "page"
-    extra: dict = field(default_factory=dict)
     # An HTML rendering of `body` for channels that show one (email).
     html: str | None = None
     # One or two lines for channels where length costs (SMS, push, voice).

@@ -26,10 +26,12 @@ from datetime import datetime, timedelta
 from flask import Flask, current_app
 from rq import get_current_job
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from openduty import clock, escalation, masking
+from openduty import clock, masking
+from openduty.escalation import queue_resolve_notices
 from openduty.extensions import db
 from openduty.models import Incident, Notification
 from openduty.models.notification import MAX_UNCONFIRMED, ContactThrottle, this_process
@@ -37,6 +39,14 @@ from openduty.models.user import CONTACT_KIND_LABELS
 from openduty.notifiers import notifier_for
 from openduty.notifiers.base import Message, NotifierError, UnconfirmedError
 from openduty.notifiers.message import build_message
+from openduty.timers import (
+    DATABASE_ERRORS,
+    DATABASE_RETRY_SECONDS,
+    PAGE_QUEUE,
+    delivery_job_id,
+    enqueue_delivery,
+    track_notification,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +71,15 @@ def deliver(notification_id: int) -> str:
     """Claim one notification if it is still owed and start sending it; returns what happened."""
     try:
         return _claim_and_send(notification_id)
-    except escalation.DATABASE_ERRORS as exc:
+    except DATABASE_ERRORS as exc:
         db.session.rollback()
         log.warning("Database error before delivering notification %s; again in %s s: %s",
-                    notification_id, escalation.DATABASE_RETRY_SECONDS, exc)  # fmt: skip
+                    notification_id, DATABASE_RETRY_SECONDS, exc)  # fmt: skip
         job = get_current_job()
-        escalation.enqueue_delivery(
+        enqueue_delivery(
             notification_id,
-            clock.now() + timedelta(seconds=escalation.DATABASE_RETRY_SECONDS),
-            purpose="page" if job is None or job.origin == escalation.PAGE_QUEUE else "notice",
+            clock.now() + timedelta(seconds=DATABASE_RETRY_SECONDS),
+            purpose="page" if job is None or job.origin == PAGE_QUEUE else "notice",
             job_id=f"deliver-{notification_id}-db{time.time_ns() // 1_000_000}",
         )
         return "database unavailable"
@@ -87,9 +97,9 @@ def _claim_and_send(notification_id: int) -> str:
     # Never early; a retry may start up to a second before its time (RQ schedules whole seconds).
     if notification.send_at > now or (notification.retry_at and notification.retry_at > now + timedelta(seconds=1)):
         db.session.rollback()
-        escalation.enqueue_delivery(
+        enqueue_delivery(
             notification.id, notification.due_at, purpose=notification.purpose,
-            job_id=f"{escalation.delivery_job_id(notification.id, notification.send_at)}-late",
+            job_id=f"{delivery_job_id(notification.id, notification.send_at)}-late",
         )  # fmt: skip
         return "early"
     reason = _no_longer_owed(notification)
@@ -161,7 +171,7 @@ class _Send:
                 else:
                     _failed(batch, error)
                 return
-            except escalation.DATABASE_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 db.session.rollback()
                 if time.monotonic() >= deadline:
                     log.error("Could not record the outcome of notifications %s: %s; reconcile will send "
@@ -270,12 +280,8 @@ def _claimed(notification: Notification, now: datetime) -> None:
 
 
 def _insert_ignore(**values):
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(ContactThrottle).values(**values).on_conflict_do_nothing()
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(ContactThrottle).values(**values).on_conflict_do_nothing()
 
 
 def _take_slot(kind: str, address: str, now: datetime) -> datetime | None:
@@ -310,7 +316,7 @@ def _defer(notification: Notification, free_at: datetime) -> str:
     notification.claimed_at = None
     notification.claimed_by = None
     notification.send_at = max(free_at, notification.send_at)
-    escalation.track_notification(notification)  # re-armed for the new time after commit
+    track_notification(notification)  # re-armed for the new time after commit
     db.session.commit()
     return "throttled"
 
@@ -380,9 +386,9 @@ def _failed(batch: list[Notification], exc: NotifierError) -> None:
     if retry:
         try:
             for row in batch:
-                escalation.enqueue_delivery(
+                enqueue_delivery(
                     row.id, row.due_at, purpose=row.purpose,
-                    job_id=f"{escalation.delivery_job_id(row.id, row.send_at)}-r{row.attempts}",
+                    job_id=f"{delivery_job_id(row.id, row.send_at)}-r{row.attempts}",
                 )  # fmt: skip
         except Exception:
             log.exception("Could not arm the retry of notifications %s; reconcile will", [r.id for r in batch])
@@ -415,7 +421,7 @@ def _sent(batch: list[Notification], receipt: str, note: str | None = None, kind
             .execution_options(populate_existing=True)
         ).one()
         if incident.status == "resolved":
-            escalation.queue_resolve_notices(incident)
+            queue_resolve_notices(incident)
     db.session.commit()
 
 

@@ -7,6 +7,7 @@ Each channel then turns it into its own wire format (see the channel modules).
 
 from flask import current_app, render_template
 
+from openduty.ack_links import ack_token, ack_url
 from openduty.models import Incident, Notification
 from openduty.models.user import CONTACT_KIND_LABELS
 from openduty.notifiers.base import Message
@@ -18,8 +19,6 @@ ACK_LINK_ROOM = 300
 
 
 def _incident_info(incident: Incident, user_id: int) -> dict:
-    from openduty.views.ack import ack_url
-
     return {
         "id": incident.id,
         "number": incident.number,
@@ -49,8 +48,6 @@ def build_message(batch: list[Notification]) -> Message:
     Subject and short text are one line however the event's summary was written; the bodies keep
     its line breaks; `incidents` keeps the summary as stored (the webhook sends it as JSON).
     """
-    from openduty.views.ack import ack_token, ack_url
-
     primary = batch[0]
     user = primary.user
     base_url = current_app.config["BASE_URL"].rstrip("/")

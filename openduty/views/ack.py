@@ -12,59 +12,17 @@ from xml.sax.saxutils import escape
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
 from flask_login import current_user
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from openduty import escalation
+from openduty import incidents as domain
 from openduty.access import may_manage
+from openduty.ack_links import LinkError, load_token
 from openduty.extensions import csrf, db
 from openduty.models import ContactMethod, Incident, User
 from openduty.views import is_htmx, render
 
 bp = Blueprint("ack", __name__)
-
-_SALT = "openduty.ack-link"
-
-
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
-
-
-def ack_token(incident_ids: list[int], user_id: int) -> str:
-    """A signed token that lets its bearer act on these incidents as this user."""
-    return _serializer().dumps({"i": list(incident_ids), "u": user_id})
-
-
-def ack_url(incident_ids: list[int], user_id: int) -> str:
-    return f"{current_app.config['BASE_URL'].rstrip('/')}/ack/{ack_token(incident_ids, user_id)}"
-
-
-class LinkError(Exception):
-    def __init__(self, status: int, title: str, message: str):
-        super().__init__(message)
-        self.status, self.title, self.message = status, title, message
-
-
-def load_token(token: str) -> tuple[list[Incident], User]:
-    """The incidents and user a token names, or LinkError saying why it cannot be used."""
-    max_age = current_app.config["ACK_LINK_MAX_AGE_SECONDS"]
-    try:
-        data = _serializer().loads(token, max_age=max_age)
-    except SignatureExpired as exc:
-        raise LinkError(
-            410, "This link has expired", "Acknowledge links work for a limited time. Log in to act on the incident."
-        ) from exc
-    except BadSignature as exc:
-        raise LinkError(
-            400, "This link is not valid", "The link is incomplete or was altered. Copy the whole link, or log in."
-        ) from exc
-    user = db.session.get(User, data.get("u")) if isinstance(data, dict) else None
-    if user is None or not user.active:
-        raise LinkError(403, "This link cannot be used", "The person this link was sent to can no longer act on it.")
-    incidents = [i for i in (db.session.get(Incident, n) for n in data.get("i", [])) if i is not None]
-    if not incidents:
-        raise LinkError(404, "Incident not found", "The incident this link is about no longer exists.")
-    return incidents, user
 
 
 def _invalid(error: LinkError):
@@ -90,10 +48,8 @@ def act(token: str):
     if action not in ("acknowledge", "resolve"):
         flash("Choose Acknowledge or Resolve.", "error")
         return render("ack/show.html", status=400, incidents=incidents, user=user, token=token)
-    done = []
-    for incident in incidents:
-        if getattr(incident, action)(by=user, channel="link"):
-            done.append(incident)
+    domain.lock([i.id for i in incidents])
+    done = [incident for incident in incidents if domain.act(incident, action, user, channel="link")]
     db.session.commit()
     verb = "Acknowledged" if action == "acknowledge" else "Resolved"
     if done:
@@ -137,12 +93,15 @@ def twilio_sms():
     if not match:
         return _reply("Reply 'ack 12' to acknowledge incident #12, or 'res 12' to resolve it.")
     action = "acknowledge" if match.group(1).lower().startswith("ack") else "resolve"
+    numbers = list(dict.fromkeys(int(n) for n in re.findall(r"\d+", match.group(2))))
+    found = {i.number: i for i in db.session.scalars(select(Incident).where(Incident.number.in_(numbers)))}
+    domain.lock([i.id for i in found.values()])
     answers = []
-    for number in dict.fromkeys(int(n) for n in re.findall(r"\d+", match.group(2))):
-        incident = db.session.scalar(select(Incident).where(Incident.number == number))
+    for number in numbers:
+        incident = found.get(number)
         if incident is None:
             answers.append(f"#{number}: no such incident")
-        elif getattr(incident, action)(by=user, channel="sms"):
+        elif domain.act(incident, action, user, channel="sms"):
             answers.append(f"#{number}: {'acknowledged' if action == 'acknowledge' else 'resolved'}")
         else:
             answers.append(f"#{number}: already {incident.status}")
@@ -160,7 +119,8 @@ def twilio_voice(token: str):
         return _twiml('<Response><Say voice="alice">This call can no longer acknowledge. Goodbye.</Say></Response>')
     if request.form.get("Digits") != "1":
         return _twiml('<Response><Say voice="alice">Not acknowledged. Goodbye.</Say></Response>')
-    done = [i for i in incidents if i.acknowledge(by=user, channel="voice")]
+    domain.lock([i.id for i in incidents])
+    done = [i for i in incidents if domain.acknowledge(i, by=user, channel="voice")]
     db.session.commit()
     said = "Acknowledged. Goodbye." if done else "The incident was already acknowledged or resolved. Goodbye."
     return _twiml(f'<Response><Say voice="alice">{said}</Say></Response>')

@@ -179,7 +179,7 @@ def add_note(incident_id: int):
             status=422,
             reassign_choices=users.active_users(),
         )
-    incident.add_note(note, by=current_user, channel="web")
+    domain.add_note(incident, note, by=current_user, channel="web")
     db.session.commit()
     flash("Note added.")
     return redirect(url_for("incidents.show", incident_id=incident_id) + "#timeline")

@@ -9,7 +9,7 @@ from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from openduty import clock, escalation, oncall, users, validation
+from openduty import clock, escalation, incidents, oncall, users, validation
 from openduty import policies as domain
 from openduty.errors import ApiError
 from openduty.extensions import db
@@ -208,7 +208,7 @@ def _incident_page(incident: Incident):
 def _incident_action(incident: Incident, action, done: str):
     try:
         action()
-    except escalation.EscalationActionError as exc:
+    except incidents.ActionError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return _incident_page(incident)
@@ -224,7 +224,7 @@ def escalate_incident(incident_id: int):
     incident = get_or_404(Incident, incident_id)
     return _incident_action(
         incident,
-        lambda: escalation.escalate_now(incident, by=current_user, channel="web"),
+        lambda: incidents.escalate_now(incident, by=current_user, channel="web"),
         f"Incident #{incident.number} escalated to the next level.",
     )
 
@@ -234,14 +234,14 @@ def snooze_incident(incident_id: int):
     incident = get_or_404(Incident, incident_id)
     try:
         minutes = validation.integer(
-            request.form.get("minutes"), minimum=1, maximum=escalation.SNOOZE_MAX_MINUTES, label="Snooze minutes"
+            request.form.get("minutes"), minimum=1, maximum=incidents.SNOOZE_MAX_MINUTES, label="Snooze minutes"
         )
     except validation.FieldError as exc:
         flash(str(exc), "error")
         return _incident_page(incident)
     return _incident_action(
         incident,
-        lambda: escalation.snooze(incident, minutes, by=current_user, channel="web"),
+        lambda: incidents.snooze(incident, minutes, by=current_user, channel="web"),
         f"Incident #{incident.number} snoozed for {minutes} min.",
     )
 
@@ -257,6 +257,6 @@ def reassign_incident(incident_id: int):
         return _incident_page(incident)
     return _incident_action(
         incident,
-        lambda: escalation.reassign(incident, user, by=current_user, channel="web"),
+        lambda: incidents.reassign(incident, user, by=current_user, channel="web"),
         f"Incident #{incident.number} reassigned to {user.name}.",
     )

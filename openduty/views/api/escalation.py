@@ -6,6 +6,7 @@ from typing import Any
 from flask import jsonify
 
 from openduty import escalation, validation
+from openduty import incidents as domain
 from openduty.access import may_manage
 from openduty.errors import ApiError
 from openduty.extensions import db
@@ -17,7 +18,7 @@ from openduty.views.api.incidents import incident_detail
 def _act(incident: Incident, action) -> Any:
     try:
         action()
-    except escalation.EscalationActionError as exc:
+    except domain.ActionError as exc:
         raise ApiError(409, str(exc)) from exc
     db.session.commit()
     return jsonify(incident_detail(incident))
@@ -27,7 +28,7 @@ def _act(incident: Incident, action) -> Any:
 def escalate_incident(incident_id: int):
     incident = get_or_404(Incident, incident_id, "incident")
     json_body((), optional=True)
-    return _act(incident, lambda: escalation.escalate_now(incident, by=api_user(), channel="api"))
+    return _act(incident, lambda: domain.escalate_now(incident, by=api_user(), channel="api"))
 
 
 @bp.post("/incidents/<int:incident_id>/snooze")
@@ -37,11 +38,11 @@ def snooze_incident(incident_id: int):
     clean = validation.collect(
         {
             "minutes": lambda: validation.integer(
-                body.get("minutes"), minimum=1, maximum=escalation.SNOOZE_MAX_MINUTES, label="minutes"
+                body.get("minutes"), minimum=1, maximum=domain.SNOOZE_MAX_MINUTES, label="minutes"
             )
         }
     )
-    return _act(incident, lambda: escalation.snooze(incident, clean["minutes"], by=api_user(), channel="api"))
+    return _act(incident, lambda: domain.snooze(incident, clean["minutes"], by=api_user(), channel="api"))
 
 
 def _active_user(value: Any) -> User:
@@ -59,7 +60,7 @@ def reassign_incident(incident_id: int):
     incident = get_or_404(Incident, incident_id, "incident")
     body = json_body(("user_id",))
     clean = validation.collect({"user_id": lambda: _active_user(body.get("user_id"))})
-    return _act(incident, lambda: escalation.reassign(incident, clean["user_id"], by=api_user(), channel="api"))
+    return _act(incident, lambda: domain.reassign(incident, clean["user_id"], by=api_user(), channel="api"))
 
 
 @bp.post("/contact-methods/<int:method_id>/test")

@@ -132,6 +132,6 @@ def add_note(incident_id: int):
     incident = get_or_404(Incident, incident_id)
     body = json_body(("note",))
     clean = validation.collect({"note": lambda: validation.text(body.get("note"), max_length=5000, label="Note")})
-    entry = incident.add_note(clean["note"], by=api_user(), channel="api")
+    entry = domain.add_note(incident, clean["note"], by=api_user(), channel="api")
     db.session.commit()
     return created(log_entry_json(entry), url_for("api.get_log_entry", incident_id=incident.id, entry_id=entry.id))
