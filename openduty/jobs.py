@@ -7,9 +7,8 @@ re-armed job is harmless. Periodic jobs re-arm their next run before doing their
 import time
 from datetime import timedelta
 
-from openduty import clock, escalation, ical, timers
+from openduty import clock, delivery, escalation, ical, timers
 from openduty.extensions import db
-from openduty.notifiers import delivery
 
 
 def escalate(incident_id: int, epoch: int) -> str:

@@ -42,7 +42,7 @@ DELIVER_TIMEOUT = 60
 # read timeouts (35 s by default) plus recording its outcome.
 SENDING_LEASE = timedelta(seconds=DELIVER_TIMEOUT + 60)
 # Errors that say the database is unreachable or busy, not that the data is wrong: jobs run again
-# shortly instead of failing (and a delivery attempt is not used up), see notifiers.delivery.
+# shortly instead of failing (and a delivery attempt is not used up), see openduty.delivery.
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 DATABASE_RETRY_SECONDS = 2
 # Finished jobs are kept briefly (for `rq info`), failed ones for a week (for debugging).

@@ -184,9 +184,7 @@ def run_jobs(app):
         conn = redis.get()
         names = [q.name for q in queues()]
         for _ in range(max_rounds):
-            scheduler = FastScheduler(names, connection=conn)
-            scheduler.prepare_registries(names)
-            scheduler.enqueue_scheduled_jobs()
+            release_due_jobs(conn, names)
             pending = sum(Queue(name, connection=conn).count for name in names)
             if not pending:
                 break

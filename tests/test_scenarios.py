@@ -189,7 +189,7 @@ def test_sms_throttle_folds_pages_to_one_number(pager):
 
 
 def test_transient_failure_retries_until_the_window_ends_and_permanent_fails_at_once(pager):
-    from openduty.notifiers.delivery import RETRY_WINDOW_SECONDS
+    from openduty.delivery import RETRY_WINDOW_SECONDS
 
     alice = make_pager("Alice", {"webhook": (pager.httpserver.url_for("/hook/down"), 0)})
     bob = make_pager("Bob", {"webhook": (pager.httpserver.url_for("/hook/gone"), 0)})

@@ -32,7 +32,7 @@ class TransientError(NotifierError):
 class UnconfirmedError(TransientError):
     """The request went out whole but no answer came in time: the page may have arrived.
 
-    Delivery retries it at most once (see notifiers.delivery.MAX_UNCONFIRMED), so a slow
+    Delivery retries it at most once (see models.notification.MAX_UNCONFIRMED), so a slow
     receiver is not paged again and again for one page.
     """
 

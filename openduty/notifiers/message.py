@@ -1,16 +1,19 @@
-"""What to say: one channel-independent Message built from the notifications being sent.
+"""What to say: one channel-independent Message built from the notifications being sent, and
+what the incident's timeline says about each delivery.
 
 `build_message` renders the subject, the plain/HTML body and the short text (SMS, push, voice)
 for one notification, or for several pages folded into one message when SMS/voice are throttled.
-Each channel then turns it into its own wire format (see the channel modules).
+Each channel then turns it into its own wire format (see the channel modules). `sent_note`,
+`failure_note` and `given_up_unconfirmed` word the timeline entries delivery writes.
 """
 
 from flask import current_app, render_template
 
+from openduty import masking
 from openduty.ack_links import ack_token, ack_url
 from openduty.models import Incident, Notification
 from openduty.models.user import CONTACT_KIND_LABELS
-from openduty.notifiers.base import Message
+from openduty.notifiers.base import Message, NotifierError
 from openduty.notifiers.text import one_line, plain_text, truncate
 from openduty.notifiers.twilio import SMS_MAX_LENGTH
 
@@ -109,3 +112,38 @@ def build_message(batch: list[Notification]) -> Message:
         ack_token=token,
         recipient_is_admin=user.is_admin,
     )
+
+
+# --- The timeline's words for a delivery ---------------------------------------------------------
+
+
+def recipient(row: Notification) -> str:
+    """'Bob by Slack (hooks.slack.com/…/B0SE…)': every user reads timelines, so the address is
+    masked (masking.contact_address); its owner and admins see it in full on the profile."""
+    label = CONTACT_KIND_LABELS.get(row.kind, row.kind)
+    return f"{row.user.name} by {label} ({masking.contact_address(row.kind, row.address)})"
+
+
+def sent_note(row: Notification, folded: int) -> str:
+    """'Paged Bob by SMS (…).', saying when `folded` other pages went in the same message."""
+    verb = {"page": "Paged", "resolve": "Sent the resolve notice to"}.get(row.purpose, "Notified")
+    together = f" (in one message with {folded} other page(s))" if folded else ""
+    return f"{verb} {recipient(row)}{together}."
+
+
+def failure_note(row: Notification, exc: NotifierError, retry_in: int | None, unconfirmed: bool) -> str:
+    """Why a send failed and what happens next (`retry_in` seconds, or None: given up)."""
+    what = recipient(row)
+    if retry_in is not None and unconfirmed:
+        return (f"No answer from {what} (attempt {row.attempts}); it may have arrived; "
+                f"sending once more in {retry_in} s: {exc}")  # fmt: skip
+    if retry_in is not None:
+        return f"Could not page {what} (attempt {row.attempts}); retrying in {retry_in} s: {exc}"
+    if exc.transient:
+        return f"Gave up paging {what} after {row.attempts} attempts: {exc}"
+    return f"Could not page {what}: {exc}"
+
+
+def given_up_unconfirmed(row: Notification, exc: NotifierError) -> str:
+    """A send that got no answer twice: it may have arrived, so it is not sent a third time."""
+    return f"No answer from {recipient(row)} twice; it may have arrived, so it is not sent again: {exc}"

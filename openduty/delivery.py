@@ -30,15 +30,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from openduty import clock, masking
+from openduty import clock
 from openduty.escalation import queue_resolve_notices
 from openduty.extensions import db
 from openduty.models import Incident, Notification
 from openduty.models.notification import MAX_UNCONFIRMED, ContactThrottle, this_process
-from openduty.models.user import CONTACT_KIND_LABELS
 from openduty.notifiers import notifier_for
 from openduty.notifiers.base import Message, NotifierError, UnconfirmedError
-from openduty.notifiers.message import build_message
+from openduty.notifiers.message import build_message, failure_note, given_up_unconfirmed, sent_note
 from openduty.timers import (
     DATABASE_ERRORS,
     DATABASE_RETRY_SECONDS,
@@ -353,9 +352,7 @@ def _failed(batch: list[Notification], exc: NotifierError) -> None:
         for row in batch:
             row.unconfirmed += 1
             row.last_error = str(exc)[:2000]
-        what = _describe(primary)
-        _sent(batch, f"unconfirmed: {exc}"[:255], note=f"No answer from {what} twice; it may have arrived, so it is "
-              f"not sent again: {exc}", kind="notify_failed")  # fmt: skip
+        _sent(batch, f"unconfirmed: {exc}"[:255], note=given_up_unconfirmed(primary, exc), kind="notify_failed")
         return
     wait = RETRY_INTERVALS[min(primary.attempts - 1, len(RETRY_INTERVALS) - 1)]
     retry = exc.transient and now + timedelta(seconds=wait) <= primary.send_at + timedelta(seconds=RETRY_WINDOW_SECONDS)
@@ -371,16 +368,7 @@ def _failed(batch: list[Notification], exc: NotifierError) -> None:
         else:
             row.status = "failed"
         if row.incident_id is not None and logged:
-            what = _describe(row)
-            if retry and unconfirmed:
-                text = (f"No answer from {what} (attempt {row.attempts}); it may have arrived; "
-                        f"sending once more in {wait} s: {exc}")  # fmt: skip
-            elif retry:
-                text = f"Could not page {what} (attempt {row.attempts}); retrying in {wait} s: {exc}"
-            elif exc.transient:
-                text = f"Gave up paging {what} after {row.attempts} attempts: {exc}"
-            else:
-                text = f"Could not page {what}: {exc}"
+            text = failure_note(row, exc, wait if retry else None, unconfirmed)
             row.incident.log("notify_failed", text, channel=row.kind, data={"notification_id": row.id})
     db.session.commit()
     if retry:
@@ -408,10 +396,7 @@ def _sent(batch: list[Notification], receipt: str, note: str | None = None, kind
         if row is not primary:
             row.folded_into_id = primary.id
         if row.incident_id is not None:
-            what = _describe(row)
-            verb = {"page": "Paged", "resolve": "Sent the resolve notice to"}.get(row.purpose, "Notified")
-            folded = f" (in one message with {len(batch) - 1} other page(s))" if len(batch) > 1 else ""
-            text = note or f"{verb} {what}{folded}."
+            text = note or sent_note(row, len(batch) - 1)
             row.incident.log(kind, text, channel=row.kind, data={"notification_id": row.id})
     for incident_id in sorted({row.incident_id for row in batch if row.purpose == "page" and row.incident_id}):
         incident = db.session.scalars(
@@ -423,10 +408,3 @@ def _sent(batch: list[Notification], receipt: str, note: str | None = None, kind
         if incident.status == "resolved":
             queue_resolve_notices(incident)
     db.session.commit()
-
-
-def _describe(row: Notification) -> str:
-    """'Bob by Slack (hooks.slack.com/…/B0SE…)': every user reads timelines, so the address is
-    masked (masking.contact_address); its owner and admins see it in full on the profile."""
-    label = CONTACT_KIND_LABELS.get(row.kind, row.kind)
-    return f"{row.user.name} by {label} ({masking.contact_address(row.kind, row.address)})"
