@@ -6,12 +6,13 @@ from zoneinfo import ZoneInfo
 
 from flask import flash, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from openduty import clock, ical, oncall, overrides, schedules
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
-from openduty.models import Schedule, ScheduleOverride, User
+from openduty.models import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride, User
 from openduty.models.schedule import SHIFT_UNITS
 from openduty.views import render, safe_next
 from openduty.views.schedules import bp
@@ -28,7 +29,23 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
         select(ScheduleOverride)
         .where(ScheduleOverride.schedule_id == schedule.id, ScheduleOverride.end > now - timedelta(days=7))
         .order_by(ScheduleOverride.start, ScheduleOverride.id)
+        .options(selectinload(ScheduleOverride.user))
     ).all()
+    # Loaded here with what the layers panel shows, so that rendering it queries nothing.
+    layers = db.session.scalars(
+        select(ScheduleLayer)
+        .where(ScheduleLayer.schedule_id == schedule.id)
+        .order_by(ScheduleLayer.position, ScheduleLayer.id)
+        .options(selectinload(ScheduleLayer.participants).selectinload(LayerParticipant.user))
+    ).all()
+    event_counts = dict(
+        db.session.execute(
+            select(LayerEvent.layer_id, func.count())
+            .join(ScheduleLayer)
+            .where(ScheduleLayer.schedule_id == schedule.id)
+            .group_by(LayerEvent.layer_id)
+        ).all()
+    )
     overlaps = {}
     for o in recent:
         others = [x for x in recent if x.id != o.id and x.start < o.end and x.end > o.start]
@@ -37,6 +54,9 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
         "schedule": schedule,
         "cal": calendar_view(schedule, view, parse_day(request.args.get("date"), tz)),
         "overrides": recent,
+        "layers": layers,
+        "rrules": {layer.id: oncall.layer_rrules(layer, schedule) for layer in layers},
+        "event_counts": event_counts,
         "overlaps": overlaps,
         "users": db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all(),
         "on_call": oncall.current_shift(schedule, now),
@@ -52,7 +72,6 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
         "notice": None,
         "units": SHIFT_UNITS,
         "restrictions_text": schedules.restrictions_text,
-        "layer_rrules": oncall.layer_rrules,
         "colour": colour,
         "local": lambda dt: dt.astimezone(tz),
         "timedelta_day": timedelta(days=1),
