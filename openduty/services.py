@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from openduty import validation
 from openduty.extensions import db
@@ -103,6 +104,12 @@ def add_integration(service: Service, data: dict[str, Any]) -> Integration:
 def integration_url(integration: Integration, viewer) -> str:
     """Where the integration's events go, with the key in it as `viewer` may see it."""
     return current_app.config["BASE_URL"].rstrip("/") + integration.shown_path(viewer)
+
+
+def all_services() -> list[Service]:
+    """Every service by name, with its policy and integrations (the list shows both)."""
+    query = select(Service).options(joinedload(Service.escalation_policy), selectinload(Service.integrations))
+    return list(db.session.scalars(query.order_by(Service.name)))
 
 
 def open_counts() -> dict[int, int]:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from openduty import validation
 from openduty.errors import ApiError, ValidationError
@@ -207,3 +208,19 @@ def revoke_token(token: ApiToken) -> None:
 def active_users() -> list[User]:
     """Active users by name: who may be paged, chosen as a target or assigned an incident."""
     return list(db.session.scalars(select(User).where(User.active).order_by(func.lower(User.name))))
+
+
+def with_profile(user: User) -> User:
+    """`user` (re)loaded with contact methods, notification rules and API tokens in a few queries,
+    so that the profile page runs no query while it renders."""
+    query = (
+        select(User)
+        .where(User.id == user.id)
+        .options(
+            selectinload(User.contact_methods),
+            selectinload(User.notification_rules).joinedload(NotificationRule.contact_method),
+            selectinload(User.api_tokens),
+        )
+        .execution_options(populate_existing=True)
+    )
+    return db.session.scalars(query).one()

@@ -41,9 +41,12 @@ def safe_next(default: str) -> str:
     return local_url(request.form.get("next") or request.args.get("next"), default)
 
 
-def get_or_404(model, object_id: int, label: str | None = None):
-    """The row, or a 404 saying "No <label> with id N." (JSON on API paths: openduty.errors)."""
-    return db.get_or_404(model, object_id, description=f"No {label or model.__name__.lower()} with id {object_id}.")
+def get_or_404(model, object_id: int, label: str | None = None, **options):
+    """The row, or a 404 saying "No <label> with id N." (JSON on API paths: openduty.errors).
+
+    `options` go to `Session.get` (e.g. `options=[selectinload(...)]` for what the page shows)."""
+    description = f"No {label or model.__name__.lower()} with id {object_id}."
+    return db.get_or_404(model, object_id, description=description, **options)
 
 
 def _is_page(template: str) -> bool:

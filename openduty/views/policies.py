@@ -30,6 +30,7 @@ def _level_or_404(policy: EscalationPolicy, level_id: int) -> EscalationLevel:
 
 def _show(policy: EscalationPolicy, status: int = 200, errors: dict | None = None, block: str | None = None):
     """The policy page (or its levels block for htmx), with the data its template shows."""
+    policy = domain.with_levels(policy)
     context = {
         "policy": policy,
         "errors": errors or {},
@@ -65,7 +66,7 @@ def _invalid(policy: EscalationPolicy | None, errors: dict):
 
 
 def _index(status: int = 200, errors: dict | None = None):
-    policies = db.session.scalars(select(EscalationPolicy).order_by(func.lower(EscalationPolicy.name))).all()
+    policies = domain.all_policies()
     return render("policies/index.html", status=status, policies=policies, errors=errors or {}, form=request.form)
 
 

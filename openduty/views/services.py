@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from openduty import clock, escalation, oncall
 from openduty import services as domain
@@ -28,13 +29,12 @@ def _zone() -> str:
 
 @bp.get("")
 def index():
-    services = db.session.scalars(select(Service).order_by(Service.name)).all()
-    return render("services/index.html", services=services, open_counts=domain.open_counts())
+    return render("services/index.html", services=domain.all_services(), open_counts=domain.open_counts())
 
 
 @bp.get("/<int:service_id>")
 def show(service_id: int):
-    service = get_or_404(Service, service_id)
+    service = get_or_404(Service, service_id, options=[selectinload(Service.integrations)], populate_existing=True)
     policy = service.escalation_policy
     return render(
         "services/show.html",

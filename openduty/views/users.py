@@ -145,6 +145,7 @@ def edit(user_id: int):
             users.update_user(user, data, actor=current_user)
         except ApiError as exc:
             db.session.rollback()
+            db.session.refresh(user)  # what the rollback expired, loaded before the page shows it
             _show_errors(form, exc)
         else:
             db.session.commit()
@@ -191,6 +192,7 @@ def _rule_form(user: User, formdata=None) -> RuleForm:
 
 def _profile_page(user: User, block: str | None = None, status: int = 200, **forms):
     """The profile page of `user`, or one block of it for htmx; `forms` replaces the fresh forms."""
+    user = users.with_profile(user)
     context = {
         "user": user,
         "own": user.id == current_user.id,
