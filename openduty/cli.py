@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from waitress.server import create_server
 
-from openduty import timers, validation
+from openduty import directory, timers, validation
 from openduty.extensions import (
     db,
     redis,
@@ -124,6 +124,24 @@ def reconcile() -> None:
     )
     if counts["errors"]:
         _fail(f"{counts['errors']} job(s) could not be re-armed; the log above says why. Run it again.")
+
+
+@cli.command("ldap-sync")
+def ldap_sync() -> None:
+    """Refresh directory users from LDAP and deactivate those who left it (a worker also does this
+    every LDAP_SYNC_MINUTES)."""
+    if not directory.enabled():
+        _fail("No directory is configured: set LDAP_URL (see docs/deployment.md).")
+    try:
+        counts = directory.sync()
+    except directory.DirectoryDown as exc:
+        db.session.rollback()
+        _fail(f"{exc} Nobody was changed.")
+    db.session.commit()
+    click.echo(
+        f"Directory sync: {counts['refreshed']} refreshed, {counts['unchanged']} unchanged, "
+        f"{counts['deactivated']} deactivated, {counts['failed']} kept as they were (entry without an email)."
+    )
 
 
 # Set by run-all for its worker: the pid of the run-all the worker must die with.

@@ -4,10 +4,13 @@ Each job re-reads the database and does nothing when the state moved on, so a du
 re-armed job is harmless. Periodic jobs re-arm their next run before doing their work.
 """
 
+import logging
 import time
 from datetime import timedelta
 
-from openduty import clock, delivery, escalation, ical, timers
+from flask import current_app
+
+from openduty import clock, delivery, directory, escalation, ical, timers
 from openduty.extensions import db
 
 
@@ -44,3 +47,19 @@ def refresh_ical_sources() -> int:
     """Periodic: refetch every iCal-sourced schedule layer (one job per layer, on the low queue)."""
     timers.schedule_periodic("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES")
     return ical.refresh_ical_sources()
+
+
+def sync_directory() -> dict[str, int] | str:
+    """Periodic: refresh directory users and deactivate those who left (LDAP_SYNC_MINUTES; off without
+    LDAP_URL or with 0, and then it stops re-arming itself)."""
+    if not directory.enabled() or not current_app.config.get("LDAP_SYNC_MINUTES"):
+        return "directory sync off"
+    timers.schedule_periodic("openduty.jobs.sync_directory", "LDAP_SYNC_MINUTES")
+    try:
+        counts = directory.sync()
+    except directory.DirectoryDown as exc:
+        db.session.rollback()
+        logging.getLogger(__name__).warning("directory sync skipped: %s", exc)
+        return "directory down"
+    db.session.commit()
+    return counts

@@ -343,6 +343,7 @@ def _recover_abandoned_sends(now: datetime) -> int:
 PERIODIC_JOBS: list[tuple[str, int | str]] = [
     ("openduty.jobs.reconcile", RECONCILE_INTERVAL),
     ("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES"),
+    ("openduty.jobs.sync_directory", "LDAP_SYNC_MINUTES"),
 ]
 
 

@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from openduty import directory
+from openduty import directory, jobs
 from openduty.extensions import db
 from openduty.models import ApiToken, User
 from tests import factories
@@ -122,3 +122,44 @@ def test_sync_with_the_directory_down_changes_nothing(ldap_on, slapd):
         directory.sync()
     db.session.rollback()
     assert db.session.get(User, user.id).active
+
+
+def test_ldap_sync_command_reports_counts(app, ldap_on):
+    directory.mirror(directory.authenticate("alice", "alice-pass"))
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["openduty", "ldap-sync"])
+    assert result.exit_code == 0, result.output
+    assert "Directory sync: 0 refreshed, 1 unchanged, 0 deactivated" in result.output
+
+
+def test_ldap_sync_command_with_the_directory_down_fails_and_changes_nothing(app, ldap_on, slapd):
+    user = directory.mirror(directory.authenticate("alice", "alice-pass"))
+    db.session.commit()
+    slapd.stop()
+    result = app.test_cli_runner().invoke(args=["openduty", "ldap-sync"])
+    assert result.exit_code != 0
+    assert "not answering" in result.output and "Nobody was changed" in result.output
+    assert db.session.get(User, user.id).active
+
+
+def test_ldap_sync_command_without_a_directory_says_what_to_set(app):
+    result = app.test_cli_runner().invoke(args=["openduty", "ldap-sync"])
+    assert result.exit_code != 0 and "LDAP_URL" in result.output
+
+
+def test_the_periodic_sync_deactivates_who_left(app, ldap_on):
+    dave = directory.mirror(directory.authenticate("dave", "dave-pass"))
+    db.session.commit()
+    with ldap_on.admin() as conn:
+        conn.modify_dn(person_dn("dave"), "uid=dave-gone")
+    try:
+        assert jobs.sync_directory()["deactivated"] == 1
+    finally:
+        with ldap_on.admin() as conn:
+            conn.modify_dn(f"uid=dave-gone,{person_dn('dave').split(',', 1)[1]}", "uid=dave")
+    db.session.expire_all()
+    assert not db.session.get(User, dave.id).active
+
+
+def test_the_periodic_sync_is_off_without_a_directory(app):
+    assert jobs.sync_directory() == "directory sync off"
