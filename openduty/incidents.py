@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flask import abort
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import joinedload
 
@@ -103,13 +102,6 @@ def page_of(filters: Filters) -> tuple[list[Incident], int]:
 
 def open_count() -> int:
     return db.session.scalar(select(func.count()).where(Incident.status != "resolved")) or 0
-
-
-def get_incident_or_404(incident_id: int) -> Incident:
-    incident = db.session.get(Incident, incident_id)
-    if incident is None:
-        abort(404, f"No incident with id {incident_id}.")
-    return incident
 
 
 # --- Locking -------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from openduty import incidents as domain
 from openduty import users, validation
 from openduty.extensions import db
-from openduty.models import Service
-from openduty.views import is_htmx, render, safe_next
+from openduty.models import Incident, Service
+from openduty.views import get_or_404, is_htmx, render, safe_next
 
 bp = Blueprint("incidents", __name__, url_prefix="/incidents")
 
@@ -137,16 +137,15 @@ def _done(back: str, message: str, category: str = "message", changed: bool = Tr
 
 @bp.get("/<int:incident_id>")
 def show(incident_id: int):
-    incident = domain.get_incident_or_404(incident_id)
+    incident = get_or_404(Incident, incident_id)
     if is_htmx():
         return render("incidents/show.html", block="timeline", incident=incident)
     return render("incidents/show.html", incident=incident, reassign_choices=users.active_users())
 
 
 def _act(incident_id: int, action: str):
-    domain.get_incident_or_404(incident_id)
-    [incident] = domain.lock([incident_id])
-    changed = domain.act(incident, action, current_user, channel="web")
+    incident = get_or_404(Incident, incident_id)
+    changed = domain.act(incident, action, current_user, channel="web")  # on the locked row
     db.session.commit()
     label = f"#{incident.number}"
     back = safe_next(url_for("incidents.show", incident_id=incident_id))
@@ -168,7 +167,7 @@ def resolve(incident_id: int):
 
 @bp.post("/<int:incident_id>/notes")
 def add_note(incident_id: int):
-    incident = domain.get_incident_or_404(incident_id)
+    incident = get_or_404(Incident, incident_id)
     try:
         note = validation.text(request.form.get("note"), max_length=5000, label="Note")
     except validation.FieldError as exc:
