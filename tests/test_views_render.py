@@ -99,6 +99,9 @@ def test_the_navigation_count_and_escalation_data_come_from_the_views(client, au
     assert "If an incident opened now:" in page and "Bob by email" in page  # the preview, from the view
     fragment = client.get(f"/users/{world['bob'].id}/tokens", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "open-count" not in fragment  # fragments carry no navigation
+    missing = client.get("/services/999999")  # an error page, rendered by no view: the badge loads itself
+    assert missing.status_code == 404 and "No service with id 999999." in missing.get_data(as_text=True)
+    assert 'id="open-count"' in missing.get_data(as_text=True) and 'hx-trigger="load"' in missing.get_data(as_text=True)
     incident = client.get(f"/incidents/{world['incident'].id}").get_data(as_text=True)
     assert f'<option value="{world["bob"].id}">Bob</option>' in incident  # reassign choices, from the view
 
