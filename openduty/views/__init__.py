@@ -1,4 +1,4 @@
-"""Helpers every blueprint shares: rendering (page or htmx fragment) and safe redirects.
+"""Helpers every blueprint shares: rendering (page or htmx fragment), safe redirects, 404s.
 
 The blueprints themselves are registered by openduty.views.blueprints.
 """
@@ -14,10 +14,11 @@ from openduty.incidents import open_count
 
 
 def is_htmx() -> bool:
+    """Whether htmx made the request (it then wants a fragment, not the whole page)."""
     return request.headers.get("HX-Request") == "true"
 
 
-def local_url(target: str | None, default: str) -> str:
+def _local_url(target: str | None, default: str) -> str:
     """`target` if it is a path on this site, else `default`: redirects never leave the site.
 
     Browsers read a backslash as a slash ("/\\evil.example" is "//evil.example"), and control
@@ -38,7 +39,7 @@ def local_url(target: str | None, default: str) -> str:
 def safe_next(default: str) -> str:
     """Where to go after an action: the request's `next` (form, then query string) if it is a
     path on this site, else `default`. The one redirect check of every view."""
-    return local_url(request.form.get("next") or request.args.get("next"), default)
+    return _local_url(request.form.get("next") or request.args.get("next"), default)
 
 
 def get_or_404(model, object_id: int, label: str | None = None, **options):
