@@ -70,7 +70,7 @@ def _security_headers(response):
 
 def create_app(config_class=None) -> Flask:
     """Build the app: config, extensions, blueprints, CLI and error handlers."""
-    from config import config_from_environment
+    from config import config_from_environment  # the factory, not `import openduty`, reads the config
 
     config_class = config_class or config_from_environment()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,7 +96,7 @@ def create_app(config_class=None) -> Flask:
 
     outbound.parse_networks(app.config.get("OUTBOUND_ALLOWED_NETWORKS"))  # a typo fails at start
     outbound.install()
-    from openduty.extensions import csrf, db, login_manager, migrate, redis
+    from openduty.extensions import csrf, db, login_manager, migrate, redis  # bound here, created unbound
 
     limits.register(app)  # before CSRFProtect: its check reads the body
     db.init_app(app)
@@ -106,9 +106,10 @@ def create_app(config_class=None) -> Flask:
     csrf.init_app(app)
     redis.init_app(app)
 
-    from openduty import errors
-    from openduty.cli import cli
-    from openduty.views import blueprints
+    # Views, jobs and commands load when an app is built, so `import openduty.clock` stays light.
+    from openduty import errors  # (app factory)
+    from openduty.cli import cli  # (app factory)
+    from openduty.views import blueprints  # (app factory)
 
     blueprints.register(app)
     errors.register(app)

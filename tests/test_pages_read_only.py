@@ -4,7 +4,6 @@ calendar tokens are made with the user or by the explicit POST, never while a GE
 from datetime import UTC, datetime
 
 import pytest
-from flask import before_render_template, template_rendered
 from sqlalchemy import event
 
 from openduty.extensions import db
@@ -99,41 +98,23 @@ def test_users_get_a_calendar_token_when_made_and_a_new_one_only_by_post(client,
     assert make_user(email="new@example.com").calendar_token  # made with the user
 
 
-def test_schedule_pages_and_panels_query_nothing_while_rendering(app, client, auth, world, admin):
+def test_schedule_pages_and_panels_query_nothing_while_rendering(client, auth, world, admin, queries_while_rendering):
     """The views load what the schedule pages and panels show; the templates only read it."""
-    rendering, queried = [], []
-
-    def on_statement(conn, cursor, statement, parameters, context, executemany):
-        if rendering and any(t in statement for t in ("schedule", "escalation_", "contact_methods")):
-            queried.append(statement.split("\n")[0][:120])
-
-    def started(sender, template, context, **extra):
-        rendering.append(template.name)
-
-    def finished(sender, template, context, **extra):
-        rendering.pop()
-
-    event.listen(db.engine, "before_cursor_execute", on_statement)
-    before_render_template.connect(started, app)
-    template_rendered.connect(finished, app)
-    try:
-        auth.login(admin.email)
-        ops = world["ops"]
-        for path in (
-            "/",
-            "/profile",
-            "/schedules",
-            f"/schedules/{ops.id}",
-            f"/schedules/{ops.id}/shift?at=2026-03-04T12:00:00%2B00:00",
-            f"/schedules/{ops.id}/overrides/new",
-            f"/services/{world['service'].id}",
-            f"/policies/{world['policy'].id}",
-        ):
+    auth.login(admin.email)
+    ops = world["ops"]
+    for path in (
+        "/",
+        "/profile",
+        "/schedules",
+        f"/schedules/{ops.id}",
+        f"/schedules/{ops.id}?view=week&date=2026-03-05",
+        f"/schedules/{ops.id}/shift?at=2026-03-04T12:00:00%2B00:00",
+        f"/schedules/{ops.id}/overrides/new",
+        f"/services/{world['service'].id}",
+        f"/policies/{world['policy'].id}",
+    ):
+        for htmx in (False, True):
             db.session.expire_all()  # as in a fresh request: nothing left loaded by an earlier one
-            del queried[:]
-            assert client.get(path).status_code == 200, path
-            assert queried == [], f"rendering GET {path} queried: {queried}"
-    finally:
-        event.remove(db.engine, "before_cursor_execute", on_statement)
-        before_render_template.disconnect(started, app)
-        template_rendered.disconnect(finished, app)
+            del queries_while_rendering[:]
+            assert client.get(path, headers={"HX-Request": "true"} if htmx else {}).status_code == 200, path
+            assert queries_while_rendering == [], f"rendering GET {path} (htmx: {htmx}) queried"

@@ -2,9 +2,6 @@
 query runs while they render (issue 10), and the web and API views share one set of rules."""
 
 import pytest
-from flask import before_render_template, template_rendered
-from jinja2_fragments.flask import before_render_template_block, template_block_rendered
-from sqlalchemy import event
 
 from openduty import users
 from openduty.extensions import db
@@ -23,33 +20,6 @@ def world(app, admin):
     db.session.commit()
     incident = open_incident(service)
     return {"bob": bob, "policy": policy, "service": service, "incident": incident}
-
-
-@pytest.fixture
-def queries_while_rendering(app):
-    """Every statement sent while a template (or one block of it, for htmx) renders."""
-    rendering: list[str] = []
-    queried: list[str] = []
-
-    def on_statement(conn, cursor, statement, parameters, context, executemany):
-        if rendering:
-            queried.append(f"{rendering[-1]}: {statement.split(chr(10))[0][:100]}")
-
-    def started(sender, template=None, template_name=None, **extra):
-        rendering.append(template_name or template.name)
-
-    def finished(sender, **extra):
-        rendering.pop()
-
-    event.listen(db.engine, "before_cursor_execute", on_statement)
-    signals = [(before_render_template, started), (template_rendered, finished)]
-    signals += [(before_render_template_block, started), (template_block_rendered, finished)]
-    for signal, receiver in signals:
-        signal.connect(receiver, app)
-    yield queried
-    event.remove(db.engine, "before_cursor_execute", on_statement)
-    for signal, receiver in signals:
-        signal.disconnect(receiver, app)
 
 
 def test_services_policies_and_users_pages_query_nothing_while_rendering(

@@ -15,7 +15,7 @@ def chat_body(message: Message) -> str:
 def stanza(message: Message, to: str) -> str:
     """The <message/> stanza slixmpp sends for `message` (what the XMPP server must parse)."""
     from slixmpp.stanza import Message as MessageStanza  # slixmpp is heavy; only tests and sends load it
-    from slixmpp.xmlstream import tostring
+    from slixmpp.xmlstream import tostring  # (as above)
 
     xml = MessageStanza()
     xml["to"], xml["type"], xml["body"] = to, "chat", chat_body(message)
@@ -37,7 +37,7 @@ class XmppNotifier(Notifier):
 
 
 async def _send(jid: str, password: str, to: str, body: str) -> str:
-    import slixmpp
+    import slixmpp  # heavy: only a worker that sends over XMPP loads it
 
     client = slixmpp.ClientXMPP(jid, password)
     done: asyncio.Future = asyncio.get_running_loop().create_future()

@@ -8,11 +8,12 @@ from urllib.parse import urlencode
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
 
 from openduty import incidents as domain
 from openduty import users, validation
 from openduty.extensions import db
-from openduty.models import Incident, Service
+from openduty.models import Incident, LogEntry, Service
 from openduty.views import get_or_404, is_htmx, render, safe_next
 
 bp = Blueprint("incidents", __name__, url_prefix="/incidents")
@@ -135,9 +136,19 @@ def _done(back: str, message: str, category: str = "message", changed: bool = Tr
     return response
 
 
+# What the incident page shows, loaded by the view so that rendering reads only memory.
+SHOWN = [
+    joinedload(Incident.service),
+    joinedload(Incident.acknowledged_by),
+    joinedload(Incident.resolved_by),
+    joinedload(Incident.assigned_to),
+    selectinload(Incident.log_entries).joinedload(LogEntry.actor),
+]
+
+
 @bp.get("/<int:incident_id>")
 def show(incident_id: int):
-    incident = get_or_404(Incident, incident_id)
+    incident = get_or_404(Incident, incident_id, options=SHOWN)
     if is_htmx():
         return render("incidents/show.html", block="timeline", incident=incident)
     return render("incidents/show.html", incident=incident, reassign_choices=users.active_users())
