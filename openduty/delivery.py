@@ -33,11 +33,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 from openduty import clock
 from openduty.escalation import queue_resolve_notices
 from openduty.extensions import db
+from openduty.messages import build_message, failure_note, given_up_unconfirmed, sent_note
 from openduty.models import Incident, Notification
 from openduty.models.notification import MAX_UNCONFIRMED, ContactThrottle, this_process
 from openduty.notifiers import notifier_for
 from openduty.notifiers.base import Message, NotifierError, UnconfirmedError
-from openduty.notifiers.message import build_message, failure_note, given_up_unconfirmed, sent_note
 from openduty.timers import (
     DATABASE_ERRORS,
     DATABASE_RETRY_SECONDS,

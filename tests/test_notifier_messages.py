@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 
 from openduty.event_formats import MAX_SUMMARY
 from openduty.extensions import db
+from openduty.messages import build_message
 from openduty.models import ContactMethod, Incident, Notification, Service, User
 from openduty.notifiers import apprise as apprise_channel
 from openduty.notifiers import notifier_for, pushover, slack, twilio, webhook, xmpp
 from openduty.notifiers.base import Message
-from openduty.notifiers.message import build_message
 from tests.factories_escalation import make_pager, make_policy, make_service, open_incident
 from tests.factories_events import make_integration
 
