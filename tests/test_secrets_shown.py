@@ -5,6 +5,8 @@ keys and iCal source URLs are shown in full to admins only; members see them mas
 checked as the member who owns the thing, another member and an admin, on the page and the API.
 """
 
+from datetime import UTC, datetime
+
 import pytest
 
 from openduty import masking
@@ -147,7 +149,7 @@ def test_earlier_timeline_entries_are_masked_by_the_migration(tmp_path):
 
     from config import TestConfig
     from openduty import create_app
-    from openduty.models import Incident, LogEntry, Notification, Service, User
+    from openduty.models import Incident, LogEntry, Notification, Service
     from tests.test_migrations import _fresh_database_uri
 
     config = type("Before", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": _fresh_database_uri(tmp_path)})
@@ -156,7 +158,15 @@ def test_earlier_timeline_entries_are_masked_by_the_migration(tmp_path):
     hook = "https://hooks.example.com/p/hooktoken"
     with app.app_context():
         upgrade(revision="c5e8a1f2d3b4")
-        user = User(email="olive@example.com", name="Olive")
+        # The users table as it was at that revision (the model has grown columns since).
+        user_id = db.session.execute(
+            db.text(
+                "INSERT INTO users (email, name, time_zone, is_admin, active, auth_source, session_generation,"
+                " created_at) VALUES ('olive@example.com', 'Olive', 'UTC', false, true, 'local', 0, :now)"
+                " RETURNING id"
+            ),
+            {"now": datetime.now(UTC)},
+        ).scalar_one()
         incident = Incident(service=Service(name="S"), number=1, dedup_key="k", summary="Disk", status="triggered")
         rows = [
             ("slack", slack, "notify", f"Paged Olive by Slack webhook ({slack})."),
@@ -169,7 +179,7 @@ def test_earlier_timeline_entries_are_masked_by_the_migration(tmp_path):
             ("email", "olive@example.com", "notify", "Paged Olive by Email (olive@example.com)."),
         ]
         for kind, address, entry_kind, text in rows:
-            notification = Notification(incident=incident, user=user, kind=kind, address=address)
+            notification = Notification(incident=incident, user_id=user_id, kind=kind, address=address)
             db.session.add(notification)
             db.session.flush()
             db.session.add(
