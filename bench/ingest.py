@@ -35,6 +35,8 @@ import threading
 import time
 import urllib.request
 
+from tests.processes import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/openduty_bench2")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
@@ -65,12 +67,6 @@ request = function()
   return wrk.format(nil, "/v2/enqueue", nil, body)
 end
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _event(routing_key: str, dedup_key: str) -> bytes:
@@ -394,7 +390,7 @@ def main() -> None:
     for run in range(RUNS):
         for mix, keys in (("dedup", 100), ("unique", 0)) if "sustained" in PHASES else ():
             key = _reset(app)
-            server = Server(_free_port())
+            server = Server(free_port())
             try:
                 r = _wrk(server.port, key, keys)
             finally:
@@ -413,7 +409,7 @@ def main() -> None:
 
 def _latency_run(app, run: int, results: dict) -> None:
     key = _reset(app)
-    server = Server(_free_port())
+    server = Server(free_port())
     try:
         open_loop = _open_loop_threads if CLIENT == "threads" else _open_loop
         open_loop(server.port, key, RATE, 2)  # warm-up (connections, caches), not counted
@@ -432,7 +428,7 @@ def _latency_run(app, run: int, results: dict) -> None:
 
 def _storm_run(app, run: int, results: dict) -> None:
     key = _reset(app)
-    server = Server(_free_port())
+    server = Server(free_port())
     try:
         storm = _storm(server.port, key)
     finally:

@@ -12,7 +12,6 @@ Run: `.venv/bin/python -m bench startup` (RUNS=5 IDLE_SECONDS=5 by default).
 
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import urllib.request
 
 import psutil
 
+from tests.processes import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = int(os.environ.get("RUNS", "5"))
 IDLE_SECONDS = float(os.environ.get("IDLE_SECONDS", "5"))
@@ -30,15 +31,9 @@ TARGET_SECONDS = 3.0
 TARGET_MB = 200.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _env(instance: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "OPENDUTY_CONFIG")}
-    env.update(OPENDUTY_INSTANCE=instance, PORT=str(_free_port()))
+    env.update(OPENDUTY_INSTANCE=instance, PORT=str(free_port()))
     return env
 
 
