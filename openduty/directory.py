@@ -74,6 +74,10 @@ def _connect(dn: str | None, password: str | None) -> ldap3.Connection | None:
             return connection
     except ldap_errors.LDAPException as exc:
         _close(connection)
+        if "certificate" in str(exc).lower():
+            raise DirectoryDown(
+                "The directory's TLS certificate was not accepted (is LDAP_CA_FILE its CA?); no password was sent."
+            ) from exc
         raise DirectoryDown(f"The directory is not answering ({type(exc).__name__}).") from exc
     _close(connection)
     return None

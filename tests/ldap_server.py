@@ -19,7 +19,7 @@ from pathlib import Path
 
 import ldap3
 
-from tests.processes import free_port, wait_for
+from tests.processes import free_port, self_signed_certificate, wait_for
 
 BASE = "dc=example,dc=org"
 PEOPLE = f"ou=people,{BASE}"
@@ -72,6 +72,8 @@ def _ldif() -> str:
 def _config(folder: Path) -> str:
     includes = "\n".join(f"include /etc/ldap/schema/{name}.schema" for name in SCHEMAS)
     return f"""{includes}
+TLSCertificateFile {folder}/cert.pem
+TLSCertificateKeyFile {folder}/cert.key
 modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile {folder}/slapd.pid
@@ -87,15 +89,18 @@ access to * by dn.exact="{SERVICE_DN}" read by users read by anonymous read
 
 
 class Slapd:
-    """slapd in a temporary folder on a free port; `url` to connect; `stop()` / `start()` to take it
+    """slapd in a temporary folder: `url` (ldap://, StartTLS offered) and `ldaps_url` on free ports,
+    with a throwaway self-signed certificate for 127.0.0.1 (`ca_file`); `stop()` / `start()` take it
     away and bring it back (the data stays); `admin()` is a root connection to change entries."""
 
     def __init__(self):
         self.folder = Path(tempfile.mkdtemp(prefix="openduty-slapd-"))
-        self.port = free_port()
+        self.port, self.ldaps_port = free_port(), free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
+        self.ldaps_url = f"ldaps://127.0.0.1:{self.ldaps_port}"
         self.process: subprocess.Popen | None = None
         (self.folder / "db").mkdir()
+        self.ca_file = str(self_signed_certificate(self.folder)[0])
         (self.folder / "slapd.conf").write_text(_config(self.folder))
         (self.folder / "data.ldif").write_text(_ldif())
         slapadd = Path(slapd_binary()).with_name("slapadd")
@@ -107,8 +112,9 @@ class Slapd:
 
     def start(self) -> None:
         with open(self.folder / "slapd.log", "ab") as log:  # the child keeps its own copy of the handle
+            listen = f"{self.url}/ {self.ldaps_url}/"
             self.process = subprocess.Popen(
-                [slapd_binary(), "-f", str(self.folder / "slapd.conf"), "-h", self.url + "/", "-d", "0"],
+                [slapd_binary(), "-f", str(self.folder / "slapd.conf"), "-h", listen, "-d", "0"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

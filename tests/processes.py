@@ -67,6 +67,18 @@ class ServedApp:
         self.thread.join(5)
 
 
+def self_signed_certificate(folder: Path, name: str = "cert") -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 and its key (openssl), valid for a day: the certificate
+    is its own CA, so a client trusts it by using it as the CA file."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
 def hits(httpserver) -> dict[str, int]:
     """How many requests a pytest-httpserver received, per path."""
     counts: dict[str, int] = {}

@@ -8,6 +8,7 @@ from openduty.extensions import db
 from openduty.models import ApiToken, User
 from tests import factories
 from tests.ldap_server import ADMINS, person_dn
+from tests.processes import self_signed_certificate
 
 
 def _users() -> int:
@@ -163,3 +164,25 @@ def test_the_periodic_sync_deactivates_who_left(app, ldap_on):
 
 def test_the_periodic_sync_is_off_without_a_directory(app):
     assert jobs.sync_directory() == "directory sync off"
+
+
+@pytest.mark.parametrize("how", ["ldaps", "starttls"])
+def test_tls_to_the_directory_with_its_ca(app, ldap_on, how):
+    if how == "ldaps":
+        app.config.update(LDAP_URL=ldap_on.ldaps_url, LDAP_CA_FILE=ldap_on.ca_file)
+    else:
+        app.config.update(LDAP_START_TLS=True, LDAP_CA_FILE=ldap_on.ca_file)
+    assert directory.authenticate("alice", "alice-pass").email == "alice@example.org"
+
+
+@pytest.mark.parametrize("how", ["ldaps", "starttls"])
+def test_an_untrusted_directory_certificate_is_refused(app, ldap_on, how, tmp_path):
+    """Without the directory's CA the certificate is not trusted: no password is sent."""
+    app.config.update(LDAP_CA_FILE=str(self_signed_certificate(tmp_path, "unrelated")[0]))
+    if how == "ldaps":
+        app.config["LDAP_URL"] = ldap_on.ldaps_url
+    else:
+        app.config["LDAP_START_TLS"] = True
+    with pytest.raises(directory.DirectoryDown, match="certificate"):
+        directory.authenticate("alice", "alice-pass")
+

@@ -121,8 +121,9 @@ def _authenticate(login: str, password: str) -> tuple[User | None, str, int]:
     except directory.LoginRefused as exc:
         db.session.rollback()
         return None, str(exc), 401
-    except directory.DirectoryDown:
+    except directory.DirectoryDown as exc:
         db.session.rollback()
+        current_app.logger.warning("Directory login refused: %s", exc)  # the reason, for whoever runs it
         return None, DIRECTORY_DOWN, 503
     if not user.active:
         db.session.rollback()

@@ -1,5 +1,7 @@
 """A real OpenLDAP directory (tests/ldap_server.py) for the whole session, and an app pointed at it."""
 
+import shutil
+
 import pytest
 
 from tests import ldap_server
@@ -10,6 +12,8 @@ from tests.conftest import _ci_requires
 def slapd():
     if ldap_server.slapd_binary() is None:
         _ci_requires("Debian's slapd")
+    if shutil.which("openssl") is None:
+        _ci_requires("openssl")
     server = ldap_server.Slapd()
     server.start()
     yield server

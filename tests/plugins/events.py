@@ -2,14 +2,13 @@
 
 import shutil
 import ssl
-import subprocess
 
 import pytest
 
 from openduty.extensions import db
 from tests import factories_events
 from tests.conftest import _ci_requires
-from tests.processes import ServedApp
+from tests.processes import ServedApp, self_signed_certificate
 
 
 @pytest.fixture
@@ -34,12 +33,7 @@ def https_live_server(app, tmp_path):
     """The app over HTTPS with a throwaway self-signed certificate (for clients that insist)."""
     if not shutil.which("openssl"):
         _ci_requires("openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     served = ServedApp(app, ssl_context=context)
