@@ -142,6 +142,8 @@ class Config:
     LDAP_USER_FILTER = os.environ.get("LDAP_USER_FILTER", "(uid={username})")
     LDAP_ATTR_EMAIL = os.environ.get("LDAP_ATTR_EMAIL", "mail")
     LDAP_ATTR_NAME = os.environ.get("LDAP_ATTR_NAME", "cn")
+    # A phone number in E.164 becomes an SMS contact method at the first login (empty: not read).
+    LDAP_ATTR_PHONE = os.environ.get("LDAP_ATTR_PHONE", "telephoneNumber")
     LDAP_ADMIN_GROUP = os.environ.get("LDAP_ADMIN_GROUP") or None
     LDAP_TIMEOUT_SECONDS = _env_int("LDAP_TIMEOUT_SECONDS", 5)
     # `sync` runs this often when a directory is set (0: only `flask openduty ldap-sync`).

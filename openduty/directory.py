@@ -15,6 +15,7 @@ from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
 from sqlalchemy import select
 
+from openduty import validation
 from openduty.extensions import db
 from openduty.models import ContactMethod, User
 
@@ -37,6 +38,7 @@ class Person:
     email: str
     name: str
     is_admin: bool
+    phone: str | None = None  # E.164, when LDAP_ATTR_PHONE holds a usable number
 
 
 def enabled() -> bool:
@@ -124,7 +126,18 @@ def _user_filter(login: str) -> str:
 
 
 def _attributes() -> list[str]:
-    return [_setting("LDAP_ATTR_EMAIL"), _setting("LDAP_ATTR_NAME")]
+    return [name for name in (_setting(f"LDAP_ATTR_{n}") for n in ("EMAIL", "NAME", "PHONE")) if name]
+
+
+def _phone(entry) -> str | None:
+    """The entry's phone number as E.164, or None when it has none or it is not one (never a reason to
+    refuse a login: the number is only a convenience)."""
+    attribute = _setting("LDAP_ATTR_PHONE")
+    raw = _value(entry, attribute) if attribute else ""
+    try:
+        return validation.contact_address("sms", raw) if raw else None
+    except validation.FieldError:
+        return None
 
 
 def _value(entry, attribute: str) -> str:
@@ -148,7 +161,13 @@ def _person(connection: ldap3.Connection, entry) -> Person:
             "ask your directory administrator to add one."
         )
     name = _value(entry, _setting("LDAP_ATTR_NAME")) or email.split("@")[0]
-    return Person(dn=entry.entry_dn, email=email, name=name[:200], is_admin=_is_admin(connection, entry.entry_dn))
+    return Person(
+        dn=entry.entry_dn,
+        email=email,
+        name=name[:200],
+        is_admin=_is_admin(connection, entry.entry_dn),
+        phone=_phone(entry),
+    )
 
 
 def authenticate(login: str, password: str) -> Person:
@@ -188,6 +207,8 @@ def mirror(person: Person) -> User:
     if user is None:
         user = User(email=person.email, name=person.name, auth_source="ldap")
         user.contact_methods.append(ContactMethod(kind="email", address=person.email))
+        if person.phone:  # offered, not used: no notification rule pages it until its owner adds one
+            user.contact_methods.append(ContactMethod(kind="sms", address=person.phone, label="from the directory"))
         db.session.add(user)
     user.auth_source = "ldap"
     user.directory_dn = person.dn

@@ -186,3 +186,11 @@ def test_an_untrusted_directory_certificate_is_refused(app, ldap_on, how, tmp_pa
     with pytest.raises(directory.DirectoryDown, match="certificate"):
         directory.authenticate("alice", "alice-pass")
 
+
+def test_a_phone_number_in_the_directory_becomes_an_unused_sms_method(ldap_on):
+    user = directory.mirror(directory.authenticate("dave", "dave-pass"))
+    assert [(m.kind, m.address) for m in user.contact_methods] == [
+        ("email", "dave@example.org"),
+        ("sms", "+14155550123"),
+    ]
+    assert user.notification_rules == []
