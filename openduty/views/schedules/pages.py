@@ -46,10 +46,8 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
             .group_by(LayerEvent.layer_id)
         ).all()
     )
-    overlaps = {}
-    for o in recent:
-        others = [x for x in recent if x.id != o.id and x.start < o.end and x.end > o.start]
-        overlaps[o.id] = overrides.overlap_message(o, others)
+    among = overrides.overlaps_among(recent)
+    overlaps = {o.id: overrides.overlap_message(o, among[o.id]) for o in recent}
     return {
         "schedule": schedule,
         "cal": calendar_view(schedule, view, parse_day(request.args.get("date"), tz)),
