@@ -100,6 +100,29 @@ def page_of(filters: Filters) -> tuple[list[Incident], int]:
     return list(items), total or 0
 
 
+# The incident page shows this many timeline entries at first, and each "Show older" as many more.
+TIMELINE_PAGE = 50
+# A poll brings at most this many new entries (a storm's worth); the page reload shows the rest.
+TIMELINE_NEW_MAX = 500
+
+
+def timeline(incident_id: int, *, before: int | None = None, after: int | None = None) -> tuple[list[LogEntry], bool]:
+    """Timeline entries newest first, and whether older ones remain: the newest page, the page older
+    than entry `before`, or every entry newer than `after` (what a poll has not seen yet)."""
+    query = (
+        select(LogEntry)
+        .where(LogEntry.incident_id == incident_id)
+        .options(joinedload(LogEntry.actor))
+        .order_by(LogEntry.id.desc())
+    )
+    if after is not None:
+        return list(db.session.scalars(query.where(LogEntry.id > after).limit(TIMELINE_NEW_MAX))), False
+    if before is not None:
+        query = query.where(LogEntry.id < before)
+    entries = list(db.session.scalars(query.limit(TIMELINE_PAGE + 1)))
+    return entries[:TIMELINE_PAGE], len(entries) > TIMELINE_PAGE
+
+
 def open_count() -> int:
     return db.session.scalar(select(func.count()).where(Incident.status != "resolved")) or 0
 

@@ -132,3 +132,29 @@ def test_a_poll_in_flight_does_not_undo_a_fresh_check(app, page, live_server, co
     release.set()
     page.wait_for_timeout(int(POLL_SECONDS * 4000))  # several polls later
     expect(page.locator(f"#pick-{checkout[0].id}")).to_be_checked()
+
+
+def test_the_incident_timeline_pages_older_entries_and_polls_in_new_ones(app, live_server, page):
+    app.config["INCIDENTS_POLL_SECONDS"] = POLL_SECONDS
+    user = factories.make_user(email="rita@example.com", name="Rita")
+    incident = factories_events.make_incident(summary="Disk full on db1")
+    for n in range(1, 80):
+        incident.log("note", f"Entry {n}.", by=user)
+    db.session.commit()
+    total = len(incident.log_entries)  # the notes, the trigger and what escalation wrote
+    page.goto(live_server.url + "/login")
+    page.fill("input[name=email]", user.email)
+    page.fill("input[name=password]", factories.PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/incidents/{incident.id}")
+    entries = page.locator("#timeline-entries li.entry")
+    expect(entries).to_have_count(50)
+    page.evaluate("window.notReloaded = true")
+    page.click("text=Show older entries")
+    expect(entries).to_have_count(total)  # in place, the oldest last
+    expect(entries.last).to_contain_text("Triggered")
+    incident.log("note", "Entry 80.", by=user)
+    db.session.commit()
+    expect(entries.first).to_contain_text("Entry 80.")  # the poll brought it to the top
+    expect(entries).to_have_count(total + 1)
+    assert page.evaluate("window.notReloaded") is True

@@ -8,12 +8,12 @@ from urllib.parse import urlencode
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from openduty import incidents as domain
 from openduty import users, validation
 from openduty.extensions import db
-from openduty.models import Incident, LogEntry, Service
+from openduty.models import Incident, Service
 from openduty.views import get_or_404, is_htmx, render, safe_next
 
 bp = Blueprint("incidents", __name__, url_prefix="/incidents")
@@ -142,16 +142,64 @@ SHOWN = [
     joinedload(Incident.acknowledged_by),
     joinedload(Incident.resolved_by),
     joinedload(Incident.assigned_to),
-    selectinload(Incident.log_entries).joinedload(LogEntry.actor),
 ]
 
 
 @bp.get("/<int:incident_id>")
 def show(incident_id: int):
+    """The incident page. Its timeline shows the newest entries; htmx asks for older ones
+    (`before=<entry id>`) and polls for new ones (`after=<entry id>`: 204 when there are none)."""
     incident = get_or_404(Incident, incident_id, options=SHOWN)
-    if is_htmx():
-        return render("incidents/show.html", block="timeline", incident=incident)
-    return render("incidents/show.html", incident=incident, reassign_choices=users.active_users())
+    before, after = _entry_id("before"), _entry_id("after")
+    if is_htmx() and after is not None:
+        entries, _ = domain.timeline(incident.id, after=after)
+        if not entries:
+            return "", 204
+        block = "new_entries"
+        newest = entries[0].id
+        return render(
+            "incidents/_timeline.html", block=block, incident=incident, entries=entries, newest=newest, **_poll()
+        )
+    if is_htmx() and before is not None:
+        entries, older = domain.timeline(incident.id, before=before)
+        block = "older_entries"
+        return render("incidents/_timeline.html", block=block, incident=incident, entries=entries, older=older)
+    return _page(incident, before=before)
+
+
+def _page(incident: Incident, status: int = 200, before: int | None = None, **context):
+    """The whole incident page with the newest page of its timeline, or (without JavaScript, "Show
+    older entries") the page older than entry `before`, which does not poll."""
+    entries, older = domain.timeline(incident.id, before=before)
+    newest = None if before is not None else (entries[0].id if entries else 0)
+    return render(
+        "incidents/show.html",
+        block="timeline",
+        incident=incident,
+        entries=entries,
+        older=older,
+        newest=newest,
+        earlier_page=before is not None,
+        **_poll(),
+        reassign_choices=users.active_users(),
+        status=status,
+        **context,
+    )
+
+
+def _poll() -> dict[str, int]:
+    """The incident page's timeline polls half as often as the console."""
+    return {"timeline_poll_ms": 2 * poll_ms()}
+
+
+def _entry_id(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return validation.integer(raw, minimum=0, label=name)
+    except validation.FieldError as exc:
+        abort(400, f"Bad {name}: {exc}")
 
 
 def _act(incident_id: int, action: str):
@@ -182,13 +230,7 @@ def add_note(incident_id: int):
     try:
         note = validation.text(request.form.get("note"), max_length=5000, label="Note")
     except validation.FieldError as exc:
-        return render(
-            "incidents/show.html",
-            incident=incident,
-            note_error=str(exc),
-            status=422,
-            reassign_choices=users.active_users(),
-        )
+        return _page(incident, status=422, note_error=str(exc))
     domain.add_note(incident, note, by=current_user, channel="web")
     db.session.commit()
     flash("Note added.")
