@@ -6,6 +6,7 @@ sessions, API tokens and acknowledge links end with it). Local accounts never to
 admin can always get in while it is down. Settings: the LDAP_* block of config.py (docs/deployment.md).
 """
 
+import contextlib
 import ssl
 from dataclasses import dataclass
 
@@ -87,10 +88,8 @@ def _connect(dn: str | None, password: str | None) -> ldap3.Connection | None:
 
 def _close(connection: ldap3.Connection) -> None:
     """Unbind, and close the socket too: ldap3 leaves it open when connecting failed."""
-    try:
+    with contextlib.suppress(ldap_errors.LDAPException):  # a connection that never opened has nothing to end
         connection.unbind()
-    except ldap_errors.LDAPException:
-        pass
     if connection.socket is not None:
         connection.socket.close()
 
