@@ -6,7 +6,16 @@ from datetime import timedelta
 from openduty import clock, escalation
 from openduty.events import next_incident_numbers
 from openduty.extensions import db
-from openduty.models import EscalationLevel, EscalationPolicy, EscalationTarget, Incident, Notification, Schedule, User
+from openduty.models import (
+    EscalationLevel,
+    EscalationPolicy,
+    EscalationTarget,
+    Incident,
+    Integration,
+    Notification,
+    Schedule,
+    User,
+)
 from tests import factories, factories_events
 
 _seq = itertools.count(1)
@@ -60,7 +69,6 @@ def open_incident(service, summary: str = "Disk full", dedup_key: str | None = N
 
 def trigger_event(service, summary: str = "Disk full", dedup_key: str = "flap") -> Incident:
     """Open (or deduplicate into) an incident through the events ingest, as a monitor would."""
-    from openduty.models import Integration
 
     integration = db.session.scalar(db.select(Integration).where(Integration.service_id == service.id))
     integration = integration or factories_events.make_integration(service)

@@ -4,6 +4,8 @@ import pytest
 
 from config import Config, ProductionConfig, TestConfig, config_from_environment, database_url
 from openduty import create_app
+from openduty.extensions import db
+from tests import factories
 
 
 def _config(base, tmp_path, **attrs):
@@ -36,8 +38,6 @@ def test_embedded_default_database_is_sqlite_in_the_instance_folder(tmp_path, mo
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path, monkeypatch):
     from sqlalchemy import text
-
-    from openduty.extensions import db
 
     monkeypatch.setenv("OPENDUTY_INSTANCE", str(tmp_path))
     app = create_app(_config(Config, tmp_path, SECRET_KEY="x"))
@@ -72,7 +72,6 @@ def test_config_class_from_environment(monkeypatch):
 
 
 def test_htmx_requests_need_the_csrf_header(client, auth, app):
-    from tests import factories
 
     factories.make_user(email="alice@example.com")
     auth.login("alice@example.com")

@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from openduty.extensions import db
+from openduty.models import Incident, Notification
 from tests.conftest import _ci_requires
 from tests.faults import FAULTS, PROMISE_SECONDS, Stack, run_fault
 from tests.processes import OwnPostgres, wait_for
@@ -79,8 +81,6 @@ def test_database_down_mid_send_costs_no_attempt_and_sends_nothing_twice(stacks)
 
 def _page_row(stack: Stack, number: int) -> tuple[str, int, int]:
     """(status, attempts, unconfirmed) of the page of incident `number`."""
-    from openduty.extensions import db
-    from openduty.models import Incident, Notification
 
     app = stack._app()
     with app.app_context():

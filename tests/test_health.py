@@ -1,6 +1,6 @@
 from redis import Redis
 
-from openduty.extensions import redis
+from openduty.extensions import db, redis
 
 
 def test_healthz_ok(client):
@@ -21,7 +21,6 @@ def test_healthz_503_when_redis_is_down(app, client):
 
 
 def test_healthz_503_when_database_is_down(app, client):
-    from openduty.extensions import db
 
     original = app.config["SQLALCHEMY_DATABASE_URI"]
     engines = app.extensions["sqlalchemy"]._app_engines[app]

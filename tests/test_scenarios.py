@@ -2,9 +2,10 @@
 with a real worker, and assert on the pages real local servers received."""
 
 from openduty import incidents
+from openduty.delivery import RETRY_WINDOW_SECONDS
 from openduty.extensions import db
 from openduty.models import Incident, LogEntry, Notification
-from tests import factories
+from tests import factories, factories_events
 from tests.factories_escalation import make_pager, make_policy, make_service, open_incident
 
 
@@ -189,7 +190,6 @@ def test_sms_throttle_folds_pages_to_one_number(pager):
 
 
 def test_transient_failure_retries_until_the_window_ends_and_permanent_fails_at_once(pager):
-    from openduty.delivery import RETRY_WINDOW_SECONDS
 
     alice = make_pager("Alice", {"webhook": (pager.httpserver.url_for("/hook/down"), 0)})
     bob = make_pager("Bob", {"webhook": (pager.httpserver.url_for("/hook/gone"), 0)})
@@ -216,7 +216,6 @@ def test_transient_failure_retries_until_the_window_ends_and_permanent_fails_at_
 def test_flapping_source_triggering_100_times_pages_once(pager, client):
     alice = make_pager("Alice", {"sms": ("+14155550101", 0)})
     service = make_service(make_policy([(5, [alice])]))
-    from tests import factories_events
 
     integration = factories_events.make_integration(service)
     for _ in range(100):

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from openduty import ical, oncall
+from openduty import ical, jobs, oncall, timers
 from openduty.extensions import db, queue
 from openduty.models import LayerEvent, ScheduleLayer
 from tests.factories_schedules import make_layer, make_schedule
@@ -149,15 +149,11 @@ def test_ical_refresh_is_a_periodic_job_that_re_arms_itself(app, run_jobs):
     """The worker arms the iCal refresh with its other periodic jobs, and each run arms the next."""
     from rq.registry import ScheduledJobRegistry
 
-    from openduty import timers
-    from openduty.extensions import queue
-
     assert ("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES") in timers.PERIODIC_JOBS
     timers.ensure_periodic()
     registry = ScheduledJobRegistry(queue=queue(timers.HOUSEKEEPING_QUEUE))
     armed = [job_id for job_id in registry.get_job_ids() if "refresh_ical_sources" in job_id]
     assert len(armed) == 1
-    from openduty import jobs
 
     jobs.ical.refresh_ical_sources()
     again = [job_id for job_id in registry.get_job_ids() if "refresh_ical_sources" in job_id]

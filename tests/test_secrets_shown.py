@@ -8,14 +8,17 @@ checked as the member who owns the thing, another member and an admin, on the pa
 from datetime import UTC, datetime
 
 import pytest
+from flask_migrate import upgrade
 
-from openduty import masking
+from config import TestConfig
+from openduty import create_app, masking
 from openduty.extensions import db
-from openduty.models import ScheduleLayer
+from openduty.models import Incident, LogEntry, Notification, ScheduleLayer, Service
 from tests import factories
 from tests.factories_escalation import make_policy, make_service, open_incident
 from tests.factories_events import make_integration
 from tests.factories_schedules import make_schedule
+from tests.test_migrations import _fresh_database_uri
 
 SLACK_TOKEN = "XoXoSeCrEtToKeN42"
 PUSHOVER_KEY = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG"
@@ -145,12 +148,6 @@ def test_ical_source_urls_only_for_admins(client, auth, api, people, ical_layer,
 
 def test_earlier_timeline_entries_are_masked_by_the_migration(tmp_path):
     """Entries written before masking (full address, the webhook's reply) are rewritten."""
-    from flask_migrate import upgrade
-
-    from config import TestConfig
-    from openduty import create_app
-    from openduty.models import Incident, LogEntry, Notification, Service
-    from tests.test_migrations import _fresh_database_uri
 
     config = type("Before", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": _fresh_database_uri(tmp_path)})
     app = create_app(config)
