@@ -60,3 +60,56 @@ def test_upgrade_gives_every_user_a_calendar_token(tmp_path):
             tokens = conn.execute(text("SELECT calendar_token FROM users ORDER BY email")).scalars().all()
         db.engine.dispose()
     assert tokens[2] == "kept" and all(len(t) >= 32 for t in tokens[:2]) and tokens[0] != tokens[1]
+
+
+def test_no_row_is_lost_by_an_upgrade(tmp_path):
+    """Rows written at the first revision are all there at the head. On SQLite a batch migration
+    rebuilds a table (copy, DROP, rename); with foreign keys on, dropping `users` once deleted every
+    contact method, rule and token that referenced it (ON DELETE CASCADE)."""
+    uri = _fresh_database_uri(tmp_path)
+    config = type("MigrationConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": uri})
+    app = create_app(config)
+    now = {"now": "2026-03-01 09:00:00"}
+    with app.app_context():
+        upgrade(revision="f3c43eeac191")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, email, name, time_zone, is_admin, active, auth_source, created_at)"
+                    " VALUES (1, 'o@example.com', 'O', 'UTC', false, true, 'local', :now)"
+                ),
+                now,
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO contact_methods (id, user_id, kind, address, label, created_at)"
+                    " VALUES (1, 1, 'email', 'o@example.com', '', :now)"
+                ),
+                now,
+            )
+            conn.execute(
+                text("INSERT INTO notification_rules (user_id, contact_method_id, delay_minutes) VALUES (1, 1, 0)")
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at)"
+                    " VALUES (1, 't', :hash, 'od_x', :now)"
+                ),
+                {"hash": "a" * 64, **now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO services (id, name, description, disabled, created_at) VALUES (1, 'S', '', false, :now)"
+                ),
+                now,
+            )
+        upgrade()
+        with db.engine.connect() as conn:
+            counts = {
+                table: conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+                for table in ("users", "contact_methods", "notification_rules", "api_tokens", "services")
+            }
+            foreign_keys = conn.execute(text("PRAGMA foreign_keys")).scalar() if conn.dialect.name == "sqlite" else 1
+        db.engine.dispose()
+    assert counts == {"users": 1, "contact_methods": 1, "notification_rules": 1, "api_tokens": 1, "services": 1}
+    assert foreign_keys == 1, "the migration's connection went back to the pool with foreign keys off"

@@ -13,7 +13,7 @@ from flask_migrate import upgrade
 from config import TestConfig
 from openduty import create_app, masking
 from openduty.extensions import db
-from openduty.models import Incident, LogEntry, Notification, ScheduleLayer, Service
+from openduty.models import Incident, LogEntry, Notification, ScheduleLayer
 from tests import factories
 from tests.factories_escalation import make_policy, make_service, open_incident
 from tests.factories_events import make_integration
@@ -164,7 +164,14 @@ def test_earlier_timeline_entries_are_masked_by_the_migration(tmp_path):
             ),
             {"now": datetime.now(UTC)},
         ).scalar_one()
-        incident = Incident(service=Service(name="S"), number=1, dedup_key="k", summary="Disk", status="triggered")
+        service_id = db.session.execute(
+            db.text(
+                "INSERT INTO services (name, description, disabled, created_at) VALUES ('S', '', false, :now)"
+                " RETURNING id"
+            ),
+            {"now": datetime.now(UTC)},
+        ).scalar_one()
+        incident = Incident(service_id=service_id, number=1, dedup_key="k", summary="Disk", status="triggered")
         rows = [
             ("slack", slack, "notify", f"Paged Olive by Slack webhook ({slack})."),
             (
