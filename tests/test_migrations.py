@@ -99,7 +99,8 @@ def test_no_row_is_lost_by_an_upgrade(tmp_path):
             )
             conn.execute(
                 text(
-                    "INSERT INTO services (id, name, description, disabled, created_at) VALUES (1, 'S', '', false, :now)"
+                    "INSERT INTO services (id, name, description, disabled, created_at)"
+                    " VALUES (1, 'S', '', false, :now)"
                 ),
                 now,
             )
