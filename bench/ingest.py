@@ -11,11 +11,19 @@
    one, for comparison).
 3. Alert storm: 10,000 events over 100 dedup keys from 20 concurrent keep-alive clients; checks
    exactly 100 open incidents whose alert counts sum to 10,000, no 5xx, and reports the time.
+4. The ceiling (with "sustained"): a bare Flask endpoint that only parses the JSON and answers
+   202 (bench/_ceiling_app.py), under the same gunicorn settings and the same wrk load; the
+   sustained figures are also given as a share of it (issue 11 target: at least 50%).
+5. Cost at a low rate ("low"): LOW_RATE=25 events/s offered for LOW_SECONDS=20, open loop; the
+   CPU time of gunicorn's master and workers per event (target: under 2 ms), and ("sql") the SQL
+   statements per event, counted in this process (the app served by Flask's test client, one
+   event at a time, as at a low rate: each is its own batch), with the connection pool's
+   pre-ping checks counted apart.
 
 Needs PostgreSQL (BENCH_DATABASE_URL, default the local openduty_bench2 database, recreated) and
 Redis (BENCH_REDIS_URL, default db 2 of the local server), and `wrk` (Debian package wrk).
 Run: `.venv/bin/python -m bench ingest` (WORKERS=2 THREADS=32 DURATION=15 RATE=200 RUNS=3;
-PHASES=sustained,latency,storm picks phases).
+LOW_RATE=25 LOW_SECONDS=20; PHASES=sustained,latency,storm,low,sql picks phases).
 """
 
 import collections
@@ -35,6 +43,10 @@ import threading
 import time
 import urllib.request
 
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
+
 from tests.processes import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,7 +62,13 @@ CONNECTIONS = int(os.environ.get("CONNECTIONS", "64"))
 CLIENT = os.environ.get("CLIENT", "select")
 MAX_CONNECTIONS = 64
 # Which phases to run (comma-separated): sustained, latency, storm.
-PHASES = set(os.environ.get("PHASES", "sustained,latency,storm").split(","))
+PHASES = set(os.environ.get("PHASES", "sustained,latency,storm,low,sql").split(","))
+LOW_RATE = int(os.environ.get("LOW_RATE", "25"))
+LOW_SECONDS = int(os.environ.get("LOW_SECONDS", "20"))
+SQL_EVENTS = 200
+# Served with the same gunicorn settings: the production app, and the bare Flask ceiling.
+PRODUCTION_APP = "app:app"
+CEILING_APP = "bench._ceiling_app:app"
 
 WRK_SCRIPT = """
 local n = 0
@@ -126,7 +144,7 @@ def _counts(app) -> tuple[int, int, int]:
 
 
 class Server:
-    def __init__(self, port: int):
+    def __init__(self, port: int, wsgi_app: str = PRODUCTION_APP):
         env = dict(
             os.environ,
             DATABASE_URL=DATABASE_URL,
@@ -140,7 +158,7 @@ class Server:
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
-                "--worker-class", "gthread", "--threads", str(THREADS), "--backlog", "2048", "app:app",
+                "--worker-class", "gthread", "--threads", str(THREADS), "--backlog", "2048", wsgi_app,
             ],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -386,11 +404,11 @@ def main() -> None:
     app = _app()
     print(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread); wrk -t2 -c{CONNECTIONS} -d{DURATION}s; "
           f"{os.cpu_count()} CPUs; runs: {RUNS}", flush=True)  # fmt: skip
-    results: dict[str, list] = {"dedup": [], "unique": [], "latency": [], "storm": []}
+    results: dict[str, list] = {"dedup": [], "unique": [], "ceiling": [], "latency": [], "storm": [], "low": []}
     for run in range(RUNS):
-        for mix, keys in (("dedup", 100), ("unique", 0)) if "sustained" in PHASES else ():
+        for mix, keys in (("ceiling", 100), ("dedup", 100), ("unique", 0)) if "sustained" in PHASES else ():
             key = _reset(app)
-            server = Server(free_port())
+            server = Server(free_port(), CEILING_APP if mix == "ceiling" else PRODUCTION_APP)
             try:
                 r = _wrk(server.port, key, keys)
             finally:
@@ -398,13 +416,72 @@ def main() -> None:
             results[mix].append(r)
             print(f"run {run + 1} sustained/{mix}: {r['accepted_per_s']:.0f} events/s accepted, "
                   f"non-2xx {r['non2xx']}, wrk p50 {r['p50']} p99 {r['p99']}", flush=True)  # fmt: skip
+        if "low" in PHASES:
+            _low_rate_run(app, run, results)
 
         if "latency" in PHASES:
             _latency_run(app, run, results)
         if "storm" in PHASES:
             _storm_run(app, run, results)
 
+    if "sql" in PHASES:
+        results["sql"] = _sql_per_event(app)
     _medians(results)
+
+
+def _low_rate_run(app, run: int, results: dict) -> None:
+    """Server CPU per event at LOW_RATE events/s (what a quiet day costs: no batching to share it)."""
+    key = _reset(app)
+    server = Server(free_port())
+    try:
+        _open_loop(server.port, key, LOW_RATE, 2)  # warm-up (connections, caches), not counted
+        before = server.cpu_seconds()
+        lat = _open_loop(server.port, key, LOW_RATE, LOW_SECONDS)
+        lat["server_cpu_ms"] = 1000 * (server.cpu_seconds() - before) / (LOW_RATE * LOW_SECONDS)
+    finally:
+        server.stop()
+    results["low"].append(lat)
+    print(f"run {run + 1} low rate {LOW_RATE}/s: server CPU {lat['server_cpu_ms']:.2f} ms per event, "
+          f"p50 {lat['p50_ms']:.1f} ms, statuses {lat['statuses']}", flush=True)  # fmt: skip
+
+
+def _sql_per_event(app) -> dict:
+    """SQL statements per event, one event at a time through the real endpoint (in this process):
+    deduplicated triggers (50 open incidents) and triggers that each open an incident."""
+    key = _reset(app)
+    app.config.update(EVENTS_RATE_LIMIT=0)
+    client = app.test_client()
+    for n in range(50):  # warm-up: opens the 50 incidents, fills the caches
+        client.post("/v2/enqueue", data=_event(key, f"sql-{n}"), content_type="application/json")
+    result = {}
+    for mix, dedup_keys in (("dedup", [f"sql-{n % 50}" for n in range(SQL_EVENTS)]),
+                            ("unique", [f"sql-new-{n}" for n in range(SQL_EVENTS)])):  # fmt: skip
+        counts = _count_sql(client, [_event(key, k) for k in dedup_keys])
+        pre_ping = app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping", False)
+        result[mix] = (counts["statements"] / SQL_EVENTS, counts["checkouts"] / SQL_EVENTS if pre_ping else 0.0)
+        print(f"SQL per event ({mix} triggers, one at a time): {result[mix][0]:.2f} statements "
+              f"+ {result[mix][1]:.2f} pool pre-ping checks", flush=True)  # fmt: skip
+    return result
+
+
+def _count_sql(client, bodies: list[bytes]) -> collections.Counter:
+    counts = collections.Counter()
+
+    def statement(conn, cursor, sql, parameters, context, executemany):
+        counts["statements"] += 1
+
+    def checkout(dbapi_connection, record, proxy):
+        counts["checkouts"] += 1
+
+    sa_event.listen(Engine, "before_cursor_execute", statement)
+    sa_event.listen(Pool, "checkout", checkout)
+    try:
+        for body in bodies:
+            assert client.post("/v2/enqueue", data=body, content_type="application/json").status_code == 202
+    finally:
+        sa_event.remove(Engine, "before_cursor_execute", statement)
+        sa_event.remove(Pool, "checkout", checkout)
+    return counts
 
 
 def _latency_run(app, run: int, results: dict) -> None:
@@ -448,8 +525,19 @@ def _medians(results: dict) -> None:
         return statistics.median(values)
 
     print("== medians ==")
+    if results["ceiling"]:
+        ceiling = median([r["accepted_per_s"] for r in results["ceiling"]])
+        print(f"ceiling (bare Flask endpoint, same gunicorn settings): {ceiling:.0f} events/s")
     for mix in ("dedup", "unique") if results["dedup"] else ():
-        print(f"sustained v2 triggers ({mix} keys): {median([r['accepted_per_s'] for r in results[mix]]):.0f} events/s")
+        rate = median([r["accepted_per_s"] for r in results[mix]])
+        print(f"sustained v2 triggers ({mix} keys): {rate:.0f} events/s = {100 * rate / ceiling:.0f}% of the "
+              f"ceiling (target >= 50%)")  # fmt: skip
+    if results["low"]:
+        print(f"at {LOW_RATE} events/s: server CPU {median([r['server_cpu_ms'] for r in results['low']]):.2f} ms "
+              f"per event (target < 2 ms)")  # fmt: skip
+    for mix, (statements, pings) in results.get("sql", {}).items():
+        print(f"SQL per event ({mix} triggers, one at a time): {statements:.2f} statements + {pings:.2f} "
+              f"pre-ping checks")  # fmt: skip
     if not results["latency"]:
         return _storm_median(results)
     print(f"latency at {RATE} events/s offered: p50 {median([r['p50_ms'] for r in results['latency']]):.1f} ms, "
