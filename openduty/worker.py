@@ -5,10 +5,8 @@ here against about 40 for the forking worker, and pages are latency-critical. Ev
 short and idempotent, and a stuck job is bounded by its RQ timeout (see bench/notify.py for the
 numbers behind the choice, and docs/escalation.md for how many workers to run).
 
-The worker forks nothing: RQ's scheduler runs as a thread of the worker (`SchedulerThread`; in
-run-all too, whose worker is its child), so nothing outlives a kill -9 of the worker. A forked
-scheduler did: it held the dead worker's Redis socket, whose pending BLPOP then swallowed the
-next job (issue 9).
+The worker forks nothing: RQ's scheduler runs as a thread of the worker (openduty.scheduler's
+`SchedulerThread`; in run-all too, whose worker is its child).
 
 Faults a long-running worker rides out by itself, each within seconds of the fault ending
 (docs/reliability.md has the measured times):
@@ -25,7 +23,6 @@ import ctypes
 import logging
 import os
 import signal
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -34,14 +31,12 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker, worker_registration
 from rq.exceptions import StopRequested
 from rq.job import Job, JobStatus
-from rq.registry import ScheduledJobRegistry
-from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
-from rq.scripts import release_lock
 from rq.utils import now, utcformat
 
 from openduty import delivery, timers
 from openduty.extensions import db, queues
-from openduty.liveness import WORKER_HEARTBEAT_SECONDS, dead_here, decoded, heartbeat_age, host_id
+from openduty.liveness import dead_here, decoded, host_id
+from openduty.scheduler import RECONNECT_MAX_WAIT, SCHEDULER_INTERVAL, SchedulerThread, release_due_jobs
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +44,6 @@ log = logging.getLogger(__name__)
 # periodic jobs). The worker TTL bounds how long it blocks waiting for jobs.
 MAINTENANCE_INTERVAL = 60
 WORKER_TTL = 90
-# Seconds between the scheduler's polls for due jobs. RQ's default (1 s) plus its whole-second
-# due times would make a scheduled page up to a second early or up to 2 s late; with exact due
-# times (timers._enqueue_at) and a 0.1 s poll it is never early and at most ~0.1 s late
-# before a worker picks it up. Each poll is a few cheap Redis round trips.
-SCHEDULER_INTERVAL = 0.1
-# While Redis or the database is unreachable, retry at most this many seconds apart (RQ backs
-# off up to 60 s, which would hold pages up to a minute after the fault ends).
-RECONNECT_MAX_WAIT = 1.0
-# A scheduler whose heartbeat (every SCHEDULER_INTERVAL) is this many seconds old is dead or
-# frozen: another scheduler takes its locks, instead of waiting out RQ's 61 s lock TTL.
-SCHEDULER_STALE_SECONDS = 5
-# A scheduler without the locks tries to take them this often (RQ: every 10 minutes).
-LOCK_RETRY_SECONDS = 1.0
-# A key every scheduler keeps in Redis. When it is missing, Redis lost its data (a flush, or a
-# restart without persistence): the timers are gone and the database must re-arm them at once.
-SENTINEL_KEY = "openduty:redis-sentinel"
 # A job that fails because the database is unreachable (timers.DATABASE_ERRORS) runs again
 # every timers.DATABASE_RETRY_SECONDS for up to this long; then it fails as usual (and
 # reconcile re-arms what is still owed).
@@ -83,157 +62,6 @@ def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
         return
     if os.getppid() != parent:
         os._exit(1)
-
-
-class PreciseScheduledJobRegistry(ScheduledJobRegistry):
-    """Releases jobs whose exact (fractional) due time has passed, not the truncated second."""
-
-    def get_jobs_to_schedule(self, timestamp=None, chunk_size: int = 1000) -> list[str]:
-        ids = self.connection.zrangebyscore(self.key, 0, time.time(), start=0, num=chunk_size)
-        return [i.decode() if isinstance(i, bytes) else i for i in ids]
-
-
-class FastScheduler(RQScheduler):
-    """RQ's scheduler, releasing jobs by the exact clock; run by `SchedulerThread`.
-
-    `interval` stays 1 because RQ derives its (integer) lock TTLs from it; the polling interval
-    is SCHEDULER_INTERVAL.
-    """
-
-    def prepare_registries(self, queue_names=None):
-        super().prepare_registries(queue_names)
-        self._scheduled_job_registries = [
-            PreciseScheduledJobRegistry(r.name, connection=self.connection, serializer=self.serializer)
-            for r in self._scheduled_job_registries
-        ]
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "host_id": host_id()}
-
-    def take_over_dead_locks(self) -> None:
-        """Free the locks of schedulers that are gone: no heartbeat for SCHEDULER_STALE_SECONDS,
-        or a dead PID on this host. Until then RQ would leave their queues unscheduled for up to
-        a minute (the lock TTL)."""
-        conn = self.connection
-        for name in self._queue_names - self.acquired_locks:
-            key = self.get_locking_key(name)
-            holder = conn.get(key)
-            if holder is None or holder.decode() == self.name:
-                continue
-            info = decoded(conn.hgetall(SCHEDULER_KEY_TEMPLATE % holder.decode()))
-            if _scheduler_alive(info):
-                continue
-            release_lock(conn, key, holder.decode())
-            self.log.info("Released the scheduler lock for %s of dead scheduler %s", name, holder.decode())
-
-
-def release_due_jobs(connection, queue_names: list[str]) -> None:
-    """Move every scheduled job that is due onto its queue, once (a burst worker, the tests)."""
-    scheduler = FastScheduler(queue_names, connection=connection)
-    scheduler.prepare_registries(queue_names)
-    scheduler.enqueue_scheduled_jobs()
-
-
-def _scheduler_alive(info: dict[str, str]) -> bool:
-    age = heartbeat_age(info)
-    return age is not None and age <= SCHEDULER_STALE_SECONDS and not dead_here(info)
-
-
-class SchedulerThread(threading.Thread):
-    """RQ's scheduler as a thread of the worker process, never a fork.
-
-    Every SCHEDULER_INTERVAL it heartbeats, moves due jobs onto their queues (if it holds the
-    scheduler locks; one process does) and checks that Redis still has its data. It survives
-    Redis outages (retrying at most RECONNECT_MAX_WAIT apart). After an outage, after Redis lost
-    its data, and once at start, it re-arms the periodic jobs and reconciles in a helper thread
-    (so a long reconcile never stalls the polls), retrying until that succeeds.
-    """
-
-    def __init__(self, app: Flask, worker: "AppWorker | None" = None) -> None:
-        super().__init__(name="rq-scheduler", daemon=True)
-        self.app = app
-        self.worker = worker  # whose heartbeat this thread keeps (see AppWorker.keep_alive)
-        self._last_worker_beat = 0.0
-        with app.app_context():
-            names = [q.name for q in queues()]
-            connection = queues()[0].connection
-        self.scheduler = FastScheduler(names, connection=connection)
-        self.stopped = threading.Event()
-        self.recovery_owed = True  # a process starting up reconciles: nothing lost while none ran
-        self.recoveries = 0
-        self._recovering: threading.Thread | None = None
-        self._last_lock_attempt = 0.0
-        self._down_since: float | None = None
-
-    def stop(self, timeout: float = 5) -> None:
-        self.stopped.set()
-        if self.is_alive():
-            self.join(timeout)
-
-    def run(self) -> None:
-        wait = SCHEDULER_INTERVAL
-        while not self.stopped.wait(wait):
-            try:
-                self.poll()
-            except (RedisError, OSError) as exc:
-                if self._down_since is None:
-                    self._down_since = time.monotonic()
-                    log.warning("Scheduler: Redis unreachable (%s); retrying every %.1f s at most", exc,
-                                RECONNECT_MAX_WAIT)  # fmt: skip
-                self.recovery_owed = True
-                wait = min(max(wait * 2, SCHEDULER_INTERVAL), RECONNECT_MAX_WAIT)
-                continue
-            except Exception:  # a bug must not end the scheduler; the next poll tries again
-                log.exception("Scheduler poll failed")
-                wait = RECONNECT_MAX_WAIT
-                continue
-            if self._down_since is not None:
-                log.info("Scheduler: Redis is back after %.1f s", time.monotonic() - self._down_since)
-                self._down_since = None
-            wait = SCHEDULER_INTERVAL
-        try:
-            self.scheduler.stop()
-        except RedisError:
-            pass
-
-    def poll(self) -> None:
-        scheduler = self.scheduler
-        conn = scheduler.connection
-        if scheduler.acquired_locks != scheduler._queue_names:
-            if time.monotonic() - self._last_lock_attempt >= LOCK_RETRY_SECONDS:
-                self._last_lock_attempt = time.monotonic()
-                scheduler.take_over_dead_locks()
-                if scheduler.acquire_locks():
-                    scheduler.register_birth()
-        scheduler.heartbeat()
-        if self.worker is not None and time.monotonic() - self._last_worker_beat >= WORKER_HEARTBEAT_SECONDS:
-            self._last_worker_beat = time.monotonic()
-            self.worker.keep_alive()
-        if conn.set(SENTINEL_KEY, host_id(), nx=True):
-            # Redis lost its data (or this is its first use): re-register, then re-arm everything.
-            scheduler.register_birth()
-            self.recovery_owed = True
-        if scheduler.acquired_locks:
-            scheduler.enqueue_scheduled_jobs()
-        if self.recovery_owed and not (self._recovering and self._recovering.is_alive()):
-            self.recovery_owed = False
-            self._recovering = threading.Thread(target=self.recover, name="rq-scheduler-recover", daemon=True)
-            self._recovering.start()
-
-    def recover(self) -> None:
-        """Re-arm the periodic jobs and every owed escalation and page that has no live job."""
-        with self.app.app_context():
-            try:
-                timers.ensure_periodic()
-                counts = timers.reconcile()
-                self.recoveries += 1
-                log.info("Reconciled: %s", counts)
-            except Exception:
-                log.exception("Reconcile failed; trying again in %.0f s", RECONNECT_MAX_WAIT)
-                time.sleep(RECONNECT_MAX_WAIT)
-                self.recovery_owed = True
-            finally:
-                db.session.remove()
 
 
 class AppWorker(SimpleWorker):

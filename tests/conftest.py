@@ -25,7 +25,8 @@ from config import TestConfig, database_url
 from openduty import create_app
 from openduty.extensions import db, embedded_redis, queues, redis, stop_embedded_redis
 from openduty.models import ApiToken
-from openduty.worker import make_worker, release_due_jobs
+from openduty.scheduler import release_due_jobs
+from openduty.worker import make_worker
 from tests import factories
 from tests.processes import ServedApp, free_port
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from openduty import timers
 from openduty.extensions import queue
-from openduty.worker import FastScheduler, PreciseScheduledJobRegistry
+from openduty.scheduler import FastScheduler, PreciseScheduledJobRegistry
 
 
 def test_scheduled_job_is_released_at_its_exact_due_time(app, clock):
