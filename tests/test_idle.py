@@ -18,7 +18,11 @@ from tests.processes import wait_for
 PREFIX = "openduty-test-watch:"
 
 
-def test_key_watch_wakes_on_a_change_under_its_prefix_only(app):
+# Each test has a Redis server of its own (own_redis): key tracking is server-wide, so a shared
+# server's other databases (other test runs flushing theirs) would wake the watch too.
+
+
+def test_key_watch_wakes_on_a_change_under_its_prefix_only(own_redis):
     conn = redis.get()
     watch = KeyWatch(conn, [PREFIX])
     try:
@@ -54,7 +58,7 @@ def _scheduler(app) -> tuple[SchedulerThread, list[float]]:
     return thread, looks
 
 
-def test_idle_scheduler_looks_about_once_a_second(app):
+def test_idle_scheduler_looks_about_once_a_second(app, own_redis):
     thread, looks = _scheduler(app)
     thread.start()
     try:
@@ -68,7 +72,7 @@ def test_idle_scheduler_looks_about_once_a_second(app):
         thread.stop()
 
 
-def test_a_job_scheduled_while_it_sleeps_is_released_on_time(app):
+def test_a_job_scheduled_while_it_sleeps_is_released_on_time(app, own_redis):
     thread, looks = _scheduler(app)
     thread.start()
     try:
