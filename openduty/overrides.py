@@ -1,21 +1,30 @@
-"""Overrides: validating them, who may add or delete one, and how overlapping ones are reported.
+"""Overrides: validating them, who may add or delete one, how overlapping ones are reported, and the
+schedule page's override list (a page at a time).
 
 One rule for the pages and the API (openduty.views.schedules and openduty.views.api.schedules).
 """
 
-from datetime import datetime, timedelta
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import joinedload
 
 from openduty import oncall
 from openduty import validation as v
 from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import Schedule, ScheduleOverride, User
+from openduty.shifts import compile_schedule
 
 MAX_OVERRIDE = timedelta(days=366)
 OVERRIDE_FIELDS = ("user_id", "start", "end", "note")  # anything else in a body is refused
+# The schedule page lists this many overrides at a time ("Show more" asks for the next ones): a busy
+# schedule has hundreds, and listing them all made its page 460 KB and most of its time (issue 11).
+OVERRIDES_PER_PAGE = 20
+_CURSOR = re.compile(r"(\d{8}T\d{6}\.\d{6})Z\.(\d{1,18})")
 
 
 def clean_override(body: dict[str, Any], schedule: Schedule, *, local_input: bool = False) -> dict[str, Any]:
@@ -66,20 +75,20 @@ def can_delete_override(caller: User, override: ScheduleOverride) -> bool:
     return caller.is_admin or caller.id in (override.user_id, override.created_by_id)
 
 
-def overlapping_overrides(override: ScheduleOverride) -> list[ScheduleOverride]:
-    """Other overrides of the same schedule overlapping this one, oldest first."""
-    return list(
-        db.session.scalars(
-            select(ScheduleOverride)
-            .where(
-                ScheduleOverride.schedule_id == override.schedule_id,
-                ScheduleOverride.id != override.id,
-                ScheduleOverride.start < override.end,
-                ScheduleOverride.end > override.start,
-            )
-            .order_by(ScheduleOverride.id)
+def overlap_note(override: ScheduleOverride) -> str | None:
+    """What adding `override` says about the other overrides of its schedule it overlaps (pages and API)."""
+    others = db.session.execute(
+        select(ScheduleOverride.id, User.name)
+        .join(User, User.id == ScheduleOverride.user_id)
+        .where(
+            ScheduleOverride.schedule_id == override.schedule_id,
+            ScheduleOverride.id != override.id,
+            ScheduleOverride.start < override.end,
+            ScheduleOverride.end > override.start,
         )
-    )
+        .order_by(ScheduleOverride.id)
+    ).all()
+    return overlap_message(override.id, [(other_id, name) for other_id, name in others])
 
 
 def overlaps_among(items: list[ScheduleOverride]) -> dict[int, list[ScheduleOverride]]:
@@ -98,20 +107,63 @@ def overlaps_among(items: list[ScheduleOverride]) -> dict[int, list[ScheduleOver
     return {key: sorted(others, key=lambda o: o.id) for key, others in found.items()}
 
 
-def overlap_message(override: ScheduleOverride, others: list[ScheduleOverride]) -> str | None:
-    """What the UI and API say about overlaps: the later-created override wins where they overlap."""
+def overlapping(items) -> set[int]:
+    """The ids of the overrides in `items` (each longer than zero) that overlap another one in `items`.
+
+    One pass by start time, remembering the override that runs longest so far: an override starting
+    before that one ends overlaps it (both are marked). That marks every overlapping pair's later one,
+    and the earlier one too: the first override after it starts before it ends, while it is the
+    longest-running (tests check this against every pair)."""
+    found: set[int] = set()
+    longest_end, longest_id = None, None
+    for override in sorted(items, key=lambda o: o.start):
+        if longest_end is not None and override.start < longest_end:
+            found.add(override.id)
+            found.add(longest_id)
+        if longest_end is None or override.end > longest_end:
+            longest_end, longest_id = override.end, override.id
+    return found
+
+
+def overlapping_in_range(schedule: Schedule, start: datetime, end: datetime) -> set[int]:
+    """The overrides touching [start, end) that overlap another override of the schedule, wherever that
+    one lies (the calendar marks them). Reads the compiled schedule (cached per revision), not rows."""
+    spans = compile_schedule(schedule).overrides
+    shown = [s for s in spans if s.start < end and s.end > start]
+    if not shown:
+        return set()
+    lo, hi = min(s.start for s in shown), max(s.end for s in shown)
+    found = overlapping([s for s in spans if s.start < hi and s.end > lo])
+    return {s.id for s in shown if s.id in found}
+
+
+def overlap_notes(schedule: Schedule, items: list[ScheduleOverride]) -> dict[int, str | None]:
+    """What the override list says about each of `items`: the overrides of the whole schedule it
+    overlaps (not only those on the same page), found among the compiled spans (no rows loaded)."""
+    if not items:
+        return {}
+    lo, hi = min(o.start for o in items), max(o.end for o in items)
+    among = overlaps_among([s for s in compile_schedule(schedule).overrides if s.start < hi and s.end > lo])
+    users = oncall.users_by_id(x.user_id for o in items for x in among.get(o.id, ()))
+    return {
+        o.id: overlap_message(o.id, [(x.id, users[x.user_id].name) for x in among.get(o.id, ()) if x.user_id in users])
+        for o in items
+    }
+
+
+def overlap_message(override_id: int, others: list[tuple[int, str]]) -> str | None:
+    """What the UI and API say about overlaps with `others` (id and person, by id): the later-created
+    override wins where they overlap."""
     if not others:
         return None
-    earlier = [o for o in others if o.id < override.id]
-    later = [o for o in others if o.id > override.id]
+    earlier = ", ".join(f"#{other_id} ({name})" for other_id, name in others if other_id < override_id)
+    later = ", ".join(f"#{other_id} ({name})" for other_id, name in others if other_id > override_id)
     parts = []
     if earlier:
-        names = ", ".join(f"#{o.id} ({o.user.name})" for o in earlier)
-        parts.append(f"overlaps earlier override {names}: this one wins where they overlap (created later)")
+        parts.append(f"overlaps earlier override {earlier}: this one wins where they overlap (created later)")
     if later:
-        names = ", ".join(f"#{o.id} ({o.user.name})" for o in later)
-        parts.append(f"is beaten by later override {names} where they overlap")
-    return f"Override #{override.id} " + "; ".join(parts) + "."
+        parts.append(f"is beaten by later override {later} where they overlap")
+    return f"Override #{override_id} " + "; ".join(parts) + "."
 
 
 def add_override(schedule: Schedule, clean: dict, created_by: User) -> ScheduleOverride:
@@ -126,3 +178,57 @@ def add_override(schedule: Schedule, clean: dict, created_by: User) -> ScheduleO
     db.session.add(override)
     db.session.flush()
     return override
+
+
+# --- The schedule page's override list ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OverridePage:
+    """One page of a schedule's override list: current and upcoming overrides (not yet ended) by start,
+    or past ones newest first. Every override is on exactly one page of one of the two lists."""
+
+    items: list[ScheduleOverride]
+    past: bool
+    after: str | None  # the cursor this page continues from (None: the first page)
+    next: str | None  # the cursor of the page after this one (None: this is the last)
+
+
+def page_cursor(override: ScheduleOverride) -> str:
+    """Where a list continues after `override`: its start and id, a unique and stable order."""
+    return f"{override.start.astimezone(UTC):%Y%m%dT%H%M%S.%f}Z.{override.id}"
+
+
+def parse_cursor(value: str) -> tuple[datetime, int]:
+    """A cursor made by page_cursor back into (start, id); ValidationError if it is not one."""
+    match = _CURSOR.fullmatch(value)
+    try:
+        if match is None:
+            raise ValueError(value)
+        return datetime.strptime(match[1], "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC), v.object_id(match[2])
+    except ValueError as exc:  # also FieldError: an id out of range
+        raise ValidationError(
+            {"after": "after must be a position given by a Show more link, like 20261130T090000.000000Z.42."}
+        ) from exc
+
+
+def override_page(
+    schedule: Schedule, now: datetime, *, past: bool = False, after: str | None = None, limit: int = OVERRIDES_PER_PAGE
+) -> OverridePage:
+    """A page of the schedule's overrides (with their users): those ending after `now` by start, or
+    with `past` those ended by `now`, newest first; `after` is the cursor the previous page gave."""
+    o = ScheduleOverride
+    query = select(o).where(o.schedule_id == schedule.id).options(joinedload(o.user))
+    if past:
+        query = query.where(o.end <= now).order_by(o.start.desc(), o.id.desc())
+    else:
+        query = query.where(o.end > now).order_by(o.start, o.id)
+    if after:
+        start, override_id = parse_cursor(after)
+        if past:
+            query = query.where(or_(o.start < start, and_(o.start == start, o.id < override_id)))
+        else:
+            query = query.where(or_(o.start > start, and_(o.start == start, o.id > override_id)))
+    rows = db.session.scalars(query.limit(limit + 1)).all()
+    items = list(rows[:limit])
+    return OverridePage(items, past, after, page_cursor(items[-1]) if len(rows) > limit else None)

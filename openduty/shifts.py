@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -270,14 +271,23 @@ class Shift:
         return f"shift-{schedule_id}-{user_id}-{self.start:%Y%m%dT%H%M%SZ}@openduty"
 
 
+class OverrideSpan(NamedTuple):
+    """An override as the compiled schedule keeps it: plain values, cheap to scan (no ORM object)."""
+
+    start: datetime
+    end: datetime
+    user_id: int
+    id: int
+
+
 @dataclass
 class CompiledSchedule:
     schedule_id: int
     name: str
     tz: ZoneInfo
     layers: list = field(default_factory=list)
-    # (start, end, user_id, override_id), in creation order: later ones win.
-    overrides: list[tuple[datetime, datetime, int, int]] = field(default_factory=list)
+    # In creation order (by id): later ones win.
+    overrides: list[OverrideSpan] = field(default_factory=list)
 
     @property
     def pad(self) -> timedelta:
@@ -310,38 +320,49 @@ class CompiledSchedule:
 
 
 def _sweep(items, start: datetime, end: datetime) -> list[Shift]:
-    """Flatten prioritised intervals: at every moment the highest priority wins; uncovered is a gap."""
+    """Flatten prioritised intervals: at every moment the highest priority wins; uncovered is a gap.
+
+    Each Shift is made once, when its run ends (a month with 1,000 overrides has 2,000 pieces to walk
+    and a few hundred shifts)."""
     items.sort(key=lambda it: it[0])
     points = sorted({start, end, *(it[0] for it in items), *(it[1] for it in items)})
     heap: list[tuple[int, datetime, int]] = []
     out: list[Shift] = []
+    count = len(items)
     i = 0
-    for a, b in zip(points, points[1:], strict=False):
-        while i < len(items) and items[i][0] <= a:
+    top = -2  # the item on top for the previous piece (-1: nobody)
+    run: tuple | None = None  # (start, users, source, ref) of the shift being built
+    for a in points[:-1]:  # each piece runs from a point to the next one
+        while i < count and items[i][0] <= a:
             heapq.heappush(heap, (-items[i][2], items[i][1], i))
             i += 1
         while heap and heap[0][1] <= a:
             heapq.heappop(heap)
-        if heap:
-            _, _, idx = heap[0]
-            _, _, _, users, source, ref = items[idx]
-        else:
-            users, source, ref = (), "gap", None
-        last = out[-1] if out else None
-        if last and last.end == a and last.user_ids == users and last.source == source:
-            out[-1] = Shift(last.start, b, users, source, last.layer_id, last.override_id)
+        idx = heap[0][2] if heap else -1
+        if idx == top:
             continue
-        out.append(
-            Shift(
-                a,
-                b,
-                users,
-                source,
-                layer_id=ref if source == "layer" else None,
-                override_id=ref if source == "override" else None,
-            )
-        )
+        top = idx
+        users, source, ref = items[idx][3:] if idx >= 0 else ((), "gap", None)
+        if run is not None:
+            if run[1] == users and run[2] == source:
+                continue
+            out.append(_shift(run, a))
+        run = (a, users, source, ref)
+    if run is not None:
+        out.append(_shift(run, points[-1]))
     return out
+
+
+def _shift(run: tuple, end: datetime) -> Shift:
+    start, users, source, ref = run
+    return Shift(
+        start,
+        end,
+        users,
+        source,
+        layer_id=ref if source == "layer" else None,
+        override_id=ref if source == "override" else None,
+    )
 
 
 # --- Compilation cache -------------------------------------------------------------------------
@@ -378,7 +399,7 @@ def compile_schedule(schedule: Schedule) -> CompiledSchedule:
             compiled.layers.append(CompiledEvents(layer))
         elif layer.start is not None and layer.participants and layer.shift_length > 0:
             compiled.layers.append(CompiledRotation(layer, tz))
-    compiled.overrides = [tuple(row) for row in overrides]
+    compiled.overrides = [OverrideSpan(*row) for row in overrides]
     with _cache_lock:
         if len(_cache) >= _CACHE_SIZE:
             _cache.clear()

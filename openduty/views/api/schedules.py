@@ -223,7 +223,7 @@ def create_override(schedule_id: int):
     if not overrides.can_add_override(caller, schedule, clean["user_id"], clean["start"], clean["end"]):
         raise ApiError(403, overrides.OVERRIDE_FORBIDDEN)
     override = overrides.add_override(schedule, clean, caller)
-    overlap = overrides.overlap_message(override, overrides.overlapping_overrides(override))
+    overlap = overrides.overlap_note(override)
     db.session.commit()
     location = url_for("api.get_override", schedule_id=schedule.id, override_id=override.id)
     return created(override_json(override, overlap), location)

@@ -4,7 +4,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from openduty import clock, oncall
+from flask import url_for
+
+from openduty import clock, oncall, overrides
 from openduty import validation as v
 from openduty.models import Schedule, User
 from openduty.shifts import Shift, localize, wall_clock
@@ -31,21 +33,20 @@ def colour(user_id: int) -> str:
     return PALETTE[user_id % len(PALETTE)]
 
 
-@dataclass
+@dataclass(slots=True)
 class Segment:
-    """A final shift (or gap) as drawn in one day's cell."""
+    """A final shift (or gap) as drawn in one day's cell. What the template writes is worked out here,
+    once per segment (a busy month has hundreds; each lookup in a template loop costs)."""
 
     start: datetime  # local, clipped to the day
     end: datetime
     shift: Shift
-    users: list[User]
-    now: bool
-    continues_before: bool
-    continues_after: bool
-
-    @property
-    def is_gap(self) -> bool:
-        return self.shift.is_gap
+    classes: str  # "seg" and: gap, now, override, overlap (an override that overlaps another override)
+    colour: str
+    title: str  # who, and the whole shift's start and end
+    text: str  # the cell's line: its time(s) and who
+    href: str  # the shift's panel ("take this shift")
+    overlap: bool
 
     @property
     def top(self) -> float:
@@ -56,13 +57,53 @@ class Segment:
         minutes = (self.end - self.start).total_seconds() / 60
         return max(round(minutes / 14.4, 2), 1.5)
 
-    @property
-    def colour(self) -> str:
-        return "#c62828" if self.is_gap else colour(self.users[0].id) if self.users else "#667085"
 
-    @property
-    def label(self) -> str:
-        return "Nobody on call" if self.is_gap else ", ".join(u.name for u in self.users)
+@dataclass(frozen=True, slots=True)
+class _Drawing:
+    """What every segment of one calendar shares."""
+
+    tz: ZoneInfo
+    now: datetime
+    users: dict[int, User]
+    overlapping: set[int]  # overrides that overlap another
+    week: bool
+    shift_url: str  # the shift panel's URL, to which a shift's start is added
+
+
+def _segment(shift: Shift, day_start: datetime, day_end: datetime, ctx: _Drawing) -> Segment:
+    """`shift` as drawn in the day [day_start, day_end)."""
+    tz = ctx.tz
+    start, end = max(shift.start, day_start).astimezone(tz), min(shift.end, day_end).astimezone(tz)
+    people = [ctx.users[u] for u in shift.user_ids if u in ctx.users]
+    label = "Nobody on call" if shift.is_gap else ", ".join(u.name for u in people)
+    title = f"{label}: {shift.start.astimezone(tz):%d %b %H:%M} – {shift.end.astimezone(tz):%d %b %H:%M}"
+    classes = "seg"
+    if shift.is_gap:
+        classes += " gap"
+    if shift.start <= ctx.now < shift.end:
+        classes += " now"
+    if shift.source == "override":
+        classes += " override"
+    overlap = shift.override_id in ctx.overlapping
+    if overlap:
+        classes += " overlap"
+        title += f" (override #{shift.override_id} overlaps another)"
+    if ctx.week:
+        text = f"{start:%H:%M}–{end:%H:%M} {label}" if end.date() == start.date() else f"{start:%H:%M}–24:00 {label}"
+    else:
+        text = f"… {label}" if shift.start < day_start else f"{start:%H:%M} {label}"
+    return Segment(
+        start=start,
+        end=end,
+        shift=shift,
+        classes=classes,
+        colour="#c62828" if shift.is_gap else colour(people[0].id) if people else "#667085",
+        title=title,
+        text=text,
+        # An ISO time in UTC has no character to escape in a query but "+".
+        href=ctx.shift_url + shift.start.isoformat().replace("+", "%2B"),
+        overlap=overlap,
+    )
 
 
 @dataclass
@@ -73,6 +114,7 @@ class Day:
     in_range: bool
     today: bool
     segments: list[Segment]
+    add_href: str  # the override form for this day
 
 
 def parse_day(value: str | None, tz: ZoneInfo) -> date:
@@ -108,26 +150,27 @@ def calendar_view(schedule: Schedule, view: str, anchor: date) -> dict:
     now = clock.now()
     timeline = oncall.timeline(schedule, start, end)
     users = oncall.users_by_id(u for s in timeline for u in s.user_ids)
+    # Links from two url_for calls, not two per segment and day (hundreds in a busy month).
+    shift_url = url_for("schedules.shift", schedule_id=schedule.id) + "?at="
+    overlapping = overrides.overlapping_in_range(schedule, start, end)
+    drawing = _Drawing(tz, now, users, overlapping, view == "week", shift_url)
+    new_url = url_for("schedules.new_override", schedule_id=schedule.id)
     today = wall_clock(now, tz).date()
     days = []
     day = first
+    j = 0  # the timeline is in time order: each day starts from the first shift not over yet
     while day <= last:
         day_start = localize(datetime.combine(day, time()), tz)
         day_end = localize(datetime.combine(day + timedelta(days=1), time()), tz)
-        segments = [
-            Segment(
-                start=max(s.start, day_start).astimezone(tz),
-                end=min(s.end, day_end).astimezone(tz),
-                shift=s,
-                users=[users[u] for u in s.user_ids if u in users],
-                now=s.start <= now < s.end,
-                continues_before=s.start < day_start,
-                continues_after=s.end > day_end,
-            )
-            for s in timeline
-            if s.start < day_end and s.end > day_start
-        ]
-        days.append(Day(day, in_range[0] <= day <= in_range[1], day == today, segments))
+        while j < len(timeline) and timeline[j].end <= day_start:
+            j += 1
+        segments = []
+        for k in range(j, len(timeline)):
+            if timeline[k].start >= day_end:
+                break
+            segments.append(_segment(timeline[k], day_start, day_end, drawing))
+        add_href = f"{new_url}?start={day.isoformat()}T00:00&end={(day + timedelta(days=1)).isoformat()}T00:00"
+        days.append(Day(day, in_range[0] <= day <= in_range[1], day == today, segments, add_href))
         day += timedelta(days=1)
     people = sorted({u.id: u for u in users.values()}.values(), key=lambda u: u.name)
     return {
@@ -141,4 +184,5 @@ def calendar_view(schedule: Schedule, view: str, anchor: date) -> dict:
         "today": today,
         "people": people,
         "tz": tz,
+        "overlapping": len(overlapping),
     }

@@ -40,7 +40,7 @@ def add_override(schedule_id: int):
     if not overrides.can_add_override(current_user, schedule, clean["user_id"], clean["start"], clean["end"]):
         abort(403, overrides.OVERRIDE_FORBIDDEN)
     override = overrides.add_override(schedule, clean, current_user)
-    overlap = overrides.overlap_message(override, overrides.overlapping_overrides(override))
+    overlap = overrides.overlap_note(override)
     db.session.commit()
     tz = ZoneInfo(schedule.time_zone)
     start = override.start.astimezone(tz)

@@ -1,10 +1,10 @@
 """Schedules pages: the list, a schedule's page (calendar and side panels), its settings, and the
 calendar-links action; `detail_context` is what every schedule page renders with."""
 
-from datetime import timedelta
+from datetime import date
 from zoneinfo import ZoneInfo
 
-from flask import flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -12,25 +12,16 @@ from sqlalchemy.orm import selectinload
 from openduty import clock, ical, oncall, overrides, schedules
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
-from openduty.models import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride, User
+from openduty.models import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, User
 from openduty.models.schedule import SHIFT_UNITS
-from openduty.views import render, safe_next
+from openduty.views import is_htmx, render, safe_next
 from openduty.views.schedules import bp
 from openduty.views.schedules.grid import calendar_view, colour, parse_day
 
 
 def detail_context(schedule: Schedule, errors: dict | None = None, values: dict | None = None) -> dict:
     """Everything schedules/detail.html (and its blocks) shows, computed here, not while rendering."""
-    tz = ZoneInfo(schedule.time_zone)
-    view = request.args.get("view", "month")
-    view = view if view in ("month", "week") else "month"
     now = clock.now()
-    recent = db.session.scalars(
-        select(ScheduleOverride)
-        .where(ScheduleOverride.schedule_id == schedule.id, ScheduleOverride.end > now - timedelta(days=7))
-        .order_by(ScheduleOverride.start, ScheduleOverride.id)
-        .options(selectinload(ScheduleOverride.user))
-    ).all()
     # Loaded here with what the layers panel shows, so that rendering it queries nothing.
     layers = db.session.scalars(
         select(ScheduleLayer)
@@ -46,16 +37,13 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
             .group_by(LayerEvent.layer_id)
         ).all()
     )
-    among = overrides.overlaps_among(recent)
-    overlaps = {o.id: overrides.overlap_message(o, among[o.id]) for o in recent}
     return {
         "schedule": schedule,
-        "cal": calendar_view(schedule, view, parse_day(request.args.get("date"), tz)),
-        "overrides": recent,
+        **calendar_context(schedule),
+        **override_list_context(schedule),
         "layers": layers,
         "rrules": {layer.id: oncall.layer_rrules(layer, schedule) for layer in layers},
         "event_counts": event_counts,
-        "overlaps": overlaps,
         "users": db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all(),
         "on_call": oncall.current_shift(schedule, now),
         "on_call_users": oncall.who_is_on_call(schedule, now),
@@ -70,14 +58,53 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
         "notice": None,
         "units": SHIFT_UNITS,
         "restrictions_text": schedules.restrictions_text,
-        "colour": colour,
-        "local": lambda dt: dt.astimezone(tz),
-        "timedelta_day": timedelta(days=1),
         "feed": ical.schedule_ical_url(schedule, current_user),
         # iCal source URLs (often with a private token) in full for admins, masked for members.
         "source_url": lambda layer: layer.shown_ical_url(current_user),
         "source_error": lambda layer: layer.shown_ical_error(current_user),
         "webcal": ical.webcal,
+    }
+
+
+def calendar_context(schedule: Schedule) -> dict:
+    """What the calendar block shows (all that htmx navigation between months and weeks needs)."""
+    tz = ZoneInfo(schedule.time_zone)
+    return {
+        "schedule": schedule,
+        "cal": calendar_view(schedule, *_shown(schedule)),
+        "colour": colour,
+        "local": lambda dt: dt.astimezone(tz),
+    }
+
+
+def _shown(schedule: Schedule) -> tuple[str, date]:
+    """The calendar asked for: `view` (month or week, month unless it says week) and `date`."""
+    view = request.args.get("view", "month")
+    return view if view in ("month", "week") else "month", parse_day(
+        request.args.get("date"), ZoneInfo(schedule.time_zone)
+    )
+
+
+def override_list_context(schedule: Schedule) -> dict:
+    """The override list's page (query `overrides=upcoming|past`, `after=<cursor>`), what it says
+    about overlaps, and where "Show more" leads (the same calendar, the next page of the list)."""
+    listing = request.args.get("overrides") or "upcoming"
+    if listing not in ("upcoming", "past"):
+        abort(400, "overrides must be upcoming or past.")
+    try:
+        page = overrides.override_page(schedule, clock.now(), past=listing == "past", after=request.args.get("after"))
+    except ValidationError as exc:
+        abort(400, exc.fields["after"])
+    tz = ZoneInfo(schedule.time_zone)
+    view, day = _shown(schedule)
+    here = {"schedule_id": schedule.id, "view": view, "date": day.isoformat()}
+    return {
+        "schedule": schedule,
+        "override_page": page,
+        "overlaps": overrides.overlap_notes(schedule, page.items),
+        "more_url": url_for("schedules.detail", **here, overrides=listing, after=page.next) if page.next else None,
+        "list_urls": {name: url_for("schedules.detail", **here, overrides=name) for name in ("upcoming", "past")},
+        "local": lambda dt: dt.astimezone(tz),
     }
 
 
@@ -122,8 +149,16 @@ def create():
 
 @bp.get("/<int:schedule_id>")
 def detail(schedule_id: int):
+    """A schedule's page. htmx asks for the calendar (navigation), the override list (`overrides=`)
+    or its next page (`after=`); each is a block of the page, computed alone."""
     schedule = db.get_or_404(Schedule, schedule_id)
-    return render("schedules/detail.html", block="calendar", **detail_context(schedule))
+    if is_htmx() and request.args.get("after"):
+        return render("schedules/detail.html", block="override_items", **override_list_context(schedule))
+    if is_htmx() and request.args.get("overrides"):
+        return render("schedules/detail.html", block="overrides", **override_list_context(schedule))
+    if is_htmx():
+        return render("schedules/detail.html", block="calendar", **calendar_context(schedule))
+    return render("schedules/detail.html", **detail_context(schedule))
 
 
 def detail_error(schedule: Schedule, exc: ValidationError, values: dict):
