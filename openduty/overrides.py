@@ -24,6 +24,8 @@ OVERRIDE_FIELDS = ("user_id", "start", "end", "note")  # anything else in a body
 # The schedule page lists this many overrides at a time ("Show more" asks for the next ones): a busy
 # schedule has hundreds, and listing them all made its page 460 KB and most of its time (issue 11).
 OVERRIDES_PER_PAGE = 20
+# An overlap note names this many overrides each way ("and 23 more"): a note naming 40 helps nobody.
+OVERLAPS_NAMED = 5
 _CURSOR = re.compile(r"(\d{8}T\d{6}\.\d{6})Z\.(\d{1,18})")
 
 
@@ -153,17 +155,22 @@ def overlap_notes(schedule: Schedule, items: list[ScheduleOverride]) -> dict[int
 
 def overlap_message(override_id: int, others: list[tuple[int, str]]) -> str | None:
     """What the UI and API say about overlaps with `others` (id and person, by id): the later-created
-    override wins where they overlap."""
+    override wins where they overlap. Names at most OVERLAPS_NAMED each way (then "and N more")."""
     if not others:
         return None
-    earlier = ", ".join(f"#{other_id} ({name})" for other_id, name in others if other_id < override_id)
-    later = ", ".join(f"#{other_id} ({name})" for other_id, name in others if other_id > override_id)
+    earlier = _named([(i, name) for i, name in others if i < override_id])
+    later = _named([(i, name) for i, name in others if i > override_id])
     parts = []
     if earlier:
         parts.append(f"overlaps earlier override {earlier}: this one wins where they overlap (created later)")
     if later:
         parts.append(f"is beaten by later override {later} where they overlap")
     return f"Override #{override_id} " + "; ".join(parts) + "."
+
+
+def _named(others: list[tuple[int, str]]) -> str:
+    named = ", ".join(f"#{other_id} ({name})" for other_id, name in others[:OVERLAPS_NAMED])
+    return named + (f" and {len(others) - OVERLAPS_NAMED} more" if len(others) > OVERLAPS_NAMED else "")
 
 
 def add_override(schedule: Schedule, clean: dict, created_by: User) -> ScheduleOverride:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from openduty.extensions import db
-from openduty.overrides import OVERRIDES_PER_PAGE
+from openduty.overrides import OVERRIDES_PER_PAGE, overlap_message
 from tests.factories_schedules import make_layer, make_override, make_schedule
 
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
@@ -95,10 +95,9 @@ def test_overlaps_are_named_whatever_page_each_override_is_on(as_admin, ops, tea
     """An override past the first page that overlaps one on the first page: the list names the other
     on both pages, and the calendar marks both and counts them."""
     alice, bob, carol, _ = team
-    first = make_override(ops, alice, NOW + timedelta(hours=1), NOW + timedelta(days=10))  # first page
-    for h in range(OVERRIDES_PER_PAGE - 1):
-        day = NOW + timedelta(days=2, hours=2 * h)
-        make_override(ops, bob, day, day + timedelta(hours=1))  # overlap `first` too
+    for m in range(OVERRIDES_PER_PAGE - 1):  # the first page, before `first`
+        make_override(ops, bob, NOW + timedelta(minutes=2 * m + 1), NOW + timedelta(minutes=2 * m + 2))
+    first = make_override(ops, alice, NOW + timedelta(hours=1), NOW + timedelta(days=10))  # last on the first page
     late = make_override(ops, carol, NOW + timedelta(days=9), NOW + timedelta(days=9, hours=3))  # page two
 
     page_one = as_admin.get(f"/schedules/{ops.id}").get_data(as_text=True)
@@ -111,15 +110,24 @@ def test_overlaps_are_named_whatever_page_each_override_is_on(as_admin, ops, tea
     # The calendar of that week shows and counts the overlaps, whichever page lists them.
     week = as_admin.get(f"/schedules/{ops.id}?view=week&date=2026-03-13", headers=HTMX).get_data(as_text=True)
     assert f"override #{late.id} overlaps another" in week
-    assert "2 overrides shown here overlap others" in week  # `first` and `late`; the others are past that week
-    assert week.count("seg override overlap") >= 1
+    assert "2 overrides shown here overlap others" in week  # `first` and `late`
+    assert 'class="seg override overlap"' in week
+
+
+def test_an_overlap_note_names_five_each_way():
+    others = [(i, f"P{i}") for i in (1, 2, 3, 4, 5, 6, 7, 20, 21)]
+    assert overlap_message(10, others) == (
+        "Override #10 overlaps earlier override #1 (P1), #2 (P2), #3 (P3), #4 (P4), #5 (P5) and 2 more:"
+        " this one wins where they overlap (created later); is beaten by later override #20 (P20), #21 (P21)"
+        " where they overlap."
+    )
 
 
 def test_no_overlap_no_warning(as_admin, ops, team):
     make_override(ops, team[0], NOW + timedelta(hours=1), NOW + timedelta(hours=2))
     make_override(ops, team[1], NOW + timedelta(hours=2), NOW + timedelta(hours=3))  # touching is not overlapping
     html = as_admin.get(f"/schedules/{ops.id}").get_data(as_text=True)
-    assert "overlap-warning" not in html and "badge-warning" not in html and "⚠" not in html
+    assert "overlap-warning" not in html and "badge-warning" not in html and "Overlaps another override" not in html
 
 
 @pytest.mark.parametrize(
