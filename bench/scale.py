@@ -12,6 +12,7 @@ folder; DATABASE_URL=postgresql://... for PostgreSQL; SIZES=1000,10000,100000 an
 
 import os
 import random
+import re
 import statistics
 import tempfile
 import time
@@ -24,6 +25,7 @@ SIZES = [int(n) for n in os.environ.get("SIZES", "1000,10000,100000").split(",")
 OVERRIDES = (100, 500, 1000)
 TIMELINE = 1000
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+HTMX = {"HX-Request": "true"}
 WORDS = ("Disk almost full", "CPU high", "Replication lag", "Certificate expires", "Queue backed up", "5xx rate")
 
 
@@ -134,6 +136,13 @@ def _add_overrides(schedule_id: int, users: list, count: int, rng: random.Random
     db.session.commit()
 
 
+def _show_more(page: bytes) -> str:
+    """The URL of the schedule page's "Show more" link (the override list's next page)."""
+    found = re.search(rb'<li class="more"><a href="([^"#]+)', page)
+    assert found, "the schedule page has no Show more link"
+    return found[1].decode().replace("&amp;", "&")
+
+
 def _timeline(incident_id: int, user_id: int) -> None:
     from sqlalchemy import insert
 
@@ -207,8 +216,11 @@ def main() -> None:
                 added = count
                 month = f"/schedules/{schedule.id}?view=month&date=2026-11-15"
                 week = f"/schedules/{schedule.id}?view=week&date=2026-11-15"
+                more = _show_more(_get(client, f"{month}&overrides=past"))  # upcoming: one page at 100
                 pages.setdefault("month view", []).append(_median(lambda u=month: _get(client, u)))
                 pages.setdefault("week view", []).append(_median(lambda u=week: _get(client, u)))
+                pages.setdefault("month, htmx nav", []).append(_median(lambda u=month: _get(client, u, HTMX)))
+                pages.setdefault("Show more, htmx", []).append(_median(lambda u=more: _get(client, u, HTMX)))
             _print("schedule pages", [f"{n:,} overrides" for n in OVERRIDES], pages)
 
             incident_id = db.session.scalar(db.select(db.func.max(db.text("id"))).select_from(db.text("incidents")))

@@ -20,7 +20,7 @@ The compiling (rotations, restrictions, imported events, overrides merged into s
 openduty.shifts; iCal feeds and imports in openduty.ical; validating changes in openduty.schedules.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -46,12 +46,15 @@ from openduty.shifts import CompiledRotation, Shift, compile_schedule
 # --- Queries -----------------------------------------------------------------------------------
 
 
-def users_by_id(ids: Iterable[int]) -> dict[int, User]:
-    """Load users by id in one query."""
+def users_by_id(ids: Iterable[int], known: Mapping[int, User] | None = None) -> dict[int, User]:
+    """Load users by id in one query; those in `known` (already loaded by the caller) need none."""
+    known = known or {}
     wanted = set(ids)
-    if not wanted:
-        return {}
-    return {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(wanted)))}
+    found = {user_id: known[user_id] for user_id in wanted if user_id in known}
+    missing = wanted - found.keys()
+    if missing:
+        found.update((user.id, user) for user in db.session.scalars(select(User).where(User.id.in_(missing))))
+    return found
 
 
 def who_is_on_call(schedule: Schedule, at: datetime) -> list[User]:

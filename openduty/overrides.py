@@ -5,6 +5,7 @@ One rule for the pages and the API (openduty.views.schedules and openduty.views.
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -139,14 +140,17 @@ def overlapping_in_range(schedule: Schedule, start: datetime, end: datetime) -> 
     return {s.id for s in shown if s.id in found}
 
 
-def overlap_notes(schedule: Schedule, items: list[ScheduleOverride]) -> dict[int, str | None]:
+def overlap_notes(
+    schedule: Schedule, items: list[ScheduleOverride], known: Mapping[int, User] | None = None
+) -> dict[int, str | None]:
     """What the override list says about each of `items`: the overrides of the whole schedule it
-    overlaps (not only those on the same page), found among the compiled spans (no rows loaded)."""
+    overlaps (not only those on the same page), found among the compiled spans (no rows loaded);
+    `known` users need no query."""
     if not items:
         return {}
     lo, hi = min(o.start for o in items), max(o.end for o in items)
     among = overlaps_among([s for s in compile_schedule(schedule).overrides if s.start < hi and s.end > lo])
-    users = oncall.users_by_id(x.user_id for o in items for x in among.get(o.id, ()))
+    users = oncall.users_by_id((x.user_id for o in items for x in among.get(o.id, ())), known)
     return {
         o.id: overlap_message(o.id, [(x.id, users[x.user_id].name) for x in among.get(o.id, ()) if x.user_id in users])
         for o in items

@@ -1,5 +1,6 @@
 """The month and week calendar of a schedule: its final shifts cut into days, in local time."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -127,8 +128,9 @@ def parse_day(value: str | None, tz: ZoneInfo) -> date:
         return wall_clock(clock.now(), tz).date()
 
 
-def calendar_view(schedule: Schedule, view: str, anchor: date) -> dict:
-    """Days (with their final-schedule segments, in local time) for a month or week around `anchor`."""
+def calendar_view(schedule: Schedule, view: str, anchor: date, known: Mapping[int, User] | None = None) -> dict:
+    """Days (with their final-schedule segments, in local time) for a month or week around `anchor`;
+    `known` users (already loaded) need no query."""
     tz = ZoneInfo(schedule.time_zone)
     if view == "week":
         first = anchor - timedelta(days=anchor.weekday())
@@ -149,7 +151,7 @@ def calendar_view(schedule: Schedule, view: str, anchor: date) -> dict:
     end = localize(datetime.combine(last + timedelta(days=1), time()), tz)
     now = clock.now()
     timeline = oncall.timeline(schedule, start, end)
-    users = oncall.users_by_id(u for s in timeline for u in s.user_ids)
+    users = oncall.users_by_id((u for s in timeline for u in s.user_ids), known)
     # Links from two url_for calls, not two per segment and day (hundreds in a busy month).
     shift_url = url_for("schedules.shift", schedule_id=schedule.id) + "?at="
     overlapping = overrides.overlapping_in_range(schedule, start, end)

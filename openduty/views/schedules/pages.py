@@ -22,6 +22,10 @@ from openduty.views.schedules.grid import calendar_view, colour, parse_day
 def detail_context(schedule: Schedule, errors: dict | None = None, values: dict | None = None) -> dict:
     """Everything schedules/detail.html (and its blocks) shows, computed here, not while rendering."""
     now = clock.now()
+    # Everyone who can be picked in the forms, first: the calendar, the overlap notes and the layers
+    # panel then find most people already loaded.
+    users = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all()
+    known = {user.id: user for user in users}
     # Loaded here with what the layers panel shows, so that rendering it queries nothing.
     layers = db.session.scalars(
         select(ScheduleLayer)
@@ -39,12 +43,12 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
     )
     return {
         "schedule": schedule,
-        **calendar_context(schedule),
-        **override_list_context(schedule),
+        **calendar_context(schedule, known),
+        **override_list_context(schedule, known),
         "layers": layers,
         "rrules": {layer.id: oncall.layer_rrules(layer, schedule) for layer in layers},
         "event_counts": event_counts,
-        "users": db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all(),
+        "users": users,
         "on_call": oncall.current_shift(schedule, now),
         "on_call_users": oncall.who_is_on_call(schedule, now),
         "gaps": [oncall.gap_warnings(schedule)],
@@ -66,12 +70,12 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
     }
 
 
-def calendar_context(schedule: Schedule) -> dict:
+def calendar_context(schedule: Schedule, known: dict | None = None) -> dict:
     """What the calendar block shows (all that htmx navigation between months and weeks needs)."""
     tz = ZoneInfo(schedule.time_zone)
     return {
         "schedule": schedule,
-        "cal": calendar_view(schedule, *_shown(schedule)),
+        "cal": calendar_view(schedule, *_shown(schedule), known),
         "colour": colour,
         "local": lambda dt: dt.astimezone(tz),
     }
@@ -85,7 +89,7 @@ def _shown(schedule: Schedule) -> tuple[str, date]:
     )
 
 
-def override_list_context(schedule: Schedule) -> dict:
+def override_list_context(schedule: Schedule, known: dict | None = None) -> dict:
     """The override list's page (query `overrides=upcoming|past`, `after=<cursor>`), what it says
     about overlaps, and where "Show more" leads (the same calendar, the next page of the list)."""
     listing = request.args.get("overrides") or "upcoming"
@@ -101,7 +105,7 @@ def override_list_context(schedule: Schedule) -> dict:
     return {
         "schedule": schedule,
         "override_page": page,
-        "overlaps": overrides.overlap_notes(schedule, page.items),
+        "overlaps": overrides.overlap_notes(schedule, page.items, known),
         "more_url": url_for("schedules.detail", **here, overrides=listing, after=page.next) if page.next else None,
         "list_urls": {name: url_for("schedules.detail", **here, overrides=name) for name in ("upcoming", "past")},
         "local": lambda dt: dt.astimezone(tz),
