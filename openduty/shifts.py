@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from operator import itemgetter
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -313,9 +314,11 @@ class CompiledSchedule:
                 if e > start and s < end:
                     items.append((max(s, start), min(e, end), priority, users, "layer", layer.layer_id))
         base = len(self.layers)
-        for rank, (s, e, user_id, override_id) in enumerate(self.overrides):
-            if e > start and s < end:
-                items.append((max(s, start), min(e, end), base + rank, (user_id,), "override", override_id))
+        items += [
+            (s if s > start else start, e if e < end else end, base + rank, (user_id,), "override", override_id)
+            for rank, (s, e, user_id, override_id) in enumerate(self.overrides)
+            if e > start and s < end
+        ]
         return _sweep(items, start, end)
 
 
@@ -324,20 +327,21 @@ def _sweep(items, start: datetime, end: datetime) -> list[Shift]:
 
     Each Shift is made once, when its run ends (a month with 1,000 overrides has 2,000 pieces to walk
     and a few hundred shifts)."""
-    items.sort(key=lambda it: it[0])
-    points = sorted({start, end, *(it[0] for it in items), *(it[1] for it in items)})
+    items.sort(key=itemgetter(0))
+    points = sorted({start, end, *map(itemgetter(0), items), *map(itemgetter(1), items)})
     heap: list[tuple[int, datetime, int]] = []
+    push, pop = heapq.heappush, heapq.heappop
     out: list[Shift] = []
-    count = len(items)
+    starts = [it[0] for it in items] + [end]  # `end` stops the walk below: nothing starts there
     i = 0
     top = -2  # the item on top for the previous piece (-1: nobody)
     run: tuple | None = None  # (start, users, source, ref) of the shift being built
     for a in points[:-1]:  # each piece runs from a point to the next one
-        while i < count and items[i][0] <= a:
-            heapq.heappush(heap, (-items[i][2], items[i][1], i))
+        while starts[i] <= a:
+            push(heap, (-items[i][2], items[i][1], i))
             i += 1
         while heap and heap[0][1] <= a:
-            heapq.heappop(heap)
+            pop(heap)
         idx = heap[0][2] if heap else -1
         if idx == top:
             continue
