@@ -1,4 +1,4 @@
-"""Incidents: every action on one, and the console's list queries.
+"""Incidents: every action on one, and an incident's timeline (lists: openduty.incident_lists).
 
 Every path that acts on an incident (web, API, acknowledge link, SMS reply, voice keypad, bulk,
 events) calls the functions here: acknowledge, resolve, add_note, escalate_now, snooze, reassign,
@@ -8,97 +8,19 @@ action, and each change of state bumps the epoch exactly once. The caller commit
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from openduty import clock, escalation, validation
+from openduty import clock, escalation
 from openduty.extensions import db
 from openduty.models import Incident, LogEntry, User
 from openduty.timers import track_incident
 from openduty.transactions import begin_write
-from openduty.validation import FieldError
 
-# The tabs of the console, and the statuses each shows.
-STATUS_FILTERS: dict[str, tuple[str, ...] | None] = {
-    "open": ("triggered", "acknowledged"),
-    "triggered": ("triggered",),
-    "acknowledged": ("acknowledged",),
-    "resolved": ("resolved",),
-    "all": None,
-}
-PER_PAGE = 25
-MAX_PER_PAGE = 100
 ACTIONS = ("acknowledge", "resolve")
 SNOOZE_MAX_MINUTES = 7 * 24 * 60
-
-
-@dataclass
-class Filters:
-    status: str = "open"
-    service_id: int | None = None
-    q: str = ""
-    assigned_to_id: int | None = None
-    page: int = 1
-    per_page: int = PER_PAGE
-
-
-def parse_filters(args: Any, default_status: str = "open") -> Filters:
-    """Read list filters from query arguments; raises FieldError naming the bad one."""
-    status = (args.get("status") or default_status).strip().lower()
-    if status not in STATUS_FILTERS:
-        raise FieldError(f"status: use one of {', '.join(STATUS_FILTERS)}.")
-    q = (args.get("q") or "").strip()[:200]
-    reason = validation.unstorable(q)
-    if reason:
-        raise FieldError(f"q: the search text {reason}; remove it.")
-    filters = Filters(status=status, q=q)
-    for name in ("service_id", "page", "per_page"):
-        raw = args.get(name)
-        if raw in (None, ""):
-            continue
-        try:
-            value = validation.integer(raw, minimum=1, maximum=MAX_PER_PAGE if name == "per_page" else None, label=name)
-        except FieldError as exc:
-            raise FieldError(f"{name}: {exc}") from exc
-        setattr(filters, name, value)
-    return filters
-
-
-def incident_query(filters: Filters) -> Select:
-    """Incidents matching `filters`, newest first."""
-    query = select(Incident).options(joinedload(Incident.service))
-    statuses = STATUS_FILTERS[filters.status]
-    if statuses is not None:
-        query = query.where(Incident.status.in_(statuses))
-    if filters.service_id is not None:
-        query = query.where(Incident.service_id == filters.service_id)
-    if filters.assigned_to_id is not None:
-        query = query.where(Incident.assigned_to_id == filters.assigned_to_id)
-    if filters.q:
-        pattern = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions = [
-            Incident.summary.ilike(pattern, escape="\\"),
-            Incident.dedup_key.ilike(pattern, escape="\\"),
-            Incident.source.ilike(pattern, escape="\\"),
-        ]
-        number = validation.id_in_text(filters.q.lstrip("#"))
-        if number is not None:
-            conditions.append(Incident.number == number)
-        query = query.where(or_(*conditions))
-    return query.order_by(Incident.created_at.desc(), Incident.id.desc())
-
-
-def page_of(filters: Filters) -> tuple[list[Incident], int]:
-    """One page of matching incidents and the total count."""
-    query = incident_query(filters)
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    items = db.session.scalars(query.limit(filters.per_page).offset((filters.page - 1) * filters.per_page)).all()
-    return list(items), total or 0
-
 
 # The incident page shows this many timeline entries at first, and each "Show older" as many more.
 TIMELINE_PAGE = 50
@@ -121,10 +43,6 @@ def timeline(incident_id: int, *, before: int | None = None, after: int | None =
         query = query.where(LogEntry.id < before)
     entries = list(db.session.scalars(query.limit(TIMELINE_PAGE + 1)))
     return entries[:TIMELINE_PAGE], len(entries) > TIMELINE_PAGE
-
-
-def open_count() -> int:
-    return db.session.scalar(select(func.count()).where(Incident.status != "resolved")) or 0
 
 
 # --- Locking -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ def test_list_filter_search_paginate(api, admin):
     for n in range(30):
         factories_events.make_incident(web, summary=f"Web problem {n}")
     factories_events.make_incident(db_, summary="Replication lag", dedup_key="lag")
-    body = api.get("/api/v1/incidents").json
+    body = api.get("/api/v1/incidents?total=true").json
     assert body["total"] == 31 and len(body["incidents"]) == 25 and body["more"]
     assert body["incidents"][0]["summary"] == "Replication lag"  # newest first
     assert set(body["incidents"][0]) == {
@@ -19,11 +19,12 @@ def test_list_filter_search_paginate(api, admin):
         "created_at", "acknowledged_at", "resolved_at",
     }  # fmt: skip
     assert len(api.get("/api/v1/incidents?page=2").json["incidents"]) == 6
+    assert len(api.get(body["next"]).json["incidents"]) == 6
     only_db = api.get(f"/api/v1/incidents?service_id={db_.service_id}").json["incidents"]
     assert [i["dedup_key"] for i in only_db] == ["lag"]
-    assert api.get("/api/v1/incidents?q=replication").json["total"] == 1
+    assert api.get("/api/v1/incidents?q=replication&total=true").json["total"] == 1
     assert api.get("/api/v1/incidents?q=%2331").json["incidents"][0]["number"] == 31
-    assert api.get("/api/v1/incidents?status=resolved").json["total"] == 0
+    assert api.get("/api/v1/incidents?status=resolved").json["incidents"] == []
     bad = api.get("/api/v1/incidents?status=sleeping&page=0")
     assert bad.status_code == 422
     assert "status" in bad.json["error"]["fields"]
@@ -71,7 +72,7 @@ def test_assigned_to_me(api):
     api.as_user(me)
     factories_events.make_incident(assigned_to_id=me.id)
     factories_events.make_incident()
-    assert api.get("/api/v1/incidents?assigned_to=me").json["total"] == 1
+    assert len(api.get("/api/v1/incidents?assigned_to=me").json["incidents"]) == 1
 
 
 def test_escalation_actions_answer_the_incident_flat(api):

@@ -50,9 +50,13 @@ def test_console_paginates(client, auth):
     integration = factories_events.make_integration()
     for n in range(27):
         factories_events.make_incident(integration, summary=f"Problem {n}")
-    page2 = client.get("/incidents?page=2").get_data(as_text=True)
+    page1 = client.get("/incidents").get_data(as_text=True)
+    assert "27 incidents" in page1 and "Newest" not in page1
+    older = html.unescape(re.search(r'href="([^"]+)">Older', page1).group(1))
+    assert "cursor=" in older and "page=" not in older
+    page2 = client.get(older).get_data(as_text=True)
     assert "Problem 0<" in page2 and "Problem 26<" not in page2
-    assert "page 2 of 2" in page2
+    assert "showing older ones" in page2 and "Older" not in page2 and "← Newest" in page2
 
 
 def test_assigned_to_me_tab(client, auth):

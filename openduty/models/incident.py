@@ -1,9 +1,10 @@
-"""Incidents and their timelines."""
+"""Incidents and their timelines, and the indexes the incident lists read (openduty.incident_lists)."""
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
+from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from openduty import clock
@@ -12,6 +13,16 @@ from openduty.models.types import UTCDateTime
 
 STATUSES = ("triggered", "acknowledged", "resolved")
 SEVERITIES = ("critical", "error", "warning", "info")
+# Open means "not resolved", written as literal SQL so that partial indexes match it (a bound
+# parameter does not prove the index's predicate, and psycopg 3's generic plans use parameters).
+OPEN_SQL = "status <> 'resolved'"
+# The columns a search looks in (beside the incident number).
+SEARCHED = ("summary", "dedup_key", "source")
+# SQLite's search index: an FTS5 table over SEARCHED (trigram tokens, so any substring of 3+
+# characters is found, as ILIKE '%...%' would), kept in step with `incidents` by triggers.
+FTS_TABLE = "incidents_fts"
+# PostgreSQL's search indexes, one per SEARCHED column (pg_trgm's GIN trigram indexes).
+TRIGRAM_INDEXES = {column: f"ix_incidents_{column}_trgm" for column in SEARCHED}
 
 
 class Incident(db.Model):
@@ -24,15 +35,32 @@ class Incident(db.Model):
             "service_id",
             "dedup_key",
             unique=True,
-            sqlite_where=text("status <> 'resolved'"),
-            postgresql_where=text("status <> 'resolved'"),
+            sqlite_where=text(OPEN_SQL),
+            postgresql_where=text(OPEN_SQL),
         ),
-        Index("ix_incidents_status_created", "status", "created_at"),
+        # The lists' order (created_at DESC, id DESC) under each filter, so that a page reads one
+        # index in order and stops (openduty.incident_lists): all, open, one status, a service, mine.
+        Index("ix_incidents_created", "created_at", "id"),
+        Index(
+            "ix_incidents_open_created",
+            "created_at",
+            "id",
+            sqlite_where=text(OPEN_SQL),
+            postgresql_where=text(OPEN_SQL),
+        ),
+        Index("ix_incidents_status_created", "status", "created_at", "id"),
+        Index("ix_incidents_service_created", "service_id", "created_at", "id"),
+        Index("ix_incidents_assigned_created", "assigned_to_id", "created_at", "id"),
+        # Search on PostgreSQL: trigram indexes serve ILIKE '%text%' (pg_trgm). SQLite's is FTS_TABLE.
+        *(
+            Index(name, c, postgresql_using="gin", postgresql_ops={c: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+            for c, name in TRIGRAM_INDEXES.items()
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[int | None] = mapped_column(unique=True)
-    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
     dedup_key: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="triggered")
     summary: Mapped[str] = mapped_column(String(1024))
@@ -89,6 +117,45 @@ class Incident(db.Model):
         entry = LogEntry(incident=self, kind=kind, message=message, actor=by, channel=channel, data=data or {})
         db.session.add(entry)
         return entry
+
+
+_FTS_COLUMNS = ", ".join(SEARCHED)
+_FTS_OLD = ", ".join(f"old.{c}" for c in SEARCHED)
+_FTS_NEW = ", ".join(f"new.{c}" for c in SEARCHED)
+# The FTS table and its triggers, as the migration (b1e6d0c4a7f2) makes them; create_all() runs
+# these for tests and benchmarks. External content: the text lives only in `incidents`.
+SQLITE_SEARCH_DDL = (
+    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5({_FTS_COLUMNS},"
+    " content='incidents', content_rowid='id', tokenize='trigram')",
+    f"CREATE TRIGGER {FTS_TABLE}_insert AFTER INSERT ON incidents BEGIN"
+    f" INSERT INTO {FTS_TABLE}(rowid, {_FTS_COLUMNS}) VALUES (new.id, {_FTS_NEW}); END",
+    f"CREATE TRIGGER {FTS_TABLE}_delete AFTER DELETE ON incidents BEGIN"
+    f" INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.id, {_FTS_OLD}); END",
+    f"CREATE TRIGGER {FTS_TABLE}_update AFTER UPDATE OF {_FTS_COLUMNS} ON incidents BEGIN"
+    f" INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, {_FTS_COLUMNS}) VALUES ('delete', old.id, {_FTS_OLD});"
+    f" INSERT INTO {FTS_TABLE}(rowid, {_FTS_COLUMNS}) VALUES (new.id, {_FTS_NEW}); END",
+)
+
+for _statement in SQLITE_SEARCH_DDL:
+    event.listen(Incident.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+event.listen(Incident.__table__, "before_drop", DDL(f"DROP TABLE IF EXISTS {FTS_TABLE}").execute_if(dialect="sqlite"))
+event.listen(
+    Incident.__table__, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql")
+)
+
+
+def migration_filter(dialect: str) -> Callable[..., bool]:
+    """alembic's `include_object` on `dialect`: leaves out what the models do not describe there
+    (SQLite's FTS_TABLE and its shadow tables; the trigram indexes, made on PostgreSQL only), so
+    that autogenerate and the migration check compare only the rest."""
+
+    def include(obj, name: str | None, type_: str, reflected: bool, compare_to) -> bool:
+        name = name or ""
+        if type_ == "table" and (name == FTS_TABLE or name.startswith(FTS_TABLE + "_")):
+            return False
+        return not (type_ == "index" and name in TRIGRAM_INDEXES.values() and dialect != "postgresql")
+
+    return include
 
 
 class Counter(db.Model):

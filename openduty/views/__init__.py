@@ -10,7 +10,7 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
 from openduty.extensions import db
-from openduty.incidents import open_count
+from openduty.incident_lists import open_count
 
 
 def is_htmx() -> bool:

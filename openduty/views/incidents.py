@@ -10,6 +10,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from openduty import incident_lists as lists
 from openduty import incidents as domain
 from openduty import users, validation
 from openduty.extensions import db
@@ -44,9 +45,17 @@ def count_poll_interval():
     return {"incidents_count_poll_ms": lambda: poll_ms() * COUNT_POLL_FACTOR}
 
 
+@bp.app_template_filter("shown_count")
+def shown_count(n: int) -> str:
+    """A capped count as people read it: "37", "1,000+"."""
+    return lists.shown_count(n)
+
+
 def _filters():
     try:
-        filters = domain.parse_filters(request.args)
+        filters = lists.parse_filters(request.args)
+    except lists.BadCursor as exc:
+        abort(400, f"Bad link: {str(exc).partition(': ')[2]}")
     except validation.FieldError as exc:
         abort(400, f"Bad filter: {exc}")
     if request.args.get("mine") == "1":
@@ -61,6 +70,7 @@ def _query_string(filters, **override) -> str:
         "q": filters.q,
         "mine": "1" if filters.assigned_to_id else "",
         "page": filters.page if filters.page > 1 else "",
+        "cursor": filters.cursor.encode() if filters.cursor else "",
     }
     params.update(override)
     return urlencode({k: v for k, v in params.items() if v not in ("", None)})
@@ -68,22 +78,25 @@ def _query_string(filters, **override) -> str:
 
 @bp.get("")
 def index():
-    """The console. For htmx (filters, polling) only the results block is rendered."""
+    """The console, a page at a time (newest first; "Older" pages by cursor). Its count stops at
+    lists.COUNT_CAP, so the poll never counts every incident. For htmx (filters, polling) only the
+    results block is rendered."""
     filters = _filters()
-    items, total = domain.page_of(filters)
+    page = lists.page_of(filters)
     services = db.session.scalars(select(Service).order_by(Service.name)).all()
     query = _query_string(filters)
     return render(
         "incidents/index.html",
         block="results",
-        incidents=items,
-        total=total,
+        incidents=page.incidents,
+        total=lists.count(filters, cap=lists.COUNT_CAP),
         filters=filters,
         services=services,
         tabs=TABS,
         list_url=url_for("incidents.index") + ("?" + query if query else ""),
         query_for=lambda **override: _query_string(filters, **override),
-        pages=max(1, -(-total // filters.per_page)),
+        older=_query_string(filters, page="", cursor=page.next_cursor.encode()) if page.next_cursor else None,
+        newest=_query_string(filters, page="", cursor="") if filters.cursor or filters.page > 1 else None,
         poll_ms=poll_ms(),
         checked=_checked_ids(),
     )
@@ -97,7 +110,7 @@ def _checked_ids() -> set[int]:
 @bp.get("/count")
 def count():
     """The open-incident badge in the navigation (polled)."""
-    return render("incidents/_count.html", count=domain.open_count())
+    return render("incidents/_count.html", count=lists.open_count())
 
 
 @bp.post("/bulk")

@@ -5,9 +5,11 @@ answer the same `incident_detail` as every other single-incident endpoint.
 """
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import request, url_for
 
+from openduty import incident_lists as lists
 from openduty import incidents as domain
 from openduty import validation
 from openduty.errors import ApiError, ValidationError
@@ -62,25 +64,42 @@ def log_entry_json(entry: LogEntry) -> dict[str, Any]:
     }
 
 
+# What a `next` link keeps of the request (beside the new cursor).
+LIST_ARGS = ("status", "service_id", "q", "assigned_to", "per_page", "total")
+
+
 @bp.get("/incidents")
 def list_incidents():
     """Newest first. `status` is open (default: triggered + acknowledged), triggered, acknowledged,
-    resolved or all; `service_id`, `q` (text or #number), `page`, `per_page` (<= 100)."""
+    resolved or all; `service_id`, `q` (text or #number), `per_page` (<= 100); `cursor` (from the
+    `next` link) or `page` for later pages; `total=true` to count every match."""
     try:
-        filters = domain.parse_filters(request.args)
+        filters = lists.parse_filters(request.args)
+    except lists.BadCursor as exc:
+        raise ApiError(400, str(exc).partition(": ")[2], fields={"cursor": "start again without it"}) from exc
     except validation.FieldError as exc:
         name, _, message = str(exc).partition(": ")
         raise ValidationError({name: message}) from exc
+    try:
+        with_total = validation.boolean(request.args.get("total", ""))
+    except validation.FieldError as exc:
+        raise ValidationError({"total": "use true or false."}) from exc
     if request.args.get("assigned_to") == "me":
         filters.assigned_to_id = api_user().id
-    items, total = domain.page_of(filters)
-    return {
-        "incidents": [incident_summary(i) for i in items],
-        "page": filters.page,
+    page = lists.page_of(filters)
+    next_url = None
+    if page.next_cursor is not None:
+        kept = [(name, request.args[name]) for name in LIST_ARGS if request.args.get(name)]
+        next_url = url_for("api.list_incidents") + "?" + urlencode([*kept, ("cursor", page.next_cursor.encode())])
+    body = {
+        "incidents": [incident_summary(i) for i in page.incidents],
+        "page": None if filters.cursor else filters.page,
         "per_page": filters.per_page,
-        "total": total,
-        "more": filters.page * filters.per_page < total,
+        "total": lists.count(filters, cap=None) if with_total else None,
+        "more": next_url is not None,
+        "next": next_url,
     }
+    return body, 200, {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
 
 
 @bp.get("/incidents/<int:incident_id>")

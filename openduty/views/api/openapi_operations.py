@@ -7,13 +7,14 @@ and the app's routes are the same set.
 
 from openduty import validation
 from openduty.event_formats import MAX_DEDUP_KEY, MAX_SUMMARY
-from openduty.incidents import MAX_PER_PAGE, STATUS_FILTERS
+from openduty.incident_lists import MAX_CURSOR, MAX_PER_PAGE, MAX_SEARCH, STATUS_FILTERS
 from openduty.models.incident import SEVERITIES
 from openduty.views.api.openapi_schemas import (
     ANY_OBJECT,
     BOOL,
     ID,
     INT,
+    NINT,
     NSTR,
     NTIME,
     SENT_TIME,
@@ -36,10 +37,20 @@ AT = [param("at", SENT_TIME, description="default now")]
 INCIDENT_FILTERS = [
     param("status", {"enum": list(STATUS_FILTERS)}),
     param("service_id", ID),
-    param("q", text(200), description="text in summary, dedup key or source, or #number"),
+    param("q", text(MAX_SEARCH), description="text in summary, dedup key or source, or #number"),
     param("assigned_to", {"enum": ["me"]}),
-    param("page", {"type": "integer", "minimum": 1, "maximum": validation.MAX_INTEGER}),
     param("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}),
+    param(
+        "cursor",
+        text(MAX_CURSOR),
+        description="where the page starts: follow the answer's `next` link (400 for a cursor no list gave out)",
+    ),
+    param(
+        "page",
+        {"type": "integer", "minimum": 1, "maximum": validation.MAX_INTEGER},
+        description="an offset in pages (older clients; not with `cursor`, which is stable while incidents arrive)",
+    ),
+    param("total", BOOL, description="true: count every match into `total` (costs a scan of the matches)"),
 ]
 
 # (method, path, summary, success status, answer schema or None, request body or None, query params)
@@ -265,10 +276,11 @@ OPERATIONS: list[tuple[str, str, str, int, dict | None, str | None, list]] = [
         obj(
             {
                 "incidents": {"type": "array", "items": ref("IncidentSummary")},
-                "page": INT,
+                "page": NINT,
                 "per_page": INT,
-                "total": INT,
+                "total": NINT,
                 "more": BOOL,
+                "next": NSTR,
             }
         ),
         None,
