@@ -87,16 +87,34 @@ def _add_incidents(service_id: int, first: int, count: int, rng: random.Random) 
     db.session.commit()
 
 
+def _deep_cursor(depth: int) -> str:
+    """The cursor after the depth-th incident of the whole list (or after the oldest, if fewer)."""
+    from openduty import incident_lists
+    from openduty.extensions import db
+    from openduty.models import Incident
+
+    query = db.select(Incident).order_by(Incident.created_at.desc(), Incident.id.desc())
+    incident = db.session.scalar(query.offset(depth - 1).limit(1)) or db.session.scalar(
+        query.order_by(None).order_by(Incident.created_at, Incident.id).limit(1)
+    )
+    return incident_lists.Cursor.after(incident).encode()
+
+
 def _lists(client, token: str) -> dict[str, tuple[float, int]]:
     api = {"Authorization": f"Token {token}"}
     htmx = {"HX-Request": "true"}
+    deep = _deep_cursor(200 * 25)  # where page 200 starts, as `next` links would get there
     return {
         "API open": _median(lambda: _get(client, "/api/v1/incidents", api)),
         "API status=all": _median(lambda: _get(client, "/api/v1/incidents?status=all", api)),
         "API page=200": _median(lambda: _get(client, "/api/v1/incidents?status=all&page=200", api)),
+        "API cursor@200": _median(lambda: _get(client, f"/api/v1/incidents?status=all&cursor={deep}", api)),
         "API q=db17": _median(lambda: _get(client, "/api/v1/incidents?status=all&q=db17", api)),
+        "API q=rare": _median(lambda: _get(client, "/api/v1/incidents?status=all&q=key-4242", api)),
+        "API q=Disk": _median(lambda: _get(client, "/api/v1/incidents?status=all&q=Disk", api)),
         "console": _median(lambda: _get(client, "/incidents")),
         "console poll": _median(lambda: _get(client, "/incidents", htmx)),
+        "console older": _median(lambda: _get(client, f"/incidents?status=all&cursor={deep}", htmx)),
         "console q=db17": _median(lambda: _get(client, "/incidents?status=all&q=db17", htmx)),
         "nav count": _median(lambda: _get(client, "/incidents/count", htmx)),
     }
