@@ -4,14 +4,16 @@ Lists are newest first (created_at DESC, id DESC) and every filter has an index 
 (models/incident.py), so a page reads one index and stops after per_page + 1 rows, whatever the
 table's size. Paging is by keyset: a cursor names the last incident shown, and the next page is
 what sorts after it, so new incidents arriving in between neither shift nor repeat rows. `page=`
-(an offset, found on the index alone) still works for the API's older clients. Counts are capped (COUNT_CAP) so that the
-console's poll never counts a year of incidents; the API counts exactly only when asked.
+(an offset, found on the index alone) still works for the API's older clients. Counts are capped
+(COUNT_CAP) so that the console's poll never counts a year of incidents; the API counts exactly
+only when asked.
 
 Search looks for the text in summary, dedup key and source (case-insensitive, anywhere in the
 text), or for an incident number. PostgreSQL runs ILIKE, served by trigram indexes (pg_trgm);
 SQLite asks its FTS5 trigram index for texts of 3 or more characters (the shortest a trigram
-index can serve; shorter ones use LIKE), quoting the text as one phrase so that FTS operators
-(`OR`, `NEAR`, `*`, quotes) in it are searched for, not obeyed.
+index can serve; shorter ones use LIKE, which a page of a frequent text stops early), quoting
+the text as one phrase so that FTS operators (`OR`, `NEAR`, `*`, quotes) in it are searched for,
+not obeyed. FTS5 folds the case of all letters, SQLite's LIKE of ASCII letters only.
 """
 
 import base64
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, column, func, literal_column, or_, select, table, text, tuple_
+from sqlalchemy import ColumnElement, Select, column, func, literal, literal_column, or_, select, table, text, tuple_
 from sqlalchemy.orm import joinedload
 
 from openduty import validation
@@ -162,7 +164,10 @@ def _search(q: str) -> ColumnElement[bool]:
         conditions = [(Incident.id + literal_column("0") if common > FTS_COMMON else Incident.id).in_(matching)]
     else:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions = [getattr(Incident, name).ilike(pattern, escape="\\") for name in SEARCHED]
+        # Written into the SQL, not bound: a plan PostgreSQL prepares for any pattern (psycopg
+        # prepares a statement run 5 times) cannot know that this one is rare, and walks the table.
+        inline = literal(pattern, literal_execute=True)
+        conditions = [getattr(Incident, name).ilike(inline, escape="\\") for name in SEARCHED]
     number = validation.id_in_text(q.lstrip("#"))
     if number is not None:
         conditions.append(Incident.number == number)
