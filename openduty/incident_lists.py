@@ -9,20 +9,38 @@ what sorts after it, so new incidents arriving in between neither shift nor repe
 only when asked.
 
 Search looks for the text in summary, dedup key and source (case-insensitive, anywhere in the
-text), or for an incident number. PostgreSQL runs ILIKE, served by trigram indexes (pg_trgm);
-SQLite asks its FTS5 trigram index for texts of 3 or more characters (the shortest a trigram
-index can serve; shorter ones use LIKE, which a page of a frequent text stops early), quoting
-the text as one phrase so that FTS operators (`OR`, `NEAR`, `*`, quotes) in it are searched for,
-not obeyed. FTS5 folds the case of all letters, SQLite's LIKE of ASCII letters only.
+text), or for an incident number. Texts of 3 or more characters are looked up in a trigram
+index: on PostgreSQL pg_trgm's, which serve ILIKE; on SQLite an FTS5 table, asked for the text
+quoted as one phrase so that FTS operators (`OR`, `NEAR`, `*`, quotes) in it are searched for,
+not obeyed. Shorter texts use (I)LIKE, which a page of a frequent text stops early. FTS5 folds
+the case of all letters, SQLite's LIKE of ASCII letters only.
 """
 
 import base64
 import binascii
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, column, func, literal, literal_column, or_, select, table, text, tuple_
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    Select,
+    any_,
+    cast,
+    column,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+    tuple_,
+)
 from sqlalchemy.orm import joinedload
 
 from openduty import validation
@@ -38,10 +56,10 @@ MAX_PER_PAGE = 100
 MAX_SEARCH = 200
 # Counts stop here: the console shows "1,000+" rather than count every match on every poll.
 COUNT_CAP = 1000
-# The shortest text FTS5's trigram tokenizer can look up.
-FTS_MIN_LENGTH = 3
-# A search on SQLite with more matches than this walks the list's index (see _search).
-FTS_COMMON = 2000
+# The shortest text a trigram index (FTS5's trigram tokenizer, pg_trgm) can look up.
+TEXT_INDEX_MIN = 3
+# A search with at most this many matches reads them by id; more walk the list's index (_search).
+FEW_MATCHES = 2000
 MAX_CURSOR = 100
 
 _FTS = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
@@ -154,41 +172,89 @@ def incident_query(filters: Filters) -> Select:
 
 
 def _search(q: str) -> ColumnElement[bool]:
-    """Incidents whose summary, dedup key or source holds `q` (any case), or whose number it names."""
-    if db.session.get_bind().dialect.name == "sqlite" and len(q) >= FTS_MIN_LENGTH:
-        phrase = '"' + q.replace('"', '""') + '"'  # one quoted phrase: operators in q are just text
-        matching = select(_FTS.c.rowid).where(_FTS.c[FTS_TABLE].op("MATCH")(phrase))
-        common = db.session.scalar(select(func.count()).select_from(matching.limit(FTS_COMMON + 1).subquery()))
-        # Few matches: read them and sort. Many: walk the list's index and keep the matches
-        # (`id + 0` keeps SQLite from reading the matches by id first), which stops after a page.
-        conditions = [(Incident.id + literal_column("0") if common > FTS_COMMON else Incident.id).in_(matching)]
+    """Incidents whose summary, dedup key or source holds `q` (any case), or whose number it names.
+
+    A text the index can serve is looked up there first, at most FEW_MATCHES + 1 ids: few
+    matches are then read by id and sorted; many are kept while the list's index is walked in
+    order, which stops after a page. (Left to itself, a planner that guesses "1% match" walks
+    the whole table for a text that matches nothing.)"""
+    if len(q) < TEXT_INDEX_MIN:
+        condition = _contains(q)
     else:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        # Written into the SQL, not bound: a plan PostgreSQL prepares for any pattern (psycopg
-        # prepares a statement run 5 times) cannot know that this one is rare, and walks the table.
-        inline = literal(pattern, literal_execute=True)
-        conditions = [getattr(Incident, name).ilike(inline, escape="\\") for name in SEARCHED]
+        ids = list(db.session.scalars(_text_matches(q).limit(FEW_MATCHES + 1)))
+        condition = _few(q, ids) if len(ids) <= FEW_MATCHES else _text_condition(q)
     number = validation.id_in_text(q.lstrip("#"))
-    if number is not None:
-        conditions.append(Incident.number == number)
-    return or_(*conditions)
+    return condition if number is None else or_(condition, Incident.number == number)
+
+
+def _sqlite() -> bool:
+    return db.session.get_bind().dialect.name == "sqlite"
+
+
+def _fts_phrase(q: str) -> Select:
+    """The ids SQLite's FTS table finds for `q`, quoted as one phrase: operators in it are text."""
+    return select(_FTS.c.rowid).where(_FTS.c[FTS_TABLE].op("MATCH")('"' + q.replace('"', '""') + '"'))
+
+
+def _text_matches(q: str) -> Select:
+    """Ids of incidents holding `q` (3+ characters), read from the text index."""
+    return _fts_phrase(q) if _sqlite() else select(Incident.id).where(_contains(q))
+
+
+def _few(q: str, ids: list[int]) -> ColumnElement[bool]:
+    """Few matches, read by id: from the FTS table on SQLite, as one array parameter on PostgreSQL."""
+    return Incident.id.in_(_fts_phrase(q)) if _sqlite() else Incident.id == any_(cast(ids, ARRAY(Integer)))
+
+
+def _text_condition(q: str) -> ColumnElement[bool]:
+    """`q` (3+ characters) as a condition checked row by row while the list's index is walked."""
+    # `id + 0`: SQLite would otherwise read every match by id and sort them.
+    return (Incident.id + literal_column("0")).in_(_fts_phrase(q)) if _sqlite() else _contains(q)
+
+
+def _contains(q: str) -> ColumnElement[bool]:
+    """ILIKE '%q%' on the searched columns, every character of q taken as itself."""
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    # Written into the SQL, not bound: a plan PostgreSQL prepares for any pattern (psycopg
+    # prepares a statement run 5 times) cannot know how often this one matches.
+    inline = literal(pattern, literal_execute=True)
+    return or_(*(getattr(Incident, name).ilike(inline, escape="\\") for name in SEARCHED))
+
+
+def _pg_text_search(filters: Filters) -> bool:
+    return len(filters.q) >= TEXT_INDEX_MIN and not _sqlite()
+
+
+@contextmanager
+def _trigram_plans(filters: Filters) -> Iterator[None]:
+    """While a PostgreSQL search runs, its plans read indexes, never the whole table: the planner
+    guesses how often a text matches (no statistics fit "anywhere in the text"), and a guess too
+    high for a rare text scanned every row (700 ms at 100k incidents) where the trigram index
+    answers in a millisecond. SET LOCAL ends with the transaction anyway."""
+    searching = _pg_text_search(filters)
+    if searching:
+        db.session.execute(text("SET LOCAL enable_seqscan = off"))
+    yield
+    if searching:
+        db.session.execute(text("SET LOCAL enable_seqscan = on"))
 
 
 def page_of(filters: Filters) -> Page:
     """The page of matching incidents that `filters` names: after its cursor, at its page, or the first."""
-    query = incident_query(filters)
-    place = tuple_(Incident.created_at, Incident.id)
-    if filters.cursor is not None:
-        query = query.where(place < tuple_(filters.cursor.created_at, filters.cursor.id))
-    elif filters.page > 1:
-        # Find where the page starts on the index alone (only the sort key, no rows), then read
-        # the page from there as a cursor would.
-        keys = select(Incident.created_at, Incident.id).where(*_conditions(filters)).order_by(*_ORDER)
-        start = db.session.execute(keys.offset((filters.page - 1) * filters.per_page).limit(1)).first()
-        if start is None:
-            return Page([], None)
-        query = query.where(place <= tuple_(*start))
-    rows = list(db.session.scalars(query.limit(filters.per_page + 1)))
+    with _trigram_plans(filters):
+        query = incident_query(filters)
+        place = tuple_(Incident.created_at, Incident.id)
+        if filters.cursor is not None:
+            query = query.where(place < tuple_(filters.cursor.created_at, filters.cursor.id))
+        elif filters.page > 1:
+            # Find where the page starts on the index alone (only the sort key, no rows), then
+            # read the page from there as a cursor would.
+            keys = select(Incident.created_at, Incident.id).where(*_conditions(filters)).order_by(*_ORDER)
+            start = db.session.execute(keys.offset((filters.page - 1) * filters.per_page).limit(1)).first()
+            if start is None:
+                return Page([], None)
+            query = query.where(place <= tuple_(*start))
+        rows = list(db.session.scalars(query.limit(filters.per_page + 1)))
     items = rows[: filters.per_page]
     return Page(items, Cursor.after(items[-1]) if len(rows) > len(items) else None)
 
@@ -196,11 +262,16 @@ def page_of(filters: Filters) -> Page:
 def count(filters: Filters, *, cap: int | None) -> int:
     """How many incidents match `filters` (wherever the page is); with a `cap` (COUNT_CAP for
     people), counting stops at cap + 1, which means "more than cap"; None counts every match."""
-    query = select(literal_column("1")).select_from(Incident).where(*_conditions(filters))
-    if cap is not None:
-        # In the lists' order, so that the count reads the same index as a page (the first cap + 1).
-        query = query.order_by(*_ORDER).limit(cap + 1)
-    return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    with _trigram_plans(filters):
+        query = select(literal_column("1")).select_from(Incident).where(*_conditions(filters))
+        if cap is not None:
+            query = query.limit(cap + 1)
+            if not _pg_text_search(filters):
+                # In the lists' order, so that the count reads the index a page reads (SQLite
+                # takes the partial index of open incidents only so); a PostgreSQL search stops
+                # at cap + 1 rows of its trigram index's matches instead.
+                query = query.order_by(*_ORDER)
+        return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 def open_count() -> int:

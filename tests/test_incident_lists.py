@@ -173,7 +173,15 @@ def _search(api, q: str, **extra) -> set[int]:
     return {i["id"] for i in answer.json["incidents"]}
 
 
-def test_search_finds_by_summary_dedup_key_source_or_number(api, admin):
+@pytest.fixture(params=["few", "many"])
+def matches(request, monkeypatch):
+    """Both ways a search reads its matches: by id (few), or walking the list's index (many)."""
+    if request.param == "many":
+        monkeypatch.setattr(lists, "FEW_MATCHES", 0)
+    return request.param
+
+
+def test_search_finds_by_summary_dedup_key_source_or_number(api, admin, matches):
     api.as_user(admin)
     disk = factories_events.make_incident(summary="Disk almost full on DB17", dedup_key="disk-db17")
     lag = factories_events.make_incident(summary="Replication lag", dedup_key="repl/eu-west", source="pg-replica3")
@@ -204,7 +212,7 @@ HOSTILE = [
 ]  # fmt: skip
 
 
-def test_hostile_search_text_is_searched_for_not_obeyed(api, admin):
+def test_hostile_search_text_is_searched_for_not_obeyed(api, admin, matches):
     """Every text means itself (LIKE wildcards, quotes, FTS operators): the answer is exactly the
     incidents that hold it, and nothing errors."""
     api.as_user(admin)
@@ -222,7 +230,7 @@ def test_hostile_search_text_is_searched_for_not_obeyed(api, admin):
         assert _search(api, q) == {i for i, text in texts.items() if q.lower() in text}, q
 
 
-def test_search_on_an_older_page(api, admin):
+def test_search_on_an_older_page(api, admin, matches):
     api.as_user(admin)
     ids = _incidents(9)
     first = api.get("/api/v1/incidents?q=problem&per_page=4").json
