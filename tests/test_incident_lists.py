@@ -209,6 +209,7 @@ HOSTILE = [
     "%", "_", "\\", "%%", "_b", "100%", "a_b", "50\\%", '"', '""', 'say "hi"', "'", "it's", "*", "star*",
     "NEAR", "NEAR(x y)", "near(x", "OR", "foo OR bar", "AND", "NOT", "x NOT y", "-", "^start", "summary:",
     "summary:foo", "dedup_key : x", "(", ")", "{a b}", "+", "a+b", "é", "ÉCOLE", "日本語", "x" * 200, "%_\\'\"*",
+    "%s", "%(q)s", ":q", "?", "$1",
 ]  # fmt: skip
 
 
@@ -220,7 +221,7 @@ def test_hostile_search_text_is_searched_for_not_obeyed(api, admin, matches):
     summaries = [
         "100% disk", "a_b c", "50\\% cpu", 'say "hi" now', "it's down", "star* wars", "NEAR(x y) here",
         "foo OR bar", "x NOT y", "^start of", "summary: foo", "{a b} set", "a+b=c", "école fermée", "日本語のテキスト",
-        "plain text", "x" * 300,
+        "plain text", "x" * 300, "50%s off", "%(q)s :q ? $1",
     ]  # fmt: skip
     texts = {}
     for summary in summaries:
