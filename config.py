@@ -17,6 +17,13 @@ def _env_int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {value!r}") from exc
 
 
+def _env_days(name: str, default: int) -> int:
+    value = _env_int(name, default)
+    if value < 0:
+        raise RuntimeError(f"{name} must be a number of days, or 0 to keep forever; got {value}")
+    return value
+
+
 def database_url(url: str | None) -> str | None:
     """Normalise a DATABASE_URL so PostgreSQL URLs use the psycopg 3 driver."""
     if not url:
@@ -148,6 +155,9 @@ class Config:
     LDAP_TIMEOUT_SECONDS = _env_int("LDAP_TIMEOUT_SECONDS", 5)
     # `sync` runs this often when a directory is set (0: only `flask openduty ldap-sync`).
     LDAP_SYNC_MINUTES = _env_int("LDAP_SYNC_MINUTES", 60)
+
+    # The audit log keeps entries this many days (0: forever); a worker purges older ones daily.
+    AUDIT_RETENTION_DAYS = _env_days("AUDIT_RETENTION_DAYS", 365)
 
     # Worker: the RQ queue names, highest priority first.
     RQ_QUEUES = ["high", "default", "low"]

@@ -92,10 +92,11 @@ def create_app(config_class=None) -> Flask:
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "openduty.db")
 
-    from openduty import access, limits, models, outbound  # noqa: F401  (models registers the tables)
+    from openduty import access, audit, limits, models, outbound  # noqa: F401  (models registers the tables)
 
     outbound.parse_networks(app.config.get("OUTBOUND_ALLOWED_NETWORKS"))  # a typo fails at start
     outbound.install()
+    audit.install()
     from openduty.extensions import csrf, db, login_manager, migrate, redis  # bound here, created unbound
 
     limits.register(app)  # before CSRFProtect: its check reads the body

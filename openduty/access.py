@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from flask import Flask, abort, current_app, g, request
 from flask_login import current_user
 
-from openduty import clock, ical
+from openduty import audit, clock, ical
 from openduty.errors import ApiError
 from openduty.extensions import db, login_manager
 from openduty.models import ApiToken, User
@@ -158,6 +158,8 @@ RULES: dict[str, Rule] = {
     "users.delete_notification_rule": LOGIN,
     "users.tokens": LOGIN,
     "users.revoke_token": LOGIN,
+    # The audit log: admins.
+    "audit.index": admin("read the audit log"),
     # JSON API: reading needs a token; admin rules as in the pages.
     "api.openapi": PUBLIC,  # describes shapes and rules, never data or secrets
     "api.list_users": API,
@@ -216,6 +218,7 @@ RULES: dict[str, Rule] = {
     "api.snooze_incident": API,
     "api.reassign_incident": API,
     "api.add_note": API,
+    "api.list_audit": api_admin("read the audit log"),
 }
 
 
@@ -235,6 +238,7 @@ def enforce():
     """The one before_request hook: look up the endpoint's rule and check its credential."""
     if request.endpoint is None:
         return None  # no route matched: routing answers 404 / 405 itself
+    audit.set_actor(audit.ANONYMOUS)
     rule = rule_for(request.endpoint)
     if rule is None:
         current_app.logger.error("No access rule for %s: refused (add it to openduty.access.RULES)", request.endpoint)
@@ -249,12 +253,14 @@ def _nothing(rule: Rule) -> None:
 def _login(rule: Rule):
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
+    audit.set_actor(audit.user_actor(current_user))
     return None
 
 
 def _admin(rule: Rule):
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
+    audit.set_actor(audit.user_actor(current_user))
     if not current_user.is_admin:
         abort(403, f"Only admins can {rule.what}.")
     return None
@@ -293,6 +299,7 @@ def _api_token(rule: Rule) -> None:
     token = ApiToken.authenticate(secret) if len(secret) <= _MAX_TOKEN_LENGTH else None
     if token is None or not token.user.active:
         raise ApiError(401, "This API token is not valid (unknown, revoked, or its user is deactivated).")
+    audit.set_actor(audit.token_actor(token))
     token.last_used_at = clock.now()
     db.session.commit()
     g.api_user = token.user

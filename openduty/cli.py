@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from waitress.server import create_server
 
-from openduty import directory, timers, validation
+from openduty import audit, directory, timers, validation
 from openduty.extensions import (
     db,
     embedded_redis,
@@ -43,6 +43,7 @@ def _fail(message: str) -> None:
 @click.option("--password", default=None, help="Password (default: generate one and print it).")
 def create_user(email: str, name: str | None, admin: bool, password: str | None) -> None:
     """Create a local user."""
+    audit.set_actor(audit.CLI)
     try:
         email = validation.email(email)
     except validation.FieldError as exc:
@@ -65,6 +66,7 @@ def create_user(email: str, name: str | None, admin: bool, password: str | None)
 @click.option("--name", default="cli", help="A name to recognise the token by.")
 def create_token(email: str, name: str) -> None:
     """Create an API token for a user and print it (it is shown only once)."""
+    audit.set_actor(audit.CLI)
     user = User.by_email(email)
     if user is None:
         _fail(f"No user with email {email}.")
@@ -76,6 +78,7 @@ def create_token(email: str, name: str) -> None:
 @cli.command("ensure-admin")
 def ensure_admin() -> None:
     """Create a first admin if there is none, printing its generated password once."""
+    audit.set_actor(audit.CLI)
     if db.session.scalar(select(User.id).where(User.is_admin).limit(1)) is not None:
         return
     password = secrets.token_urlsafe(12)

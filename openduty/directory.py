@@ -16,7 +16,7 @@ from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
 from sqlalchemy import select
 
-from openduty import validation
+from openduty import audit, validation
 from openduty.extensions import db
 from openduty.models import ContactMethod, User
 
@@ -232,6 +232,11 @@ def sync() -> dict[str, int]:
     Runs as one transaction for the caller to commit; raises DirectoryDown (and changes nothing) when
     the directory cannot be read, so a directory outage never deactivates anyone.
     """
+    with audit.acting_as(audit.LDAP_SYNC):  # the flush at the end writes the audit entries
+        return _sync()
+
+
+def _sync() -> dict[str, int]:
     counts = {"refreshed": 0, "unchanged": 0, "deactivated": 0, "failed": 0}
     users = db.session.scalars(select(User).where(User.auth_source == "ldap", User.active)).all()
     service = _service()

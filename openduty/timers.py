@@ -339,11 +339,15 @@ def _recover_abandoned_sends(now: datetime) -> int:
 
 # --- Periodic jobs -------------------------------------------------------------------------------
 
+# The audit log's retention is in days; a daily purge keeps it within a day of AUDIT_RETENTION_DAYS.
+AUDIT_PURGE_INTERVAL = 24 * 3600
+
 # (job function path, interval in seconds). Other areas may append their periodic jobs here.
 PERIODIC_JOBS: list[tuple[str, int | str]] = [
     ("openduty.jobs.reconcile", RECONCILE_INTERVAL),
     ("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES"),
     ("openduty.jobs.sync_directory", "LDAP_SYNC_MINUTES"),
+    ("openduty.jobs.purge_audit_log", AUDIT_PURGE_INTERVAL),
 ]
 
 

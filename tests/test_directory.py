@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from openduty import directory, jobs
 from openduty.extensions import db
-from openduty.models import ApiToken, User
+from openduty.models import ApiToken, AuditEntry, User
 from tests import factories
 from tests.ldap_server import ADMINS, person_dn
 from tests.processes import self_signed_certificate
@@ -113,6 +113,11 @@ def test_sync_refreshes_and_deactivates_who_left(ldap_on):
     assert alice.active and not dave.active
     assert dave.session_generation > dave_generation
     assert ApiToken.authenticate(token) is None
+    # The audit log says who did it: the sync, for the user and the token that ended with them.
+    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.actor == "ldap-sync")).all()
+    assert {(e.object_type, e.action) for e in entries} == {("user", "changed"), ("api token", "deleted")}
+    [deactivated] = [e for e in entries if e.object_type == "user"]
+    assert deactivated.object_id == dave.id and deactivated.changes["active"] == [True, False]
 
 
 def test_sync_with_the_directory_down_changes_nothing(ldap_on, slapd):

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from openduty.extensions import db
-from openduty.models import User
+from openduty.models import AuditEntry, User
 from tests import factories
 
 
@@ -34,6 +34,8 @@ def test_a_directory_user_logs_in_and_is_created_once(client, ldap_on, log_in, l
     user = User.by_email("alice@example.org")
     assert (user.auth_source, user.is_admin, user.password_hash) == ("ldap", True, None)
     assert _users() == 1
+    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.object_type == "user")).all()
+    assert [(e.actor, e.action) for e in entries] == [("directory login", "created"), (user.email, "login")]
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """The domain models, one module per aggregate. Importing this package registers every table."""
 
+from openduty.models.audit import AuditEntry
 from openduty.models.incident import Counter, Incident, LogEntry
 from openduty.models.notification import Notification
 from openduty.models.policy import EscalationLevel, EscalationPolicy, EscalationTarget
@@ -9,6 +10,7 @@ from openduty.models.user import ApiToken, ContactMethod, NotificationRule, User
 
 __all__ = [
     "ApiToken",
+    "AuditEntry",
     "ContactMethod",
     "Counter",
     "EscalationLevel",

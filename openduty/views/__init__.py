@@ -42,6 +42,14 @@ def safe_next(default: str) -> str:
     return _local_url(request.form.get("next") or request.args.get("next"), default)
 
 
+def next_page_query(cursor: int | None) -> dict[str, str] | None:
+    """The query of a list's next page by keyset: this request's filters, `before` the last row shown."""
+    if cursor is None:
+        return None
+    args = {name: value for name, value in request.args.items() if name != "before" and value}
+    return {**args, "before": str(cursor)}
+
+
 def get_or_404(model, object_id: int, label: str | None = None, **options):
     """The row, or a 404 saying "No <label> with id N." (JSON on API paths: openduty.errors).
 

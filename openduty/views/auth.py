@@ -16,7 +16,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
-from openduty import directory
+from openduty import audit, directory
 from openduty.extensions import db, login_manager, redis
 from openduty.models import User
 from openduty.views import render, safe_next
@@ -116,6 +116,7 @@ def _authenticate(login: str, password: str) -> tuple[User | None, str, int]:
     if not directory.enabled():
         _password_matches(user, password)  # the same time as a wrong password
         return None, WRONG, 401
+    audit.set_actor(audit.DIRECTORY_LOGIN)  # a first login creates the user, a later one refreshes it
     try:
         user = directory.mirror(directory.authenticate(login, password))
     except directory.LoginRefused as exc:
@@ -153,10 +154,23 @@ def login():
         if user is None:
             if status == 401:
                 _record_failure(email)
+            _audit_login(email, None, error)
             return _page(form, error, status)
+        _audit_login(email, user, "")
         login_user(user)
         return redirect(safe_next(url_for("home.index")))
     return _page(form, status=400 if form.errors else 200)
+
+
+def _audit_login(login: str, user: User | None, error: str) -> None:
+    """Every login that was checked (not those refused by the throttle), in the audit log."""
+    if user is not None:
+        audit.set_actor(audit.user_actor(user))
+        audit.record("login", "user", user.id, user.email, {"client": _client()})
+    else:
+        known = User.by_email(login)
+        audit.record("login failed", "user", known.id if known else None, login, {"reason": error, "client": _client()})
+    db.session.commit()
 
 
 def _page(form: LoginForm, error: str | None = None, status: int = 200):

@@ -9,6 +9,7 @@ from flask import Flask
 from openduty.views import (
     ack,
     api,
+    audit,
     auth,
     calendar,
     events,
@@ -21,7 +22,7 @@ from openduty.views import (
     users,
 )
 
-BLUEPRINTS = (auth, health, home, api, users, services, incidents, policies, schedules, events, calendar, ack)
+BLUEPRINTS = (auth, health, home, api, users, services, incidents, policies, schedules, events, calendar, ack, audit)
 
 
 def register(app: Flask) -> None:

@@ -66,6 +66,7 @@ def created(body: dict[str, Any], location: str):
 
 # Route modules register themselves on `bp`.
 from openduty.views.api import (  # noqa: E402,F401
+    audit,
     escalation,
     incidents,
     oncalls,

@@ -6,6 +6,8 @@ and the app's routes are the same set.
 """
 
 from openduty import validation
+from openduty.audit import MAX_PAGE_SIZE as MAX_AUDIT_PAGE
+from openduty.audit import OBJECT_TYPES
 from openduty.event_formats import MAX_DEDUP_KEY, MAX_SUMMARY
 from openduty.incident_lists import MAX_CURSOR, MAX_PER_PAGE, MAX_SEARCH, STATUS_FILTERS
 from openduty.models.incident import SEVERITIES
@@ -51,6 +53,16 @@ INCIDENT_FILTERS = [
         description="an offset in pages (older clients; not with `cursor`, which is stable while incidents arrive)",
     ),
     param("total", BOOL, description="true: count every match into `total` (costs a scan of the matches)"),
+]
+
+AUDIT_FILTERS = [
+    param("actor", text(300), description="part of the actor's email or name"),
+    param("object_type", {"enum": list(OBJECT_TYPES)}),
+    param("object_id", ID),
+    param("since", STR, description="a date (2026-03-01, from its start in UTC) or an ISO 8601 time with offset"),
+    param("until", STR, description="a date (up to its end in UTC) or an ISO 8601 time with offset"),
+    param("before", ID, description="the keyset cursor: entries older than this id (from `next`)"),
+    param("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_AUDIT_PAGE}),
 ]
 
 # (method, path, summary, success status, answer schema or None, request body or None, query params)
@@ -311,6 +323,15 @@ OPERATIONS: list[tuple[str, str, str, int, dict | None, str | None, list]] = [
     ("post", "/incidents/{incident_id}/snooze", "Snooze for `minutes`", 200, ref("Incident"), "Snooze", []),
     ("post", "/incidents/{incident_id}/reassign", "Reassign to a user", 200, ref("Incident"), "Reassign", []),
     ("post", "/incidents/{incident_id}/notes", "Add a note to the timeline", 201, ref("LogEntry"), "Note", []),
+    (
+        "get",
+        "/audit",
+        "The audit log, newest first (admins)",
+        200,
+        obj({"entries": {"type": "array", "items": ref("AuditEntry")}, "next": NSTR}),
+        None,
+        AUDIT_FILTERS,
+    ),
 ]
 
 EVENT_RESULT = obj({"status": STR, "message": STR}, required=("status", "message"))

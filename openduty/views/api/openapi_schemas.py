@@ -252,6 +252,19 @@ SCHEMAS: dict[str, dict] = {
             "data": {"type": ["object", "null"]},
         }
     ),
+    "AuditEntry": obj(
+        {
+            "id": ID,
+            "at": TIME,
+            "actor": STR,
+            "actor_id": NINT,
+            "action": STR,
+            "object_type": STR,
+            "object_id": NINT,
+            "object_label": STR,
+            "changes": {"type": "object", "description": "{field: [before, after]}, secrets masked"},
+        }
+    ),
 }
 
 # --- Bodies sent (closed: unknown fields are refused) ---------------------------------------------

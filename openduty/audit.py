@@ -1,0 +1,398 @@
+"""The audit log: every configuration change recorded in the transaction that makes it.
+
+Changes are not recorded by each view or command (one forgotten call would be a change nobody can
+see): a SQLAlchemy `after_flush` hook looks at every object the flush wrote and, for the audited
+models below, inserts one `AuditEntry` per object with the changed fields, before and after, on the
+same connection. So an entry exists exactly when its change was committed, and a rolled-back change
+leaves none. Several flushes of one object in one transaction (create, then set a field) update that
+object's entry, so one change is one entry.
+
+Who: `set_actor()` names the actor for what follows in this app context: access.enforce does it for
+every request (the session's user, or an API token and its user), the CLI commands say "cli", the
+directory sync "ldap-sync", a directory login "directory login"; anything else (jobs) is "system".
+Logins and failed logins are not changes to a row and are recorded by `record()`.
+
+Secrets are masked before they are stored (password hashes, keys, token and calendar secrets,
+contact addresses and iCal URLs as openduty.masking shows them to everyone). Only admins read the
+log (the /audit page and GET /api/v1/audit); `purge()` removes entries older than
+AUDIT_RETENTION_DAYS.
+"""
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from flask import current_app, g, has_app_context
+from sqlalchemy import delete, event, insert, inspect, select, update
+from sqlalchemy.orm import Session
+
+from openduty import clock, masking, validation
+from openduty.extensions import db
+from openduty.models import (
+    ApiToken,
+    AuditEntry,
+    ContactMethod,
+    EscalationLevel,
+    EscalationPolicy,
+    EscalationTarget,
+    Integration,
+    LayerParticipant,
+    NotificationRule,
+    Schedule,
+    ScheduleLayer,
+    ScheduleOverride,
+    Service,
+    User,
+)
+
+_INFO_KEY = "openduty.audit.pending"
+_TABLE = AuditEntry.__table__
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes the changes that follow: a user (id and how they are shown) or a process."""
+
+    label: str
+    user_id: int | None = None
+
+
+SYSTEM = Actor("system")
+CLI = Actor("cli")
+LDAP_SYNC = Actor("ldap-sync")
+DIRECTORY_LOGIN = Actor("directory login")
+ANONYMOUS = Actor("anonymous")
+
+
+def user_actor(user: User) -> Actor:
+    return Actor(user.email, user.id)
+
+
+def token_actor(token: ApiToken) -> Actor:
+    return Actor(f"{token.user.email} (API token {token.prefix}…)", token.user_id)
+
+
+def set_actor(actor: Actor) -> None:
+    """Name who makes the changes flushed from now on in this app context (a request, a command)."""
+    g.audit_actor = actor
+
+
+@contextmanager
+def acting_as(actor: Actor) -> Iterator[None]:
+    """Name the actor for a block that flushes its own changes (the directory sync), then restore."""
+    previous = g.get("audit_actor")
+    g.audit_actor = actor
+    try:
+        yield
+    finally:
+        if previous is None:
+            g.pop("audit_actor", None)
+        else:
+            g.audit_actor = previous
+
+
+def current_actor() -> Actor:
+    return g.get("audit_actor", SYSTEM) if has_app_context() else SYSTEM
+
+
+# --- What is audited ------------------------------------------------------------------------------
+
+
+def _masked_password(value: str | None) -> str:
+    return "set" if value else "none"
+
+
+def _characters(value: str | None) -> str | None:
+    return f"{len(value)} characters" if value else None
+
+
+@dataclass(frozen=True)
+class Audited:
+    """How one model is recorded: its object type, the fields that count as configuration (others,
+    such as a token's last use or a layer's refresh time, change without an entry), the fields shown
+    masked, and a label built from the row's own columns."""
+
+    object_type: str
+    fields: tuple[str, ...]
+    label: Callable[[dict], str]
+    masked: dict[str, Callable[[Any, dict], Any]] = field(default_factory=dict)
+
+
+def _named(state: dict) -> str:
+    return str(state.get("name") or "")
+
+
+AUDITED: dict[type, Audited] = {
+    User: Audited(
+        "user",
+        ("email", "name", "time_zone", "is_admin", "active", "auth_source", "directory_dn", "session_generation"),
+        lambda s: str(s.get("email") or ""),
+        {
+            "password_hash": lambda v, s: _masked_password(v),
+            "calendar_token": lambda v, s: masking.secret(v),
+        },
+    ),
+    ApiToken: Audited("api token", ("user_id", "name", "prefix"), lambda s: f"{s.get('name')} ({s.get('prefix')}…)"),
+    ContactMethod: Audited(
+        "contact method",
+        ("user_id", "kind", "label"),
+        lambda s: masking.contact_address(s.get("kind") or "", s.get("address")),
+        {"address": lambda v, s: masking.contact_address(s.get("kind") or "", v)},
+    ),
+    NotificationRule: Audited(
+        "notification rule",
+        ("user_id", "contact_method_id", "delay_minutes"),
+        lambda s: f"after {s.get('delay_minutes')} min",
+    ),
+    Service: Audited(
+        "service",
+        ("name", "description", "escalation_policy_id", "ack_timeout_minutes", "maintenance_until", "disabled"),
+        _named,
+    ),
+    Integration: Audited(
+        "integration", ("service_id", "kind", "name"), _named, {"key": lambda v, s: masking.secret(v)}
+    ),
+    EscalationPolicy: Audited("escalation policy", ("name", "description", "repeat_count"), _named),
+    EscalationLevel: Audited(
+        "escalation level",
+        ("policy_id", "position", "delay_minutes"),
+        lambda s: f"level {(s.get('position') or 0) + 1} of policy #{s.get('policy_id')}",
+    ),
+    EscalationTarget: Audited(
+        "escalation target",
+        ("level_id", "target_type", "user_id", "schedule_id"),
+        lambda s: f"{s.get('target_type')} #{s.get('user_id') or s.get('schedule_id')}",
+    ),
+    Schedule: Audited("schedule", ("name", "time_zone", "description"), _named),
+    ScheduleLayer: Audited(
+        "schedule layer",
+        ("schedule_id", "position", "name", "kind", "start", "shift_length", "shift_unit", "restrictions"),
+        lambda s: str(s.get("name") or f"layer {(s.get('position') or 0) + 1}"),
+        {"ical_url": lambda v, s: masking.url(v) if v else None, "ical_data": lambda v, s: _characters(v)},
+    ),
+    LayerParticipant: Audited(
+        "layer participant",
+        ("layer_id", "position", "user_id"),
+        lambda s: f"user #{s.get('user_id')} in layer #{s.get('layer_id')}",
+    ),
+    ScheduleOverride: Audited(
+        "override",
+        ("schedule_id", "user_id", "start", "end", "note", "created_by_id"),
+        lambda s: f"user #{s.get('user_id')} on schedule #{s.get('schedule_id')}",
+    ),
+}
+
+OBJECT_TYPES = sorted({spec.object_type for spec in AUDITED.values()})  # logins are on "user"
+
+
+def _json(value: Any) -> Any:
+    """A value as JSON can hold it (timestamps as ISO 8601 text)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str | list | dict):
+        return value
+    return str(value)
+
+
+def _shown(spec: Audited, name: str, value: Any, state: dict) -> Any:
+    mask = spec.masked.get(name)
+    return _json(mask(value, state) if mask else value)
+
+
+def _changes(obj, spec: Audited, action: str) -> dict[str, list]:
+    """{field: [before, after]} for the fields this flush wrote, from the loaded state only (no SQL)."""
+    state = inspect(obj)
+    loaded = state.dict
+    changes: dict[str, list] = {}
+    for name in (*spec.fields, *spec.masked):
+        if action == "created":
+            before, after = None, loaded.get(name)
+        elif action == "deleted":
+            before, after = loaded.get(name), None
+        else:
+            history = state.attrs[name].history
+            if not history.added and not history.deleted:
+                continue
+            before = history.deleted[0] if history.deleted else None
+            after = history.added[0] if history.added else None
+        shown = [_shown(spec, name, before, loaded), _shown(spec, name, after, loaded)]
+        if shown[0] != shown[1]:
+            changes[name] = shown
+    return changes
+
+
+def _written(flush_context) -> list[tuple[Any, str]]:
+    """What this flush wrote: the unit of work's states, which (unlike session.deleted) include the
+    orphans it deleted (a layer removed from its schedule's list)."""
+    writes = []
+    for state, (is_delete, list_only) in flush_context.states.items():
+        if list_only or state.obj() is None:
+            continue
+        action = "deleted" if is_delete else "created" if state.key is None else "changed"
+        writes.append((state.obj(), action))
+    return writes
+
+
+def _after_flush(session: Session, flush_context) -> None:
+    writes = _written(flush_context)
+    pending = session.info.setdefault(_INFO_KEY, {})
+    actor = None
+    for obj, action in writes:
+        spec = AUDITED.get(type(obj))
+        if spec is None:
+            continue
+        changes = _changes(obj, spec, action)
+        if action == "changed" and not changes:
+            continue
+        actor = actor or current_actor()
+        state = inspect(obj)
+        object_id = state.identity[0] if state.identity else state.dict.get("id")  # new rows: set by the INSERT
+        label = spec.label(state.dict)[:300]
+        key = (spec.object_type, object_id)
+        if key in pending:
+            _merge(session, pending[key], action, changes)
+            continue
+        row = {
+            "at": clock.now(),
+            "actor_id": actor.user_id,
+            "actor": actor.label[:300],
+            "action": action,
+            "object_type": spec.object_type,
+            "object_id": object_id,
+            "object_label": label,
+            "changes": changes,
+        }
+        entry_id = session.connection().execute(insert(_TABLE).returning(_TABLE.c.id), [row]).scalar_one()
+        pending[key] = {"id": entry_id, "action": action, "changes": changes}
+
+
+def _merge(session: Session, entry: dict, action: str, changes: dict[str, list]) -> None:
+    """A later flush of an object already recorded in this transaction: one entry, first before, last after."""
+    for name, (before, after) in changes.items():
+        entry["changes"][name] = [entry["changes"].get(name, [before])[0], after]
+    if action == "deleted":
+        entry["action"] = "deleted"
+    values = {"action": entry["action"], "changes": dict(entry["changes"])}
+    session.connection().execute(update(_TABLE).where(_TABLE.c.id == entry["id"]).values(**values))
+
+
+def _forget(session: Session, *args) -> None:
+    session.info.pop(_INFO_KEY, None)
+
+
+def install() -> None:
+    """Register the hooks on every session (once per process; the app factory calls it)."""
+    if not event.contains(Session, "after_flush", _after_flush):
+        event.listen(Session, "after_flush", _after_flush)
+        event.listen(Session, "after_commit", _forget)
+        event.listen(Session, "after_soft_rollback", _forget)
+
+
+def record(action: str, object_type: str, object_id: int | None, label: str, changes: dict | None = None) -> None:
+    """An entry that is not a row's change (a login, a failed login), as part of the current transaction."""
+    actor = current_actor()
+    db.session.add(
+        AuditEntry(
+            actor_id=actor.user_id,
+            actor=actor.label[:300],
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            object_label=label[:300],
+            changes={name: _json(value) for name, value in (changes or {}).items()},
+        )
+    )
+
+
+# --- Reading and purging --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the page and the API filter by; every field optional. `before` is the keyset cursor:
+    entries with a smaller id (the log is read newest first)."""
+
+    actor: str = ""
+    object_type: str = ""
+    object_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before: int | None = None
+
+
+def _day_or_time(value: str, label: str, end_of_day: bool) -> datetime:
+    """A date (a whole day in UTC; `end_of_day` takes the next midnight) or an ISO 8601 time with offset."""
+    text = value.strip()
+    if len(text) == 10:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError as exc:
+            message = f"{label}: use a date like 2026-03-01 or a time like 2026-03-01T09:00Z."
+            raise validation.FieldError(message) from exc
+        validation.in_year_range(day, label)
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return start + timedelta(days=1) if end_of_day else start
+    try:
+        return validation.aware_datetime(text, label=label)
+    except validation.FieldError as exc:
+        raise validation.FieldError(f"{label}: {exc}") from exc
+
+
+def parse_filters(args: Mapping[str, str]) -> Filters:
+    """Filters from query arguments (the page and the API); raises FieldError "<name>: <what to fix>"."""
+    values: dict[str, Any] = {}
+    actor = (args.get("actor") or "").strip()
+    if len(actor) > 300 or validation.unstorable(actor):
+        raise validation.FieldError("actor: give at most 300 printable characters of an email or a name.")
+    values["actor"] = actor
+    object_type = (args.get("object_type") or "").strip()
+    if object_type and object_type not in OBJECT_TYPES:
+        raise validation.FieldError(f"object_type: use one of {', '.join(OBJECT_TYPES)}.")
+    values["object_type"] = object_type
+    for name in ("object_id", "before"):
+        if args.get(name):
+            try:
+                values[name] = validation.object_id(args[name], label=name)
+            except validation.FieldError as exc:
+                raise validation.FieldError(f"{name}: {exc}") from exc
+    if args.get("since"):
+        values["since"] = _day_or_time(args["since"], "since", end_of_day=False)
+    if args.get("until"):
+        values["until"] = _day_or_time(args["until"], "until", end_of_day=True)
+    return Filters(**values)
+
+
+def entries(filters: Filters, limit: int = PAGE_SIZE) -> tuple[list[AuditEntry], int | None]:
+    """One page of the log, newest first, and the cursor of the next page (None at the end)."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
+    if filters.actor:
+        pattern = "%" + filters.actor.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(db.func.lower(AuditEntry.actor).like(pattern, escape="\\"))
+    if filters.object_type:
+        query = query.where(AuditEntry.object_type == filters.object_type)
+    if filters.object_id is not None:
+        query = query.where(AuditEntry.object_id == filters.object_id)
+    if filters.since is not None:
+        query = query.where(AuditEntry.at >= filters.since)
+    if filters.until is not None:
+        query = query.where(AuditEntry.at < filters.until)
+    if filters.before is not None:
+        query = query.where(AuditEntry.id < filters.before)
+    rows = list(db.session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+def purge(now: datetime | None = None) -> int:
+    """Delete entries older than AUDIT_RETENTION_DAYS (0 keeps them forever); returns how many."""
+    days = current_app.config["AUDIT_RETENTION_DAYS"]
+    if not days:
+        return 0
+    cutoff = (now or clock.now()) - timedelta(days=days)
+    result = db.session.execute(delete(AuditEntry).where(AuditEntry.at < cutoff))
+    return result.rowcount or 0

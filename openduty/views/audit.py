@@ -1,0 +1,33 @@
+"""The audit log page (admins): who changed what, newest first, filtered, paged in place."""
+
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, request, url_for
+from flask_login import current_user
+
+from openduty import audit, validation
+from openduty.views import is_htmx, next_page_query, render
+
+bp = Blueprint("audit", __name__)
+
+
+@bp.get("/audit")
+def index():
+    error = None
+    try:
+        filters = audit.parse_filters(request.args)
+    except validation.FieldError as exc:
+        error, filters = str(exc), audit.Filters()
+    rows, cursor = audit.entries(filters) if error is None else ([], None)
+    zone = ZoneInfo(current_user.time_zone or "UTC")
+    more = next_page_query(cursor)
+    return render(
+        "audit/index.html",
+        block="rows" if is_htmx() and filters.before else None,
+        status=400 if error else 200,
+        entries=[(entry, entry.at.astimezone(zone)) for entry in rows],
+        more_url=url_for("audit.index", **more) if more else None,
+        args=request.args,
+        object_types=audit.OBJECT_TYPES,
+        error=error,
+    )
