@@ -200,7 +200,7 @@ def _json(value: Any) -> Any:
 
 def _shown(spec: Audited, name: str, value: Any, state: dict) -> Any:
     mask = spec.masked.get(name)
-    return _json(mask(value, state) if mask else value)
+    return _json(mask(value, state) if mask and value is not None else value)
 
 
 def _changes(obj, spec: Audited, action: str) -> dict[str, list]:
