@@ -156,6 +156,12 @@ class Config:
     # `sync` runs this often when a directory is set (0: only `flask openduty ldap-sync`).
     LDAP_SYNC_MINUTES = _env_int("LDAP_SYNC_MINUTES", 60)
 
+    # Forgotten passwords: how long an emailed reset link works, and how many links one address may
+    # be sent per window (more requests are answered the same, and nothing is sent).
+    PASSWORD_RESET_MAX_AGE_SECONDS = _env_int("PASSWORD_RESET_MAX_AGE_SECONDS", 3600)
+    PASSWORD_RESET_LIMIT = _env_int("PASSWORD_RESET_LIMIT", 3)
+    PASSWORD_RESET_WINDOW_SECONDS = _env_int("PASSWORD_RESET_WINDOW_SECONDS", 3600)
+
     # The audit log keeps entries this many days (0: forever); a worker purges older ones daily.
     AUDIT_RETENTION_DAYS = _env_days("AUDIT_RETENTION_DAYS", 365)
 

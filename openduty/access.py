@@ -70,6 +70,8 @@ RULES: dict[str, Rule] = {
     "static": PUBLIC,
     "health.healthz": PUBLIC,
     "auth.login": PUBLIC,
+    "auth.forgot_password": PUBLIC,
+    "auth.reset_password": PUBLIC,  # a signed one-use token in the path, checked by the view
     "auth.logout": LOGIN,
     "home.index": LOGIN,
     # Acknowledge links, Twilio, the test-notification button.
@@ -286,6 +288,8 @@ def _twilio(rule: Rule) -> None:
         abort(403, "The X-Twilio-Signature header does not match.")
 
 
+# What a read-only token may do.
+_READING = ("GET", "HEAD", "OPTIONS")
 # API tokens are "od_" + 40 characters; anything much longer is not one (and is not hashed).
 _MAX_TOKEN_LENGTH = 200
 
@@ -299,6 +303,8 @@ def _api_token(rule: Rule) -> None:
     token = ApiToken.authenticate(secret) if len(secret) <= _MAX_TOKEN_LENGTH else None
     if token is None or not token.user.active:
         raise ApiError(401, "This API token is not valid (unknown, revoked, or its user is deactivated).")
+    if token.read_only and request.method not in _READING:
+        raise ApiError(403, "This API token is read-only: it can read but not change anything. Use another token.")
     audit.set_actor(audit.token_actor(token))
     token.last_used_at = clock.now()
     db.session.commit()

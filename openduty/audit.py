@@ -18,6 +18,7 @@ log (the /audit page and GET /api/v1/audit); `purge()` removes entries older tha
 AUDIT_RETENTION_DAYS.
 """
 
+import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -103,7 +104,8 @@ def current_actor() -> Actor:
 
 
 def _masked_password(value: str | None) -> str:
-    return "set" if value else "none"
+    """'set (3f9a1c)': a fingerprint of the hash, so a change shows, and nothing of the hash itself."""
+    return f"set ({hashlib.sha256(value.encode()).hexdigest()[:6]})" if value else "none"
 
 
 def _characters(value: str | None) -> str | None:
@@ -136,7 +138,9 @@ AUDITED: dict[type, Audited] = {
             "calendar_token": lambda v, s: masking.secret(v),
         },
     ),
-    ApiToken: Audited("api token", ("user_id", "name", "prefix"), lambda s: f"{s.get('name')} ({s.get('prefix')}…)"),
+    ApiToken: Audited(
+        "api token", ("user_id", "name", "prefix", "read_only"), lambda s: f"{s.get('name')} ({s.get('prefix')}…)"
+    ),
     ContactMethod: Audited(
         "contact method",
         ("user_id", "kind", "label"),
@@ -219,9 +223,8 @@ def _changes(obj, spec: Audited, action: str) -> dict[str, list]:
                 continue
             before = history.deleted[0] if history.deleted else None
             after = history.added[0] if history.added else None
-        shown = [_shown(spec, name, before, loaded), _shown(spec, name, after, loaded)]
-        if shown[0] != shown[1]:
-            changes[name] = shown
+        if before != after:
+            changes[name] = [_shown(spec, name, before, loaded), _shown(spec, name, after, loaded)]
     return changes
 
 

@@ -64,15 +64,39 @@ def create_user(email: str, name: str | None, admin: bool, password: str | None)
 @cli.command("create-token")
 @click.argument("email")
 @click.option("--name", default="cli", help="A name to recognise the token by.")
-def create_token(email: str, name: str) -> None:
+@click.option("--read-only", is_flag=True, help="The token may only read (GET), never change anything.")
+def create_token(email: str, name: str, read_only: bool) -> None:
     """Create an API token for a user and print it (it is shown only once)."""
     audit.set_actor(audit.CLI)
     user = User.by_email(email)
     if user is None:
         _fail(f"No user with email {email}.")
-    _, secret = ApiToken.issue(user, name)
+    _, secret = ApiToken.issue(user, name, read_only=read_only)
     db.session.commit()
     click.echo(secret)
+
+
+@cli.command("reset-password")
+@click.argument("email")
+@click.option("--password", default=None, help="The new password (default: generate one and print it).")
+def reset_password(email: str, password: str | None) -> None:
+    """Set a new password for a local user (every session of theirs ends)."""
+    audit.set_actor(audit.CLI)
+    user = User.by_email(email)
+    if user is None:
+        _fail(f"No user with email {email}.")
+    if user.auth_source != "local":
+        _fail(f"{email} logs in through the directory (LDAP): change the password there.")
+    generated = password is None
+    try:
+        password = validation.password(password or secrets.token_urlsafe(12))
+    except validation.FieldError as exc:
+        _fail(str(exc))
+    user.set_password(password)
+    db.session.commit()
+    click.echo(f"New password set for {email}; their sessions ended.")
+    if generated:
+        click.echo(f"Password (shown once): {password}")
 
 
 @cli.command("ensure-admin")

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from flask import current_app
 
-from openduty import audit, clock, delivery, directory, escalation, ical, timers
+from openduty import audit, clock, delivery, directory, escalation, ical, password_reset, timers
 from openduty.extensions import db
 
 
@@ -71,3 +71,8 @@ def purge_audit_log() -> int:
     removed = audit.purge()
     db.session.commit()
     return removed
+
+
+def send_password_reset(user_id: int) -> str:
+    """Email a password reset link (asked for on the login page's "Forgot your password?")."""
+    return password_reset.send_link(user_id)

@@ -192,10 +192,15 @@ def delete_notification_rule(rule: NotificationRule) -> None:
 
 def issue_token(user: User, data: Mapping[str, Any]) -> tuple[ApiToken, str]:
     """A named API token; returns the row and the secret, which is shown once and never stored."""
-    clean = validation.collect({"name": lambda: validation.text(data.get("name"), max_length=100, label="Name")})
+    clean = validation.collect(
+        {
+            "name": lambda: validation.text(data.get("name"), max_length=100, label="Name"),
+            "read_only": lambda: validation.boolean(data.get("read_only") or False, label="Read-only"),
+        }
+    )
     if any(t.name == clean["name"] for t in user.api_tokens):
         raise ValidationError({"name": "You already have a token with this name."})
-    token, secret = ApiToken.issue(user, clean["name"])
+    token, secret = ApiToken.issue(user, clean["name"], read_only=clean["read_only"])
     db.session.flush()
     return token, secret
 

@@ -56,6 +56,8 @@ ROWS = {
     "static": row("GET", "/static/app.css", PUBLIC),
     "health.healthz": row("GET", "/healthz", PUBLIC),
     "auth.login": row("GET", "/login", PUBLIC),
+    "auth.forgot_password": row("GET", "/password/forgot", PUBLIC),
+    "auth.reset_password": row("GET", "/password/reset/not-a-token", PUBLIC),  # 400: not a valid link
     "auth.logout": row("POST", "/logout", ("login", "login", "login", "login")),  # to the login page
     "home.index": row("GET", "/", LOGIN),
     "ack.show": row("GET", "/ack/{ack}", BEARER),

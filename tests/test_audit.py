@@ -276,7 +276,7 @@ def test_cli_changes_name_the_cli(runner, app):
     assert result.exit_code == 0, result.output
     [entry] = [e for e in _entries() if e.object_type == "user"]
     assert (entry.actor, entry.action, entry.object_label) == ("cli", "created", "cli@example.com")
-    assert entry.changes["password_hash"] == [None, "set"]
+    assert entry.changes["password_hash"][0] is None and entry.changes["password_hash"][1].startswith("set (")
 
 
 def test_deleting_a_service_records_what_went_with_it(client, auth, world):

@@ -111,16 +111,18 @@ class ApiToken(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The first characters, shown in the UI so people can tell their tokens apart.
     prefix: Mapped[str] = mapped_column(String(12))
+    # A read-only token may only read (GET): for dashboards and reports that must never change anything.
+    read_only: Mapped[bool] = mapped_column(default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="api_tokens")
 
     @classmethod
-    def issue(cls, user: User, name: str) -> tuple["ApiToken", str]:
+    def issue(cls, user: User, name: str, read_only: bool = False) -> tuple["ApiToken", str]:
         """Create a token for `user`; returns the row and the secret, which is never stored."""
         secret = "od_" + secrets.token_urlsafe(30)
-        token = cls(user=user, name=name, token_hash=hash_token(secret), prefix=secret[:10])
+        token = cls(user=user, name=name, token_hash=hash_token(secret), prefix=secret[:10], read_only=read_only)
         db.session.add(token)
         return token, secret
 

@@ -16,7 +16,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
-from openduty import audit, directory
+from openduty import audit, directory, password_reset, validation
 from openduty.extensions import db, login_manager, redis
 from openduty.models import User
 from openduty.views import render, safe_next
@@ -62,6 +62,15 @@ DIRECTORY_DOWN = (
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired()])
     password = PasswordField("Password", validators=[DataRequired()])
+
+
+class ForgotForm(FlaskForm):
+    email = EmailField("Email")
+
+
+class ResetForm(FlaskForm):
+    password = PasswordField("New password")
+    confirm = PasswordField("New password again")
 
 
 def _client() -> str:
@@ -186,4 +195,46 @@ def logout():
         db.session.commit()
     logout_user()
     flash("You are logged out.")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+def forgot_password():
+    """Ask for a reset link. The answer is the same whether or not the account exists."""
+    form = ForgotForm()
+    minutes = current_app.config["PASSWORD_RESET_MAX_AGE_SECONDS"] // 60
+    if not form.validate_on_submit():
+        return render("auth/forgot.html", form=form, status=400 if form.errors else 200, minutes=minutes)
+    email = (form.email.data or "").strip()
+    if not email or len(email) > MAX_EMAIL_LENGTH or validation.unstorable(email):
+        error = f"Enter the email of your account (at most {MAX_EMAIL_LENGTH} characters)."
+        return render("auth/forgot.html", form=form, error=error, status=400, minutes=minutes)
+    password_reset.request_reset(email)
+    return render("auth/forgot.html", form=form, sent=email, minutes=minutes)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    """The emailed link: choose a new password (once), then log in with it."""
+    form = ResetForm()
+    try:
+        user = password_reset.user_for_token(token)
+    except password_reset.LinkError as exc:
+        return render("auth/reset.html", form=form, link_error=str(exc), status=exc.status)
+    if not form.validate_on_submit():
+        return render("auth/reset.html", form=form, user=user, status=400 if form.errors else 200)
+    try:
+        password = validation.password(form.password.data)
+        if password != form.confirm.data:
+            form.confirm.errors = ["The two passwords differ."]
+    except validation.FieldError as exc:
+        form.password.errors = [str(exc)]
+    if form.password.errors or form.confirm.errors:
+        return render("auth/reset.html", form=form, user=user, status=422)
+    audit.set_actor(audit.Actor(f"{user.email} (password reset link)", user.id))
+    password_reset.set_new_password(user, password)
+    db.session.commit()
+    if current_user.is_authenticated:
+        logout_user()
+    flash("Your password is changed and every session ended. Log in with the new password.")
     return redirect(url_for("auth.login"))

@@ -76,6 +76,7 @@ class RuleForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     name = StringField("Token name")
+    read_only = BooleanField("Read-only (can read, never change anything)")
 
 
 def _show_errors(form: FlaskForm, exc: ApiError) -> None:
