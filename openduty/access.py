@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 from flask import Flask, abort, current_app, g, request
 from flask_login import current_user
+from sqlalchemy import select
 
 from openduty import audit, clock, ical
 from openduty.errors import ApiError
 from openduty.extensions import db, login_manager
-from openduty.models import ApiToken, User
+from openduty.models import ApiToken, EscalationPolicy, Schedule, Service, Team, User
 from openduty.notifiers.twilio import request_signature
 
 
@@ -49,6 +50,9 @@ EVENT_KEY = Rule("event-key")
 TWILIO = Rule("twilio")
 # An API token (`Authorization: Token <token>`) of an active user; `g.api_user` is that user.
 API = Rule("api-token")
+# A logged-in user who is not an observer: acting on incidents, taking or handing over shifts.
+RESPOND = Rule("respond", "act on incidents or shifts (observers only read)")
+API_RESPOND = Rule("api-respond", "act on incidents or shifts (observers only read)")
 
 
 def admin(what: str) -> Rule:
@@ -61,10 +65,22 @@ def api_admin(what: str) -> Rule:
     return Rule("api-admin", what)
 
 
+def manage(what: str) -> Rule:
+    """An admin, or a manager of the team that owns the object in the path (`OWNED_BY`); for a path
+    without one (creating), a manager of any team: the domain checks the team they choose."""
+    return Rule("manage", what)
+
+
+def api_manage(what: str) -> Rule:
+    """As `manage`, with an API token."""
+    return Rule("api-manage", what)
+
+
 _USERS = admin("manage users")
-_SERVICES = admin("change services")
-_POLICIES = admin("change escalation policies")
-_SCHEDULES = admin("change schedules and their layers")
+_SERVICES = manage("change services")
+_POLICIES = manage("change escalation policies")
+_SCHEDULES = manage("change schedules and their layers")
+_TEAM = manage("change this team")
 
 RULES: dict[str, Rule] = {
     "static": PUBLIC,
@@ -94,13 +110,13 @@ RULES: dict[str, Rule] = {
     "incidents.index": LOGIN,
     "incidents.count": LOGIN,
     "incidents.show": LOGIN,
-    "incidents.acknowledge": LOGIN,
-    "incidents.resolve": LOGIN,
-    "incidents.bulk": LOGIN,
-    "incidents.add_note": LOGIN,
-    "policies.escalate_incident": LOGIN,
-    "policies.snooze_incident": LOGIN,
-    "policies.reassign_incident": LOGIN,
+    "incidents.acknowledge": RESPOND,
+    "incidents.resolve": RESPOND,
+    "incidents.bulk": RESPOND,
+    "incidents.add_note": RESPOND,
+    "policies.escalate_incident": RESPOND,
+    "policies.snooze_incident": RESPOND,
+    "policies.reassign_incident": RESPOND,
     # Escalation policies: everyone reads, admins change.
     "policies.index": LOGIN,
     "policies.show": LOGIN,
@@ -118,9 +134,9 @@ RULES: dict[str, Rule] = {
     "schedules.index": LOGIN,
     "schedules.detail": LOGIN,
     "schedules.shift": LOGIN,
-    "schedules.new_override": LOGIN,
-    "schedules.add_override": LOGIN,  # overrides.can_add_override decides which
-    "schedules.delete_override": LOGIN,  # overrides.can_delete_override decides which
+    "schedules.new_override": RESPOND,
+    "schedules.add_override": RESPOND,  # overrides.can_add_override decides which
+    "schedules.delete_override": RESPOND,  # overrides.can_delete_override decides which
     "schedules.regenerate_calendar_token": LOGIN,  # always the caller's own token
     "schedules.create": _SCHEDULES,
     "schedules.edit": _SCHEDULES,
@@ -160,6 +176,15 @@ RULES: dict[str, Rule] = {
     "users.delete_notification_rule": LOGIN,
     "users.tokens": LOGIN,
     "users.revoke_token": LOGIN,
+    # Teams: everyone reads; admins create and delete; admins and the team's managers change them.
+    "teams.index": LOGIN,
+    "teams.show": LOGIN,
+    "teams.create": admin("create teams"),
+    "teams.edit": _TEAM,
+    "teams.delete": admin("delete teams"),
+    "teams.add_member": _TEAM,
+    "teams.update_member": _TEAM,
+    "teams.remove_member": _TEAM,
     # The audit log: admins.
     "audit.index": admin("read the audit log"),
     # JSON API: reading needs a token; admin rules as in the pages.
@@ -180,33 +205,33 @@ RULES: dict[str, Rule] = {
     "api.test_contact_method": API,
     "api.list_services": API,
     "api.get_service": API,
-    "api.create_service": api_admin("create services"),
-    "api.update_service": api_admin("change services"),
-    "api.delete_service": api_admin("delete services"),
+    "api.create_service": api_manage("create services"),
+    "api.update_service": api_manage("change services"),
+    "api.delete_service": api_manage("delete services"),
     "api.list_integrations": API,
     "api.get_integration": API,
-    "api.create_integration": api_admin("add integrations"),
-    "api.regenerate_integration_key": api_admin("regenerate integration keys"),
-    "api.delete_integration": api_admin("delete integrations"),
+    "api.create_integration": api_manage("add integrations"),
+    "api.regenerate_integration_key": api_manage("regenerate integration keys"),
+    "api.delete_integration": api_manage("delete integrations"),
     "api.list_policies": API,
     "api.get_policy": API,
-    "api.create_policy": api_admin("create escalation policies"),
-    "api.update_policy": api_admin("change escalation policies"),
-    "api.delete_policy": api_admin("delete escalation policies"),
+    "api.create_policy": api_manage("create escalation policies"),
+    "api.update_policy": api_manage("change escalation policies"),
+    "api.delete_policy": api_manage("delete escalation policies"),
     "api.list_schedules": API,
     "api.get_schedule": API,
-    "api.create_schedule": api_admin("create schedules"),
-    "api.update_schedule": api_admin("change schedules"),
-    "api.delete_schedule": api_admin("delete schedules"),
+    "api.create_schedule": api_manage("create schedules"),
+    "api.update_schedule": api_manage("change schedules"),
+    "api.delete_schedule": api_manage("delete schedules"),
     "api.list_layers": API,
     "api.get_layer": API,
-    "api.create_layer": api_admin("add layers"),
-    "api.update_layer": api_admin("change layers"),
-    "api.delete_layer": api_admin("delete layers"),
+    "api.create_layer": api_manage("add layers"),
+    "api.update_layer": api_manage("change layers"),
+    "api.delete_layer": api_manage("delete layers"),
     "api.list_overrides": API,
     "api.get_override": API,
-    "api.create_override": API,  # overrides.can_add_override decides which
-    "api.delete_override": API,  # overrides.can_delete_override decides which
+    "api.create_override": API_RESPOND,  # overrides.can_add_override decides which
+    "api.delete_override": API_RESPOND,  # overrides.can_delete_override decides which
     "api.schedule_oncall": API,
     "api.schedule_shifts": API,
     "api.list_oncalls": API,
@@ -214,13 +239,20 @@ RULES: dict[str, Rule] = {
     "api.get_incident": API,
     "api.incident_log": API,
     "api.get_log_entry": API,
-    "api.acknowledge_incident": API,
-    "api.resolve_incident": API,
-    "api.escalate_incident": API,
-    "api.snooze_incident": API,
-    "api.reassign_incident": API,
-    "api.add_note": API,
+    "api.acknowledge_incident": API_RESPOND,
+    "api.resolve_incident": API_RESPOND,
+    "api.escalate_incident": API_RESPOND,
+    "api.snooze_incident": API_RESPOND,
+    "api.reassign_incident": API_RESPOND,
+    "api.add_note": API_RESPOND,
     "api.list_audit": api_admin("read the audit log"),
+    "api.list_teams": API,
+    "api.get_team": API,
+    "api.create_team": api_admin("create teams"),
+    "api.update_team": api_manage("change this team"),
+    "api.delete_team": api_admin("delete teams"),
+    "api.put_team_member": api_manage("change this team"),
+    "api.delete_team_member": api_manage("change this team"),
 }
 
 
@@ -265,6 +297,45 @@ def _admin(rule: Rule):
     audit.set_actor(audit.user_actor(current_user))
     if not current_user.is_admin:
         abort(403, f"Only admins can {rule.what}.")
+    return None
+
+
+def _respond(rule: Rule):
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    audit.set_actor(audit.user_actor(current_user))
+    if current_user.observer and not current_user.is_admin:
+        abort(403, f"Observers cannot {rule.what}.")
+    return None
+
+
+# Path parameters that name an object owned by a team, and how to find that team.
+OWNED_BY = (
+    ("team_id", Team.id),
+    ("service_id", Service.team_id),
+    ("policy_id", EscalationPolicy.team_id),
+    ("schedule_id", Schedule.team_id),
+)
+
+
+def may_manage_path(user: User, view_args: dict | None) -> bool:
+    """Whether `user` may change the object the path names (or, without one, create in a team)."""
+    if user.is_admin:
+        return True
+    for name, column in OWNED_BY:
+        if name in (view_args or {}):
+            owner_key = column.class_.id
+            team_id = db.session.scalar(select(column).where(owner_key == view_args[name]))
+            return team_id is not None and team_id in user.managed_team_ids()
+    return bool(user.managed_team_ids())
+
+
+def _manage(rule: Rule):
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    audit.set_actor(audit.user_actor(current_user))
+    if not may_manage_path(current_user, request.view_args):
+        abort(403, f"Only admins and the owning team's managers can {rule.what}.")
     return None
 
 
@@ -317,16 +388,32 @@ def _api_admin(rule: Rule) -> None:
         raise ApiError(403, f"Only admins can {rule.what}.")
 
 
+def _api_respond(rule: Rule) -> None:
+    _api_token(rule)
+    if g.api_user.observer and not g.api_user.is_admin:
+        raise ApiError(403, f"Observers cannot {rule.what}.")
+
+
+def _api_manage(rule: Rule) -> None:
+    _api_token(rule)
+    if not may_manage_path(g.api_user, request.view_args):
+        raise ApiError(403, f"Only admins and the owning team's managers can {rule.what}.")
+
+
 _CHECKS = {
     "public": _nothing,
     "ack-link": _nothing,
     "event-key": _nothing,
     "login": _login,
     "admin": _admin,
+    "respond": _respond,
+    "manage": _manage,
     "calendar-token": _calendar_token,
     "twilio": _twilio,
     "api-token": _api_token,
     "api-admin": _api_admin,
+    "api-respond": _api_respond,
+    "api-manage": _api_manage,
 }
 
 

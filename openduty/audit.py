@@ -45,6 +45,8 @@ from openduty.models import (
     ScheduleLayer,
     ScheduleOverride,
     Service,
+    Team,
+    TeamMember,
     User,
 )
 
@@ -131,7 +133,17 @@ def _named(state: dict) -> str:
 AUDITED: dict[type, Audited] = {
     User: Audited(
         "user",
-        ("email", "name", "time_zone", "is_admin", "active", "auth_source", "directory_dn", "session_generation"),
+        (
+            "email",
+            "name",
+            "time_zone",
+            "is_admin",
+            "observer",
+            "active",
+            "auth_source",
+            "directory_dn",
+            "session_generation",
+        ),
         lambda s: str(s.get("email") or ""),
         {
             "password_hash": lambda v, s: _masked_password(v),
@@ -154,13 +166,21 @@ AUDITED: dict[type, Audited] = {
     ),
     Service: Audited(
         "service",
-        ("name", "description", "escalation_policy_id", "ack_timeout_minutes", "maintenance_until", "disabled"),
+        (
+            "name",
+            "description",
+            "team_id",
+            "escalation_policy_id",
+            "ack_timeout_minutes",
+            "maintenance_until",
+            "disabled",
+        ),
         _named,
     ),
     Integration: Audited(
         "integration", ("service_id", "kind", "name"), _named, {"key": lambda v, s: masking.secret(v)}
     ),
-    EscalationPolicy: Audited("escalation policy", ("name", "description", "repeat_count"), _named),
+    EscalationPolicy: Audited("escalation policy", ("name", "description", "team_id", "repeat_count"), _named),
     EscalationLevel: Audited(
         "escalation level",
         ("policy_id", "position", "delay_minutes"),
@@ -171,7 +191,13 @@ AUDITED: dict[type, Audited] = {
         ("level_id", "target_type", "user_id", "schedule_id"),
         lambda s: f"{s.get('target_type')} #{s.get('user_id') or s.get('schedule_id')}",
     ),
-    Schedule: Audited("schedule", ("name", "time_zone", "description"), _named),
+    Schedule: Audited("schedule", ("name", "time_zone", "description", "team_id"), _named),
+    Team: Audited("team", ("name", "description", "directory_dn"), _named),
+    TeamMember: Audited(
+        "team member",
+        ("team_id", "user_id", "role"),
+        lambda s: f"user #{s.get('user_id')} in team #{s.get('team_id')}",
+    ),
     ScheduleLayer: Audited(
         "schedule layer",
         ("schedule_id", "position", "name", "kind", "start", "shift_length", "shift_unit", "restrictions"),

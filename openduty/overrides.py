@@ -65,17 +65,17 @@ OVERRIDE_FORBIDDEN = (
 def can_add_override(caller: User, schedule: Schedule, user_id: int, start: datetime, end: datetime) -> bool:
     """Who may put `user_id` on call for [start, end): the one rule for the pages and the API.
 
-    Admins may add any override. Others may take time for themselves, or hand over time in which
-    they are on call: the whole range must be their own on-call time in the final schedule (an hour
-    on call does not let anyone give away a year).
+    Admins and the schedule team's managers may add any override. Others may take time for themselves,
+    or hand over time in which they are on call: the whole range must be their own on-call time in the
+    final schedule (an hour on call does not let anyone give away a year).
     """
-    if caller.is_admin or user_id == caller.id:
+    if caller.manages(schedule.team_id) or user_id == caller.id:
         return True
     return oncall.on_call_throughout(schedule, caller.id, start, end)
 
 
 def can_delete_override(caller: User, override: ScheduleOverride) -> bool:
-    return caller.is_admin or caller.id in (override.user_id, override.created_by_id)
+    return caller.manages(override.schedule.team_id) or caller.id in (override.user_id, override.created_by_id)
 
 
 def overlap_note(override: ScheduleOverride) -> str | None:

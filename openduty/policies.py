@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from openduty import validation
+from openduty import teams, validation
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import EscalationLevel, EscalationPolicy, EscalationTarget, Schedule, Service, User
@@ -20,7 +20,7 @@ MAX_LEVELS = 20
 MAX_TARGETS = 50
 MAX_REPEAT = 20
 MAX_DELAY_MINUTES = 24 * 60
-POLICY_FIELDS = ("name", "description", "repeat_count", "levels")
+POLICY_FIELDS = ("name", "description", "team_id", "repeat_count", "levels")
 
 
 def _name(value: Any, policy: EscalationPolicy | None) -> str:
@@ -36,7 +36,9 @@ def delay(value: Any, label: str = "Delay") -> int:
     return validation.integer(value, minimum=0, maximum=MAX_DELAY_MINUTES, label=label)
 
 
-def clean_policy(data: dict[str, Any], policy: EscalationPolicy | None, repeat_label: str = "repeat_count") -> dict:
+def clean_policy(
+    data: dict[str, Any], policy: EscalationPolicy | None, repeat_label: str = "repeat_count", actor: User | None = None
+) -> dict:
     """Validate the name (always when creating), description and repeat count present in `data`."""
     checks = {}
     if policy is None or "name" in data:
@@ -49,7 +51,7 @@ def clean_policy(data: dict[str, Any], policy: EscalationPolicy | None, repeat_l
         checks["repeat_count"] = lambda: validation.integer(
             data.get("repeat_count"), minimum=0, maximum=MAX_REPEAT, label=repeat_label
         )
-    return validation.collect(checks)
+    return validation.collect({**checks, **teams.owner_check(data, actor, policy)})
 
 
 def parse_target(raw: Any) -> EscalationTarget:
@@ -126,10 +128,12 @@ def parse_levels(value: Any) -> list[EscalationLevel]:
     return levels
 
 
-def save_policy(policy: EscalationPolicy | None, data: dict[str, Any], repeat_label: str = "repeat_count"):
+def save_policy(
+    policy: EscalationPolicy | None, data: dict[str, Any], repeat_label: str = "repeat_count", actor: User | None = None
+):
     """Create a policy (`policy` None) or change what `data` names; `levels`, when given, replace
     the policy's levels. ValidationError names every bad field and changes nothing."""
-    clean = clean_policy(data, policy, repeat_label=repeat_label)
+    clean = clean_policy(data, policy, repeat_label=repeat_label, actor=actor)
     levels = parse_levels(data["levels"]) if "levels" in data else None
     if policy is None:
         policy = EscalationPolicy(description="", repeat_count=0)

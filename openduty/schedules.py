@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import func, select
 
-from openduty import clock, ical
+from openduty import clock, ical, teams
 from openduty import validation as v
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
@@ -34,7 +34,7 @@ MAX_SHIFT = {"hours": 24 * 366, "days": 366, "weeks": 104}
 MAX_PARTICIPANTS = 200
 MAX_RANGE = timedelta(days=400)  # the longest since..until a shift listing may ask for
 # The fields each body may have (anything else is refused, so a typo never passes silently).
-SCHEDULE_FIELDS = ("name", "time_zone", "description", "layers")
+SCHEDULE_FIELDS = ("name", "time_zone", "description", "team_id", "layers")
 LAYER_FIELDS = (
     "name", "kind", "start", "shift_length", "shift_unit", "participants", "restrictions", "ical_url", "ical_data"
 )  # fmt: skip
@@ -45,7 +45,7 @@ def layer_body_limit() -> int:
     return ical.MAX_ICAL_BYTES + current_app.config["MAX_CONTENT_LENGTH"]
 
 
-def clean_schedule(body: dict[str, Any], schedule: Schedule | None = None) -> dict[str, Any]:
+def clean_schedule(body: dict[str, Any], schedule: Schedule | None = None, actor: User | None = None) -> dict[str, Any]:
     """Name (unique), time zone and description; on PATCH (`schedule` given) every field is optional."""
     checks = {}
     if schedule is None or "name" in body:
@@ -54,7 +54,7 @@ def clean_schedule(body: dict[str, Any], schedule: Schedule | None = None) -> di
         checks["time_zone"] = lambda: v.time_zone(body.get("time_zone", "UTC"))
     if "description" in body:
         checks["description"] = lambda: v.text(body.get("description"), max_length=2000, required=False)
-    return v.collect(checks)
+    return v.collect({**checks, **teams.owner_check(body, actor, schedule)})
 
 
 def _unique_name(value: Any, schedule: Schedule | None) -> str:

@@ -10,12 +10,20 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from openduty import validation
+from openduty import teams, validation
 from openduty.extensions import db
-from openduty.models import EscalationPolicy, Incident, Integration, Service
+from openduty.models import EscalationPolicy, Incident, Integration, Service, User
 from openduty.models.service import INTEGRATION_KINDS
 
-SERVICE_FIELDS = ("name", "description", "escalation_policy_id", "ack_timeout_minutes", "maintenance_until", "disabled")
+SERVICE_FIELDS = (
+    "name",
+    "description",
+    "team_id",
+    "escalation_policy_id",
+    "ack_timeout_minutes",
+    "maintenance_until",
+    "disabled",
+)
 INTEGRATION_FIELDS = ("kind", "name")
 # An unacknowledged incident re-triggers after at most a week.
 MAX_ACK_TIMEOUT_MINUTES = 7 * 24 * 60
@@ -40,7 +48,9 @@ def _unique_name(value: Any, service: Service | None) -> str:
     return name
 
 
-def clean_service(data: dict[str, Any], service: Service | None = None, local_zone: str | None = None) -> dict:
+def clean_service(
+    data: dict[str, Any], service: Service | None = None, local_zone: str | None = None, actor: User | None = None
+) -> dict:
     """Validate the service fields present in `data` (all required ones when creating).
 
     Returns the clean values; raises ValidationError naming every bad field. `local_zone` reads a
@@ -63,12 +73,15 @@ def clean_service(data: dict[str, Any], service: Service | None = None, local_zo
     }
     if service is not None:  # an update changes only what it names
         checks = {name: check for name, check in checks.items() if name in data}
-    return validation.collect(checks)
+    return validation.collect({**checks, **teams.owner_check(data, actor, service)})
 
 
-def save_service(service: Service | None, data: dict[str, Any], local_zone: str | None = None) -> Service:
-    """Create a service (`service` None) or change the fields `data` names; ValidationError if any is bad."""
-    clean = clean_service(data, service, local_zone=local_zone)
+def save_service(
+    service: Service | None, data: dict[str, Any], local_zone: str | None = None, actor: User | None = None
+) -> Service:
+    """Create a service (`service` None) or change the fields `data` names; ValidationError if any is bad.
+    `actor` (the caller) decides which teams it may go to (openduty.teams.team_choice)."""
+    clean = clean_service(data, service, local_zone=local_zone, actor=actor)
     if service is None:
         service = Service(**clean)
         db.session.add(service)

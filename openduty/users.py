@@ -19,7 +19,7 @@ from openduty.models import ApiToken, ContactMethod, NotificationRule, User
 # A rule fires this many minutes after the user is paged; a day covers every sane escalation.
 MAX_RULE_DELAY_MINUTES = 24 * 60
 
-USER_FIELDS = ("email", "name", "time_zone", "is_admin", "password")
+USER_FIELDS = ("email", "name", "time_zone", "is_admin", "observer", "password")
 
 
 def _email_check(value: Any, user: User | None):
@@ -54,6 +54,10 @@ def _user_checks(data: Mapping[str, Any], user: User | None) -> dict:
         checks["is_admin"] = lambda: validation.boolean(
             data.get("is_admin") if data.get("is_admin") is not None else False, "is_admin"
         )
+    if "observer" in data or creating:
+        checks["observer"] = lambda: validation.boolean(
+            data.get("observer") if data.get("observer") is not None else False, "observer"
+        )
     if "password" in data:
         checks["password"] = _optional_password(data.get("password"))
     if "active" in data:
@@ -64,7 +68,13 @@ def _user_checks(data: Mapping[str, Any], user: User | None) -> dict:
 def create_user(data: Mapping[str, Any]) -> User:
     """A new local user. Without a password the user can be paged but cannot log in until one is set."""
     clean = validation.collect(_user_checks(data, None))
-    user = User(email=clean["email"], name=clean["name"], time_zone=clean["time_zone"], is_admin=clean["is_admin"])
+    user = User(
+        email=clean["email"],
+        name=clean["name"],
+        time_zone=clean["time_zone"],
+        is_admin=clean["is_admin"],
+        observer=clean["observer"],
+    )
     user.set_password(clean.get("password"))
     db.session.add(user)
     db.session.flush()
@@ -84,6 +94,8 @@ def update_user(user: User, data: Mapping[str, Any], *, actor: User) -> None:
             raise ApiError(403, "Only admins can grant or remove admin rights.", fields={"is_admin": "Admins only."})
         if actor.id == user.id:
             raise ApiError(409, "You cannot remove your own admin rights; ask another admin.")
+    if "observer" in clean and clean["observer"] != user.observer and not actor.is_admin:
+        raise ApiError(403, "Only admins can make someone an observer or not.", fields={"observer": "Admins only."})
     if "active" in clean and clean["active"] != user.active:
         if not actor.is_admin:
             raise ApiError(403, "Only admins can deactivate or reactivate users.", fields={"active": "Admins only."})
@@ -93,7 +105,7 @@ def update_user(user: User, data: Mapping[str, Any], *, actor: User) -> None:
         _check_current_password(user, data.get("current_password"))
     if clean.get("active") is False and user.active:
         user.end_sessions()  # a deactivated user is logged out everywhere at once
-    for field in ("email", "name", "time_zone", "is_admin", "active"):
+    for field in ("email", "name", "time_zone", "is_admin", "observer", "active"):
         if field in clean:
             setattr(user, field, clean[field])
     if clean.get("password"):

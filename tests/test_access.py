@@ -1,4 +1,5 @@
-"""Who may do what, as a record: every route, as anonymous, a member, another member and an admin.
+"""Who may do what, as a record: every route, as anonymous, an observer, a member of the team that owns
+the objects, a member of another team, that team's manager and an admin.
 
 `ROWS` has one row per endpoint of `app.url_map` (the test fails when a route has no row, and
 openduty.access refuses a route with no rule, so a new route fails closed twice). Each row is one
@@ -8,10 +9,12 @@ request and the expected outcome per role:
 - "refused": an ingest with a wrong integration key (400 or 404, each format's own dialect);
 - "ok": let through (2xx, 3xx other than to the login page, or a 4xx about the input such as 422).
 
-The objects in the paths belong to the member ("other" is a second member), so "own or admin"
-routes show as ok / 403 / ok. Each role's client carries both a session and an API token. The
-roles run in turn on one set of objects; the member owns two of each personal object, so that the
-admin acts on the second when the member removed the first.
+Team A owns the service, policy and schedule in the paths; "member" is in team A and owns the personal
+objects (contact methods, rules, tokens, overrides), "other" is in team B, "manager" manages team A,
+"observer" is an observer in no team. Each role's client carries both a session and an API token. The
+roles run in turn, refused ones first; the member owns three of each personal object and team A two
+sets of objects, so that the manager and the admin each act on their own when an earlier role
+removed one.
 """
 
 from datetime import datetime, timedelta
@@ -22,25 +25,32 @@ import pytest
 from openduty.access import RULES
 from openduty.ack_links import ack_token
 from openduty.extensions import db
-from openduty.models import ApiToken, LogEntry
+from openduty.models import ApiToken, LogEntry, Schedule, Team, TeamMember
 from openduty.notifiers.twilio import request_signature
 from tests import factories, factories_escalation, factories_events, factories_schedules
 
-ROLES = ("anonymous", "member", "other", "admin")
-ORDER = ("anonymous", "other", "member", "admin")  # refused roles first: they must change nothing
+ROLES = ("anonymous", "observer", "member", "other", "manager", "admin")
+ORDER = ("anonymous", "observer", "other", "member", "manager", "admin")  # refused roles first: they change nothing
 
-PUBLIC = ("ok", "ok", "ok", "ok")
-LOGIN = ("login", "ok", "ok", "ok")
-OWN = ("login", "ok", "403", "ok")
-ADMIN = ("login", "403", "403", "ok")
-API = ("401", "ok", "ok", "ok")
-API_OWN = ("401", "ok", "403", "ok")
-API_ADMIN = ("401", "403", "403", "ok")
-BEARER = ("ok", "ok", "ok", "ok")  # an acknowledge link: whoever holds it, logged in or not
-TWILIO = ("403", "ok", "ok", "ok")  # anonymous: unsigned; the others: signed as Twilio would
-EVENT = ("refused", "ok", "ok", "ok")  # anonymous: a wrong integration key
-FEED = ("404", "ok", "ok", "ok")  # a schedule feed with each role's calendar token
-OWN_FEED = ("404", "ok", "404", "404")  # the member's personal feed: only with the member's token
+PUBLIC = ("ok", "ok", "ok", "ok", "ok", "ok")
+LOGIN = ("login", "ok", "ok", "ok", "ok", "ok")
+RESPOND = ("login", "403", "ok", "ok", "ok", "ok")  # observers only read
+OWN = ("login", "403", "ok", "403", "403", "ok")
+OWN_OR_MANAGER = ("login", "403", "ok", "403", "ok", "ok")  # an override: its people, or the team's managers
+MANAGE = ("login", "403", "403", "403", "ok", "ok")  # team A's things: its managers and admins
+ADMIN = ("login", "403", "403", "403", "403", "ok")
+LOGGED_OUT = ("login",) * 6
+API = ("401", "ok", "ok", "ok", "ok", "ok")
+API_RESPOND = ("401", "403", "ok", "ok", "ok", "ok")
+API_OWN = ("401", "403", "ok", "403", "403", "ok")
+API_OWN_OR_MANAGER = ("401", "403", "ok", "403", "ok", "ok")
+API_MANAGE = ("401", "403", "403", "403", "ok", "ok")
+API_ADMIN = ("401", "403", "403", "403", "403", "ok")
+BEARER = ("ok",) * 6  # an acknowledge link: whoever holds it, logged in or not
+TWILIO = ("403", "ok", "ok", "ok", "ok", "ok")  # anonymous: unsigned; the others: signed as Twilio would
+EVENT = ("refused", "ok", "ok", "ok", "ok", "ok")  # anonymous: a wrong integration key
+FEED = ("404", "ok", "ok", "ok", "ok", "ok")  # a schedule feed with each role's calendar token
+OWN_FEED = ("404", "404", "ok", "404", "404", "404")  # the member's personal feed: only with the member's token
 
 V2 = {"routing_key": "{key}", "event_action": "trigger", "payload": {"summary": "x", "source": "h", "severity": "info"}}
 V1 = {"service_key": "{key}", "event_type": "trigger", "description": "x"}
@@ -58,7 +68,7 @@ ROWS = {
     "auth.login": row("GET", "/login", PUBLIC),
     "auth.forgot_password": row("GET", "/password/forgot", PUBLIC),
     "auth.reset_password": row("GET", "/password/reset/not-a-token", PUBLIC),  # 400: not a valid link
-    "auth.logout": row("POST", "/logout", ("login", "login", "login", "login")),  # to the login page
+    "auth.logout": row("POST", "/logout", LOGGED_OUT),  # to the login page
     "home.index": row("GET", "/", LOGIN),
     "ack.show": row("GET", "/ack/{ack}", BEARER),
     "ack.act": row("POST", "/ack/{ack}", BEARER, data={"action": "acknowledge"}),
@@ -76,63 +86,71 @@ ROWS = {
     "incidents.index": row("GET", "/incidents", LOGIN),
     "incidents.count": row("GET", "/incidents/count", LOGIN),
     "incidents.show": row("GET", "/incidents/{incident}", LOGIN),
-    "incidents.acknowledge": row("POST", "/incidents/{incident}/acknowledge", LOGIN),
-    "incidents.resolve": row("POST", "/incidents/{incident}/resolve", LOGIN),
+    "incidents.acknowledge": row("POST", "/incidents/{incident}/acknowledge", RESPOND),
+    "incidents.resolve": row("POST", "/incidents/{incident}/resolve", RESPOND),
     "incidents.bulk": row(
-        "POST", "/incidents/bulk", LOGIN, data={"action": "acknowledge", "incident_ids": "{incident}"}
+        "POST", "/incidents/bulk", RESPOND, data={"action": "acknowledge", "incident_ids": "{incident}"}
     ),
-    "incidents.add_note": row("POST", "/incidents/{incident}/notes", LOGIN, data={"note": "looking"}),
-    "policies.escalate_incident": row("POST", "/incidents/{incident}/escalate", LOGIN),
-    "policies.snooze_incident": row("POST", "/incidents/{incident}/snooze", LOGIN, data={"minutes": "10"}),
-    "policies.reassign_incident": row("POST", "/incidents/{incident}/reassign", LOGIN, data={"user_id": "{member}"}),
+    "incidents.add_note": row("POST", "/incidents/{incident}/notes", RESPOND, data={"note": "looking"}),
+    "policies.escalate_incident": row("POST", "/incidents/{incident}/escalate", RESPOND),
+    "policies.snooze_incident": row("POST", "/incidents/{incident}/snooze", RESPOND, data={"minutes": "10"}),
+    "policies.reassign_incident": row("POST", "/incidents/{incident}/reassign", RESPOND, data={"user_id": "{member}"}),
     "policies.index": row("GET", "/policies", LOGIN),
     "policies.show": row("GET", "/policies/{policy}", LOGIN),
     "policies.preview": row("GET", "/policies/{policy}/preview", LOGIN),
-    "policies.create": row("POST", "/policies", ADMIN, data={"name": "New"}),
-    "policies.update": row("POST", "/policies/{policy}", ADMIN, data={"name": "Renamed"}),
-    "policies.delete": row("POST", "/policies/{policy}/delete", ADMIN),
-    "policies.add_level": row("POST", "/policies/{policy}/levels", ADMIN, data={"delay_minutes": "5"}),
-    "policies.update_level": row("POST", "/policies/{policy}/levels/{level}", ADMIN, data={"delay_minutes": "7"}),
-    "policies.move_level": row("POST", "/policies/{policy}/levels/{level}/move", ADMIN, data={"direction": "up"}),
-    "policies.delete_level": row("POST", "/policies/{policy}/levels/{level}/delete", ADMIN),
-    "policies.add_target": row("POST", "/policies/{policy}/levels/{level}/targets", ADMIN, data={"target": "x"}),
-    "policies.delete_target": row("POST", "/policies/{policy}/targets/{target}/delete", ADMIN),
+    "policies.create": row("POST", "/policies", MANAGE, data={"name": "New"}),
+    "policies.update": row("POST", "/policies/{policy}", MANAGE, data={"name": "Renamed"}),
+    "policies.delete": row("POST", "/policies/{policy}/delete", MANAGE),
+    "policies.add_level": row("POST", "/policies/{policy}/levels", MANAGE, data={"delay_minutes": "5"}),
+    "policies.update_level": row("POST", "/policies/{policy}/levels/{level}", MANAGE, data={"delay_minutes": "7"}),
+    "policies.move_level": row("POST", "/policies/{policy}/levels/{level}/move", MANAGE, data={"direction": "up"}),
+    "policies.delete_level": row("POST", "/policies/{policy}/levels/{level}/delete", MANAGE),
+    "policies.add_target": row("POST", "/policies/{policy}/levels/{level}/targets", MANAGE, data={"target": "x"}),
+    "policies.delete_target": row("POST", "/policies/{policy}/targets/{target}/delete", MANAGE),
     "schedules.index": row("GET", "/schedules", LOGIN),
     "schedules.detail": row("GET", "/schedules/{schedule}", LOGIN),
     "schedules.shift": row("GET", "/schedules/{schedule}/shift?at=2026-03-02T10:00:00Z", LOGIN),
-    "schedules.new_override": row("GET", "/schedules/{schedule}/overrides/new", LOGIN),
+    "schedules.new_override": row("GET", "/schedules/{schedule}/overrides/new", RESPOND),
     # Taking time for oneself is everyone's right; handing over time is the domain's rule (below).
     "schedules.add_override": row(
-        "POST", "/schedules/{schedule}/overrides", LOGIN, data={"user_id": "{self}", "start": START, "end": END}
+        "POST", "/schedules/{schedule}/overrides", RESPOND, data={"user_id": "{self}", "start": START, "end": END}
     ),
-    "schedules.delete_override": row("POST", "/schedules/{schedule}/overrides/{override}/delete", OWN),
+    "schedules.delete_override": row("POST", "/schedules/{schedule}/overrides/{override}/delete", OWN_OR_MANAGER),
     "schedules.regenerate_calendar_token": row("POST", "/schedules/calendar-token", LOGIN),
-    "schedules.create": row("POST", "/schedules", ADMIN, data={"name": "New"}),
-    "schedules.edit": row("POST", "/schedules/{schedule}/edit", ADMIN, data={"name": "Renamed"}),
-    "schedules.delete": row("POST", "/schedules/{schedule}/delete", ADMIN),
-    "schedules.add_layer": row("POST", "/schedules/{schedule}/layers", ADMIN),
-    "schedules.edit_layer": row("POST", "/schedules/{schedule}/layers/{layer}/edit", ADMIN),
-    "schedules.move_layer": row("POST", "/schedules/{schedule}/layers/{layer}/move", ADMIN, data={"position": "0"}),
-    "schedules.delete_layer": row("POST", "/schedules/{schedule}/layers/{layer}/delete", ADMIN),
-    "schedules.refresh_layer": row("POST", "/schedules/{schedule}/layers/{layer}/refresh", ADMIN),
+    "schedules.create": row("POST", "/schedules", MANAGE, data={"name": "New"}),
+    "schedules.edit": row("POST", "/schedules/{schedule}/edit", MANAGE, data={"name": "Renamed"}),
+    "schedules.delete": row("POST", "/schedules/{schedule}/delete", MANAGE),
+    "schedules.add_layer": row("POST", "/schedules/{schedule}/layers", MANAGE),
+    "schedules.edit_layer": row("POST", "/schedules/{schedule}/layers/{layer}/edit", MANAGE),
+    "schedules.move_layer": row("POST", "/schedules/{schedule}/layers/{layer}/move", MANAGE, data={"position": "0"}),
+    "schedules.delete_layer": row("POST", "/schedules/{schedule}/layers/{layer}/delete", MANAGE),
+    "schedules.refresh_layer": row("POST", "/schedules/{schedule}/layers/{layer}/refresh", MANAGE),
     "services.index": row("GET", "/services", LOGIN),
     "services.show": row("GET", "/services/{service}", LOGIN),
-    "services.create": row("GET", "/services/new", ADMIN),
-    "services.edit": row("GET", "/services/{service}/edit", ADMIN),
-    "services.maintenance": row("POST", "/services/{service}/maintenance", ADMIN, data={"hours": "1"}),
-    "services.delete": row("POST", "/services/{service}/delete", ADMIN),
-    "services.add_integration": row("POST", "/services/{service}/integrations", ADMIN, data={"kind": "generic"}),
-    "services.regenerate_key": row("POST", "/services/{service}/integrations/{integration}/regenerate", ADMIN),
-    "services.delete_integration": row("POST", "/services/{service}/integrations/{integration}/delete", ADMIN),
+    "services.create": row("GET", "/services/new", MANAGE),
+    "services.edit": row("GET", "/services/{service}/edit", MANAGE),
+    "services.maintenance": row("POST", "/services/{service}/maintenance", MANAGE, data={"hours": "1"}),
+    "services.delete": row("POST", "/services/{service}/delete", MANAGE),
+    "services.add_integration": row("POST", "/services/{service}/integrations", MANAGE, data={"kind": "generic"}),
+    "services.regenerate_key": row("POST", "/services/{service}/integrations/{integration}/regenerate", MANAGE),
+    "services.delete_integration": row("POST", "/services/{service}/integrations/{integration}/delete", MANAGE),
     "users.index": row("GET", "/users/", ADMIN),
     "audit.index": row("GET", "/audit", ADMIN),
+    "teams.index": row("GET", "/teams", LOGIN),
+    "teams.show": row("GET", "/teams/{team}", LOGIN),
+    "teams.create": row("POST", "/teams", ADMIN, data={"name": "New team"}),
+    "teams.edit": row("POST", "/teams/{team}/edit", MANAGE, data={"name": "Renamed"}),
+    "teams.delete": row("POST", "/teams/{team}/delete", ADMIN),
+    "teams.add_member": row("POST", "/teams/{team}/members", MANAGE, data={"user_id": "{other}", "role": "member"}),
+    "teams.update_member": row("POST", "/teams/{team}/members/{member}", MANAGE, data={"role": "member"}),
+    "teams.remove_member": row("POST", "/teams/{team}/members/{removable}/delete", MANAGE),
     "users.create": row("GET", "/users/new", ADMIN),
     "users.edit": row("GET", "/users/{member}/edit", ADMIN),
     "users.deactivate": row("POST", "/users/{member}/deactivate", ADMIN),
     "users.reactivate": row("POST", "/users/{member}/reactivate", ADMIN),
     "users.profile": row("GET", "/profile", LOGIN),
     "users.change_password": row("POST", "/profile/password", LOGIN),
-    "users.end_sessions": row("POST", "/profile/sessions/end", ("login", "login", "login", "login")),  # logged out
+    "users.end_sessions": row("POST", "/profile/sessions/end", LOGGED_OUT),
     "users.create_token": row("POST", "/profile/tokens", LOGIN, data={"token-name": "ci"}),
     "users.show": row("GET", "/users/{member}", OWN),
     "users.contact_methods": row("GET", "/users/{member}/contact-methods", OWN),
@@ -165,54 +183,63 @@ ROWS = {
     "api.test_contact_method": row("POST", "/api/v1/contact-methods/{cm}/test", API_OWN),
     "api.list_services": row("GET", "/api/v1/services", API),
     "api.get_service": row("GET", "/api/v1/services/{service}", API),
-    "api.create_service": row("POST", "/api/v1/services", API_ADMIN, json={}),
-    "api.update_service": row("PATCH", "/api/v1/services/{service}", API_ADMIN, json={}),
-    "api.delete_service": row("DELETE", "/api/v1/services/{service}", API_ADMIN),
+    "api.create_service": row("POST", "/api/v1/services", API_MANAGE, json={}),
+    "api.update_service": row("PATCH", "/api/v1/services/{service}", API_MANAGE, json={}),
+    "api.delete_service": row("DELETE", "/api/v1/services/{service}", API_MANAGE),
     "api.list_integrations": row("GET", "/api/v1/services/{service}/integrations", API),
     "api.get_integration": row("GET", "/api/v1/services/{service}/integrations/{integration}", API),
-    "api.create_integration": row("POST", "/api/v1/services/{service}/integrations", API_ADMIN, json={}),
+    "api.create_integration": row("POST", "/api/v1/services/{service}/integrations", API_MANAGE, json={}),
     "api.regenerate_integration_key": row(
-        "POST", "/api/v1/services/{service}/integrations/{integration}/regenerate", API_ADMIN
+        "POST", "/api/v1/services/{service}/integrations/{integration}/regenerate", API_MANAGE
     ),
-    "api.delete_integration": row("DELETE", "/api/v1/services/{service}/integrations/{integration}", API_ADMIN),
+    "api.delete_integration": row("DELETE", "/api/v1/services/{service}/integrations/{integration}", API_MANAGE),
     "api.list_policies": row("GET", "/api/v1/escalation-policies", API),
     "api.get_policy": row("GET", "/api/v1/escalation-policies/{policy}", API),
-    "api.create_policy": row("POST", "/api/v1/escalation-policies", API_ADMIN, json={}),
-    "api.update_policy": row("PATCH", "/api/v1/escalation-policies/{policy}", API_ADMIN, json={}),
-    "api.delete_policy": row("DELETE", "/api/v1/escalation-policies/{policy}", API_ADMIN),
+    "api.create_policy": row("POST", "/api/v1/escalation-policies", API_MANAGE, json={}),
+    "api.update_policy": row("PATCH", "/api/v1/escalation-policies/{policy}", API_MANAGE, json={}),
+    "api.delete_policy": row("DELETE", "/api/v1/escalation-policies/{policy}", API_MANAGE),
     "api.list_schedules": row("GET", "/api/v1/schedules", API),
     "api.get_schedule": row("GET", "/api/v1/schedules/{schedule}", API),
-    "api.create_schedule": row("POST", "/api/v1/schedules", API_ADMIN, json={}),
-    "api.update_schedule": row("PATCH", "/api/v1/schedules/{schedule}", API_ADMIN, json={}),
-    "api.delete_schedule": row("DELETE", "/api/v1/schedules/{schedule}", API_ADMIN),
+    "api.create_schedule": row("POST", "/api/v1/schedules", API_MANAGE, json={}),
+    "api.update_schedule": row("PATCH", "/api/v1/schedules/{schedule}", API_MANAGE, json={}),
+    "api.delete_schedule": row("DELETE", "/api/v1/schedules/{schedule}", API_MANAGE),
     "api.list_layers": row("GET", "/api/v1/schedules/{schedule}/layers", API),
     "api.get_layer": row("GET", "/api/v1/schedules/{schedule}/layers/{layer}", API),
-    "api.create_layer": row("POST", "/api/v1/schedules/{schedule}/layers", API_ADMIN, json={}),
-    "api.update_layer": row("PATCH", "/api/v1/schedules/{schedule}/layers/{layer}", API_ADMIN, json={}),
-    "api.delete_layer": row("DELETE", "/api/v1/schedules/{schedule}/layers/{layer}", API_ADMIN),
+    "api.create_layer": row("POST", "/api/v1/schedules/{schedule}/layers", API_MANAGE, json={}),
+    "api.update_layer": row("PATCH", "/api/v1/schedules/{schedule}/layers/{layer}", API_MANAGE, json={}),
+    "api.delete_layer": row("DELETE", "/api/v1/schedules/{schedule}/layers/{layer}", API_MANAGE),
     "api.list_overrides": row("GET", "/api/v1/schedules/{schedule}/overrides", API),
     "api.get_override": row("GET", "/api/v1/schedules/{schedule}/overrides/{override}", API),
     "api.create_override": row(
         "POST",
         "/api/v1/schedules/{schedule}/overrides",
-        API,
+        API_RESPOND,
         json={"user_id": "{self}", "start": START + ":00Z", "end": END + ":00Z"},
     ),
-    "api.delete_override": row("DELETE", "/api/v1/schedules/{schedule}/overrides/{override}", API_OWN),
+    "api.delete_override": row("DELETE", "/api/v1/schedules/{schedule}/overrides/{override}", API_OWN_OR_MANAGER),
     "api.schedule_oncall": row("GET", "/api/v1/schedules/{schedule}/oncall", API),
     "api.schedule_shifts": row("GET", "/api/v1/schedules/{schedule}/shifts", API),
     "api.list_oncalls": row("GET", "/api/v1/oncalls", API),
     "api.list_incidents": row("GET", "/api/v1/incidents", API),
     "api.list_audit": row("GET", "/api/v1/audit", API_ADMIN),
+    "api.list_teams": row("GET", "/api/v1/teams", API),
+    "api.get_team": row("GET", "/api/v1/teams/{team}", API),
+    "api.create_team": row("POST", "/api/v1/teams", API_ADMIN, json={"name": "New team"}),
+    "api.update_team": row("PATCH", "/api/v1/teams/{team}", API_MANAGE, json={}),
+    "api.delete_team": row("DELETE", "/api/v1/teams/{team}", API_ADMIN),
+    "api.put_team_member": row("POST", "/api/v1/teams/{team}/members", API_MANAGE, json={"user_id": "{other}"}),
+    "api.delete_team_member": row("DELETE", "/api/v1/teams/{team}/members/{removable}", API_MANAGE),
     "api.get_incident": row("GET", "/api/v1/incidents/{incident}", API),
     "api.incident_log": row("GET", "/api/v1/incidents/{incident}/log", API),
     "api.get_log_entry": row("GET", "/api/v1/incidents/{incident}/log/{log}", API),
-    "api.acknowledge_incident": row("POST", "/api/v1/incidents/{incident}/acknowledge", API),
-    "api.resolve_incident": row("POST", "/api/v1/incidents/{incident}/resolve", API),
-    "api.escalate_incident": row("POST", "/api/v1/incidents/{incident}/escalate", API),
-    "api.snooze_incident": row("POST", "/api/v1/incidents/{incident}/snooze", API, json={"minutes": 10}),
-    "api.reassign_incident": row("POST", "/api/v1/incidents/{incident}/reassign", API, json={"user_id": "{member}"}),
-    "api.add_note": row("POST", "/api/v1/incidents/{incident}/notes", API, json={"note": "looking"}),
+    "api.acknowledge_incident": row("POST", "/api/v1/incidents/{incident}/acknowledge", API_RESPOND),
+    "api.resolve_incident": row("POST", "/api/v1/incidents/{incident}/resolve", API_RESPOND),
+    "api.escalate_incident": row("POST", "/api/v1/incidents/{incident}/escalate", API_RESPOND),
+    "api.snooze_incident": row("POST", "/api/v1/incidents/{incident}/snooze", API_RESPOND, json={"minutes": 10}),
+    "api.reassign_incident": row(
+        "POST", "/api/v1/incidents/{incident}/reassign", API_RESPOND, json={"user_id": "{member}"}
+    ),
+    "api.add_note": row("POST", "/api/v1/incidents/{incident}/notes", API_RESPOND, json={"note": "looking"}),
 }
 
 
@@ -237,38 +264,21 @@ def test_anonymous_posts_go_to_login_before_csrf(app, client):
     assert response.status_code == 302 and urlsplit(response.location).path == "/login"
 
 
-@pytest.fixture
-def world(app, clock):
-    """Objects owned by the member (personal ones twice), and each role's session and API token."""
-    app.config["WTF_CSRF_ENABLED"] = False  # CSRF has its own tests; this one is about who
-    app.config["TWILIO_AUTH_TOKEN"] = "twilio-test-token"
-    member = factories.make_user(email="member@example.com", name="Member", password=None)
-    other = factories.make_user(email="other@example.com", name="Other", password=None)
-    admin = factories.make_user(email="root@example.com", name="Root", is_admin=True, password=None)
+def _team_objects(team: Team, member, clock) -> dict:
+    """A schedule, policy and service of `team`, with a layer, level, integrations and an incident."""
     schedule = factories_schedules.make_schedule()
     layer = factories_schedules.make_layer(schedule, [member], datetime(2026, 3, 1), 1, "weeks")
-    start = clock.now() + timedelta(days=1)
-    personal = []
-    for n in range(2):
-        cm = factories.make_contact_method(member, address=f"member+{n}@example.com")
-        rule = factories.make_notification_rule(member, cm)
-        token, _ = ApiToken.issue(member, f"laptop {n}")
-        override = factories_schedules.make_override(schedule, member, start, start + timedelta(hours=1))
-        personal.append({"cm": cm.id, "rule": rule.id, "token": token.id, "override": override.id})
     policy = factories_escalation.make_policy([(5, [member])])
-    level = policy.levels[0]
     service = factories_escalation.make_service(policy)
+    schedule.team_id = policy.team_id = service.team_id = team.id
     integration = factories_events.make_integration(service)
     am = factories_events.make_integration(service, kind="alertmanager")
     generic = factories_events.make_integration(service, kind="generic")
     incident = factories_events.make_incident(integration)
     log = db.session.scalar(db.select(LogEntry).where(LogEntry.incident_id == incident.id))
-    users = {"member": member, "other": other, "admin": admin}
-    api_tokens = {name: ApiToken.issue(user, "access test")[1] for name, user in users.items()}
-    calendar_tokens = {name: user.calendar_token for name, user in users.items()}
+    level = policy.levels[0]
     db.session.commit()
-    ids = {
-        "member": member.id,
+    return {
         "schedule": schedule.id,
         "layer": layer.id,
         "policy": policy.id,
@@ -279,15 +289,58 @@ def world(app, clock):
         "incident": incident.id,
         "log": log.id,
         "ack": ack_token([incident.id], member.id),
+        "keys": {"key": integration.key, "amkey": am.key, "generickey": generic.key},
     }
+
+
+@pytest.fixture
+def world(app, clock):
+    """Team A's objects (two sets), the member's personal objects (three), and each role's session
+    and API token."""
+    app.config["WTF_CSRF_ENABLED"] = False  # CSRF has its own tests; this one is about who
+    app.config["TWILIO_AUTH_TOKEN"] = "twilio-test-token"
+    member = factories.make_user(email="member@example.com", name="Member", password=None)
+    other = factories.make_user(email="other@example.com", name="Other", password=None)
+    manager = factories.make_user(email="manager@example.com", name="Manager", password=None)
+    observer = factories.make_user(email="observer@example.com", name="Observer", password=None, observer=True)
+    admin = factories.make_user(email="root@example.com", name="Root", is_admin=True, password=None)
+    removable = [factories.make_user(email=f"x{n}@example.com", name=f"X{n}", password=None) for n in range(2)]
+    team_a, team_b = Team(name="A", description=""), Team(name="B", description="")
+    team_a.members = [TeamMember(user=member), TeamMember(user=manager, role="manager")]
+    team_a.members += [TeamMember(user=x) for x in removable]
+    team_b.members = [TeamMember(user=other)]
+    db.session.add_all([team_a, team_b])
+    db.session.commit()
+    sets = [_team_objects(team_a, member, clock) for _ in range(2)]
+    start = clock.now() + timedelta(days=1)
+    personal = []
+    for n in range(3):
+        cm = factories.make_contact_method(member, address=f"member+{n}@example.com")
+        rule = factories.make_notification_rule(member, cm)
+        token, _ = ApiToken.issue(member, f"laptop {n}")
+        schedule = db.session.get(Schedule, sets[1 if n == 2 else 0]["schedule"])  # the admin's on the admin's set
+        override = factories_schedules.make_override(schedule, member, start, start + timedelta(hours=1))
+        personal.append({"cm": cm.id, "rule": rule.id, "token": token.id, "override": override.id})
+    users = {"observer": observer, "member": member, "other": other, "manager": manager, "admin": admin}
+    api_tokens = {name: ApiToken.issue(user, "access test")[1] for name, user in users.items()}
+    calendar_tokens = {name: user.calendar_token for name, user in users.items()}
+    db.session.commit()
     return {
         "users": users,
         "personal": personal,
+        "sets": sets,
         "api_tokens": api_tokens,
         "calendar_tokens": calendar_tokens,
-        "ids": ids,
-        "keys": {"key": integration.key, "amkey": am.key, "generickey": generic.key},
+        "ids": {"member": member.id, "other": other.id, "team": team_a.id},
+        "removable": [x.id for x in removable],
     }
+
+
+# Which of the member's personal objects, and which set of team A's objects, each role acts on: the
+# ones allowed to remove them (member, manager, admin) each have their own.
+PERSONAL = {"manager": 1, "admin": 2}
+SETS = {"admin": 1}
+REMOVABLE = {"admin": 1}
 
 
 def _fill(value, values: dict):
@@ -328,10 +381,13 @@ def _request(app, world, spec: dict, role: str):
     """One role's request for a row: its session and API token, and its own ids in the path."""
     client = app.test_client()
     user = world["users"].get(role)
-    values = {**world["ids"], **world["personal"][1 if role == "admin" else 0]}
+    objects = world["sets"][SETS.get(role, 0)]
+    values = {**world["ids"], **{k: v for k, v in objects.items() if k != "keys"}}
+    values.update(world["personal"][PERSONAL.get(role, 0)])
+    values["removable"] = world["removable"][REMOVABLE.get(role, 0)]
     values["self"] = user.id if user else 0
     values["caltoken"] = world["calendar_tokens"].get(role, "")
-    values.update({name: "w" * 32 if user is None else key for name, key in world["keys"].items()})
+    values.update({name: "w" * 32 if user is None else key for name, key in objects["keys"].items()})
     headers = {}
     if user is not None:
         with client.session_transaction() as session:

@@ -6,6 +6,7 @@ from openduty.models.notification import Notification
 from openduty.models.policy import EscalationLevel, EscalationPolicy, EscalationTarget
 from openduty.models.schedule import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride
 from openduty.models.service import Integration, Service
+from openduty.models.team import Team, TeamMember
 from openduty.models.user import ApiToken, ContactMethod, NotificationRule, User
 
 __all__ = [
@@ -27,5 +28,7 @@ __all__ = [
     "ScheduleLayer",
     "ScheduleOverride",
     "Service",
+    "Team",
+    "TeamMember",
     "User",
 ]

@@ -14,6 +14,8 @@ class EscalationPolicy(db.Model):
     description: Mapped[str] = mapped_column(String(2000), default="")
     # How many more times the whole policy runs after its last level.
     repeat_count: Mapped[int] = mapped_column(default=0)
+    # The team that owns it: its managers may change it (admins may change everything).
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
 
     levels: Mapped[list["EscalationLevel"]] = relationship(
         back_populates="policy", cascade="all, delete-orphan", order_by="EscalationLevel.position"

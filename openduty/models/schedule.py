@@ -29,6 +29,8 @@ class Schedule(db.Model):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
     description: Mapped[str] = mapped_column(String(2000), default="")
+    # The team that owns it: its managers may change it (admins may change everything).
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     # Changes whenever anything that decides who is on call changes (cache key).
     revision: Mapped[str] = mapped_column(String(32), default=new_revision)

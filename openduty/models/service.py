@@ -42,6 +42,8 @@ class Service(db.Model):
     # Until this time incidents open but nobody is paged.
     maintenance_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled: Mapped[bool] = mapped_column(default=False)
+    # The team that owns it: its managers may change it (admins may change everything).
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     escalation_policy: Mapped["EscalationPolicy | None"] = relationship()  # noqa: F821
@@ -82,8 +84,8 @@ class Integration(db.Model):
         return self.key
 
     def shown_key(self, viewer) -> str:
-        """The key as `viewer` may see it: in full for admins, masked for members."""
-        return self.key if viewer is not None and viewer.is_admin else masking.secret(self.key)
+        """The key as `viewer` may see it: in full for admins and the owning team's managers, else masked."""
+        return self.key if viewer is not None and viewer.manages(self.service.team_id) else masking.secret(self.key)
 
     def shown_path(self, viewer) -> str:
         """path(), with the key in it (Alertmanager, generic) as `viewer` may see it."""

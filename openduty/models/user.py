@@ -44,6 +44,8 @@ class User(UserMixin, db.Model):
     name: Mapped[str] = mapped_column(String(200))
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
     is_admin: Mapped[bool] = mapped_column(default=False)
+    # An observer reads everything and changes nothing (no incident actions, no shifts): stakeholders.
+    observer: Mapped[bool] = mapped_column(default=False, server_default="0")
     active: Mapped[bool] = mapped_column(default=True)
     # None: the user can be paged but cannot log in until a password is set.
     password_hash: Mapped[str | None] = mapped_column(String(255))
@@ -69,6 +71,24 @@ class User(UserMixin, db.Model):
     api_tokens: Mapped[list["ApiToken"]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="ApiToken.id"
     )
+    memberships: Mapped[list["TeamMember"]] = relationship(  # noqa: F821
+        back_populates="user", cascade="all, delete-orphan", order_by="TeamMember.id"
+    )
+
+    @property
+    def role(self) -> str:
+        """admin, observer or member: what the user may do beyond their teams."""
+        return "admin" if self.is_admin else "observer" if self.observer else "member"
+
+    def team_ids(self) -> set[int]:
+        return {m.team_id for m in self.memberships}
+
+    def managed_team_ids(self) -> set[int]:
+        return {m.team_id for m in self.memberships if m.role == "manager"}
+
+    def manages(self, team_id: int | None) -> bool:
+        """Whether this user may edit what the team owns: admins always; managers of that team."""
+        return self.is_admin or (team_id is not None and team_id in self.managed_team_ids())
 
     @property
     def is_active(self) -> bool:  # Flask-Login: a deactivated user cannot log in

@@ -19,10 +19,26 @@ from openduty.views import (
     policies,
     schedules,
     services,
+    teams,
     users,
 )
 
-BLUEPRINTS = (auth, health, home, api, users, services, incidents, policies, schedules, events, calendar, ack, audit)
+BLUEPRINTS = (
+    auth,
+    health,
+    home,
+    api,
+    users,
+    services,
+    incidents,
+    policies,
+    schedules,
+    events,
+    calendar,
+    ack,
+    audit,
+    teams,
+)
 
 
 def register(app: Flask) -> None:

@@ -9,7 +9,7 @@ from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from openduty import clock, escalation, incidents, oncall, users, validation
+from openduty import clock, escalation, incidents, oncall, teams, users, validation
 from openduty import policies as domain
 from openduty.errors import ApiError
 from openduty.extensions import db
@@ -37,6 +37,7 @@ def _show(policy: EscalationPolicy, status: int = 200, errors: dict | None = Non
         "form": request.form,
         "users": users.active_users(),
         "schedules": db.session.scalars(select(Schedule).order_by(func.lower(Schedule.name))).all(),
+        "team_options": teams.choices_for(current_user),
     }
     if not (block and is_htmx()):  # the rest of the page (the preview refreshes on its own)
         context.update(
@@ -67,7 +68,14 @@ def _invalid(policy: EscalationPolicy | None, errors: dict):
 
 def _index(status: int = 200, errors: dict | None = None):
     policies = domain.all_policies()
-    return render("policies/index.html", status=status, policies=policies, errors=errors or {}, form=request.form)
+    return render(
+        "policies/index.html",
+        status=status,
+        policies=policies,
+        errors=errors or {},
+        form=request.form,
+        team_options=teams.choices_for(current_user),
+    )
 
 
 @bp.get("/policies")
@@ -82,8 +90,9 @@ def _save(policy: EscalationPolicy | None) -> EscalationPolicy:
         "name": form.get("name"),
         "description": form.get("description"),
         "repeat_count": form.get("repeat_count") or "0",
+        "team_id": form.get("team_id", ""),
     }
-    return domain.save_policy(policy, data, repeat_label="Repeat count")
+    return domain.save_policy(policy, data, repeat_label="Repeat count", actor=current_user)
 
 
 @bp.post("/policies")

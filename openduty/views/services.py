@@ -12,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from openduty import clock, escalation, oncall
+from openduty import clock, escalation, oncall, teams
 from openduty import services as domain
 from openduty.errors import ValidationError
 from openduty.extensions import db
@@ -54,6 +54,7 @@ def _form_data() -> dict:
     return {
         "name": form.get("name", ""),
         "description": form.get("description", ""),
+        "team_id": form.get("team_id", ""),
         "escalation_policy_id": form.get("escalation_policy_id", ""),
         "ack_timeout_minutes": form.get("ack_timeout_minutes", ""),
         "maintenance_until": form.get("maintenance_until", ""),
@@ -64,7 +65,13 @@ def _form_data() -> dict:
 def _render_form(service: Service | None, values: dict, errors: dict | None = None, status: int = 200):
     policies = db.session.scalars(select(EscalationPolicy).order_by(EscalationPolicy.name)).all()
     return render(
-        "services/form.html", service=service, values=values, errors=errors or {}, policies=policies, status=status
+        "services/form.html",
+        service=service,
+        values=values,
+        errors=errors or {},
+        policies=policies,
+        team_options=teams.choices_for(current_user),
+        status=status,
     )
 
 
@@ -74,6 +81,7 @@ def _values_of(service: Service) -> dict:
     return {
         "name": service.name,
         "description": service.description,
+        "team_id": service.team_id or "",
         "escalation_policy_id": service.escalation_policy_id or "",
         "ack_timeout_minutes": service.ack_timeout_minutes or "",
         "maintenance_until": local,
@@ -84,7 +92,7 @@ def _values_of(service: Service) -> dict:
 def _save(service: Service | None):
     values = _form_data()
     try:
-        service = domain.save_service(service, values, local_zone=_zone())
+        service = domain.save_service(service, values, local_zone=_zone(), actor=current_user)
     except ValidationError as exc:
         return _render_form(service, values, exc.fields, status=422)
     db.session.commit()

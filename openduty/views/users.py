@@ -52,6 +52,7 @@ class ProfileForm(FlaskForm):
 
 class UserForm(ProfileForm):
     is_admin = BooleanField("Admin (can manage users and everything else)")
+    observer = BooleanField("Observer (reads everything, changes nothing: for stakeholders)")
     password = PasswordField("Password")
 
 
@@ -142,6 +143,7 @@ def edit(user_id: int):
             # rights stay, so that there is always an admin who can log in.
             data.pop("password")
             data.pop("is_admin")
+            data.pop("observer")
         try:
             users.update_user(user, data, actor=current_user)
         except ApiError as exc:

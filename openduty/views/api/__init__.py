@@ -74,5 +74,6 @@ from openduty.views.api import (  # noqa: E402,F401
     policies,
     schedules,
     services,
+    teams,
     users,
 )

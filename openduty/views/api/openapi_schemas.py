@@ -92,6 +92,8 @@ SCHEMAS: dict[str, dict] = {
             "name": STR,
             "time_zone": STR,
             "is_admin": BOOL,
+            "observer": BOOL,
+            "role": {"enum": ["admin", "member", "observer"]},
             "active": BOOL,
             "has_password": BOOL,
             "auth_source": STR,
@@ -117,6 +119,7 @@ SCHEMAS: dict[str, dict] = {
             "id": ID,
             "name": STR,
             "description": NSTR,
+            "team_id": NINT,
             "escalation_policy_id": NINT,
             "ack_timeout_minutes": NINT,
             "maintenance_until": NTIME,
@@ -131,6 +134,7 @@ SCHEMAS: dict[str, dict] = {
             "id": ID,
             "name": STR,
             "description": NSTR,
+            "team_id": NINT,
             "repeat_count": INT,
             "levels": {
                 "type": "array",
@@ -174,6 +178,7 @@ SCHEMAS: dict[str, dict] = {
             "name": STR,
             "time_zone": STR,
             "description": NSTR,
+            "team_id": NINT,
             "layers": {"type": "array", "items": ref("Layer")},
             "on_call_now": {"type": "array", "items": ref("UserRef")},
             "gap_warning": NSTR,
@@ -252,6 +257,16 @@ SCHEMAS: dict[str, dict] = {
             "data": {"type": ["object", "null"]},
         }
     ),
+    "Team": obj(
+        {
+            "id": ID,
+            "name": STR,
+            "description": NSTR,
+            "from_directory": BOOL,
+            "members": {"type": "array", "items": obj({"user": USER_REF, "role": {"enum": ["member", "manager"]}})},
+            "created_at": NTIME,
+        }
+    ),
     "AuditEntry": obj(
         {
             "id": ID,
@@ -289,11 +304,13 @@ USER_FIELDS = {
     "name": text(200),
     "time_zone": STR,
     "is_admin": BOOL,
+    "observer": BOOL,
     "password": {"type": ["string", "null"], "maxLength": 200},
 }
 SERVICE_FIELDS = {
     "name": text(200),
     "description": {"type": ["string", "null"], "maxLength": 2000},
+    "team_id": nullable(ID),
     "escalation_policy_id": nullable(ID),
     "ack_timeout_minutes": {"type": ["integer", "null"], "minimum": 1},
     "maintenance_until": nullable(SENT_TIME),
@@ -302,6 +319,7 @@ SERVICE_FIELDS = {
 POLICY_FIELDS = {
     "name": text(200),
     "description": {"type": ["string", "null"], "maxLength": 2000},
+    "team_id": nullable(ID),
     "repeat_count": {"type": "integer", "minimum": 0},
     "levels": {
         "type": "array",
@@ -322,6 +340,7 @@ SCHEDULE_FIELDS = {
     "name": text(200),
     "time_zone": STR,
     "description": {"type": ["string", "null"], "maxLength": 2000},
+    "team_id": nullable(ID),
     "layers": {"type": "array", "items": LAYER_BODY},
 }
 NO_FIELDS = obj({}, closed=True)
@@ -364,4 +383,8 @@ BODIES: dict[str, dict] = {
     "Snooze": obj({"minutes": {"type": "integer", "minimum": 1}}, closed=True),
     "Reassign": obj({"user_id": ID}, closed=True),
     "NoFields": NO_FIELDS,
+    "TeamBody": obj(
+        {"name": text(200), "description": {"type": "string", "maxLength": 2000}}, required=(), closed=True
+    ),
+    "TeamMemberBody": obj({"user_id": ID, "role": {"enum": ["member", "manager"]}}, required=("user_id",), closed=True),
 }

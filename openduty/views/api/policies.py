@@ -13,7 +13,7 @@ from openduty import clock, escalation
 from openduty import policies as domain
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, EscalationTarget
-from openduty.views.api import bp, created, get_or_404, json_body
+from openduty.views.api import api_user, bp, created, get_or_404, json_body
 
 
 def policy_json(policy: EscalationPolicy, with_preview: bool = True) -> dict[str, Any]:
@@ -21,6 +21,7 @@ def policy_json(policy: EscalationPolicy, with_preview: bool = True) -> dict[str
         "id": policy.id,
         "name": policy.name,
         "description": policy.description,
+        "team_id": policy.team_id,
         "repeat_count": policy.repeat_count,
         "levels": [
             {
@@ -59,7 +60,7 @@ def list_policies():
 
 @bp.post("/escalation-policies")
 def create_policy():
-    policy = domain.save_policy(None, json_body(domain.POLICY_FIELDS))
+    policy = domain.save_policy(None, json_body(domain.POLICY_FIELDS), actor=api_user())
     db.session.commit()
     return created(policy_json(policy), url_for("api.get_policy", policy_id=policy.id))
 
@@ -72,7 +73,7 @@ def get_policy(policy_id: int):
 @bp.patch("/escalation-policies/<int:policy_id>")
 def update_policy(policy_id: int):
     policy = get_or_404(EscalationPolicy, policy_id, "escalation policy")
-    domain.save_policy(policy, json_body(domain.POLICY_FIELDS))
+    domain.save_policy(policy, json_body(domain.POLICY_FIELDS), actor=api_user())
     db.session.commit()
     return jsonify(policy_json(policy))
 

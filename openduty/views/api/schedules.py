@@ -75,6 +75,7 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
         "name": schedule.name,
         "time_zone": schedule.time_zone,
         "description": schedule.description,
+        "team_id": schedule.team_id,
         "layers": [layer_json(layer, schedule) for layer in schedule.layers],
         "on_call_now": [user_ref(u) for u in oncall.who_is_on_call(schedule, now)],
         "gap_warning": warning.message if warning else None,
@@ -95,7 +96,7 @@ def list_schedules():
 @bp.post("/schedules")
 def create_schedule():
     body = json_body(schedules.SCHEDULE_FIELDS)
-    clean = schedules.clean_schedule(body)
+    clean = schedules.clean_schedule(body, actor=api_user())
     layers = schedules.clean_layers(body.get("layers", []), clean["time_zone"])
     schedule = Schedule(**clean)
     db.session.add(schedule)
@@ -113,7 +114,7 @@ def get_schedule(schedule_id: int):
 def update_schedule(schedule_id: int):
     schedule = _schedule(schedule_id)
     body = json_body(schedules.SCHEDULE_FIELDS)
-    clean = schedules.clean_schedule(body, schedule)
+    clean = schedules.clean_schedule(body, schedule, actor=api_user())
     zone = clean.get("time_zone", schedule.time_zone)
     layers = schedules.clean_layers(body["layers"], zone) if "layers" in body else None
     for key, value in clean.items():

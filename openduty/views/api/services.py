@@ -32,6 +32,7 @@ def service_json(service: Service) -> dict[str, Any]:
         "id": service.id,
         "name": service.name,
         "description": service.description,
+        "team_id": service.team_id,
         "escalation_policy_id": service.escalation_policy_id,
         "ack_timeout_minutes": service.ack_timeout_minutes,
         "maintenance_until": iso(service.maintenance_until),
@@ -49,7 +50,7 @@ def list_services():
 
 @bp.post("/services")
 def create_service():
-    service = domain.save_service(None, json_body(domain.SERVICE_FIELDS))
+    service = domain.save_service(None, json_body(domain.SERVICE_FIELDS), actor=api_user())
     db.session.commit()
     return created(service_json(service), url_for("api.get_service", service_id=service.id))
 
@@ -62,7 +63,7 @@ def get_service(service_id: int):
 @bp.patch("/services/<int:service_id>")
 def update_service(service_id: int):
     service = get_or_404(Service, service_id, "service")
-    domain.save_service(service, json_body(domain.SERVICE_FIELDS))
+    domain.save_service(service, json_body(domain.SERVICE_FIELDS), actor=api_user())
     db.session.commit()
     return jsonify(service_json(service))
 

@@ -29,6 +29,8 @@ def user_json(user: User) -> dict[str, Any]:
         "name": user.name,
         "time_zone": user.time_zone,
         "is_admin": user.is_admin,
+        "observer": user.observer,
+        "role": user.role,
         "active": user.active,
         "has_password": user.password_hash is not None,
         "auth_source": user.auth_source,

@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from openduty import clock, ical, oncall, overrides, schedules
+from openduty import clock, ical, oncall, overrides, schedules, teams
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, User
@@ -53,6 +53,7 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
         "on_call_users": oncall.who_is_on_call(schedule, now),
         "gaps": [oncall.gap_warnings(schedule)],
         "policies": schedules.policies_using(schedule),
+        "team_options": teams.choices_for(current_user),
         "errors": errors or {},
         "values": values or {},
         # A layer edit or move that failed: which layer's form to reopen, its errors and input.
@@ -118,7 +119,14 @@ def override_list_context(schedule: Schedule, known: dict | None = None) -> dict
 @bp.get("")
 def index():
     rows = _index_rows()
-    return render("schedules/index.html", rows=rows, errors={}, values={}, zones=_common_zones())
+    return render(
+        "schedules/index.html",
+        rows=rows,
+        errors={},
+        values={},
+        zones=_common_zones(),
+        team_options=teams.choices_for(current_user),
+    )
 
 
 def _index_rows() -> list[tuple]:
@@ -138,11 +146,11 @@ def _common_zones() -> list[str]:
 def create():
     values = request.form.to_dict()
     try:
-        clean = schedules.clean_schedule(values)
+        clean = schedules.clean_schedule(values, actor=current_user)
     except ValidationError as exc:
         return render(
             "schedules/index.html", rows=_index_rows(), errors=exc.fields, values=values,
-            zones=_common_zones(), status=422,
+            zones=_common_zones(), team_options=teams.choices_for(current_user), status=422,
         )  # fmt: skip
     schedule = Schedule(**clean)
     db.session.add(schedule)
@@ -179,7 +187,7 @@ def edit(schedule_id: int):
     schedule = db.get_or_404(Schedule, schedule_id)
     values = request.form.to_dict()
     try:
-        clean = schedules.clean_schedule(values, schedule)
+        clean = schedules.clean_schedule(values, schedule, actor=current_user)
     except ValidationError as exc:
         return detail_error(schedule, exc, values)
     for key, value in clean.items():
