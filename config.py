@@ -152,6 +152,10 @@ class Config:
     # A phone number in E.164 becomes an SMS contact method at the first login (empty: not read).
     LDAP_ATTR_PHONE = os.environ.get("LDAP_ATTR_PHONE", "telephoneNumber")
     LDAP_ADMIN_GROUP = os.environ.get("LDAP_ADMIN_GROUP") or None
+    # Teams from the directory: groups under LDAP_GROUP_BASE that match LDAP_TEAM_GROUPS (a filter,
+    # e.g. "(cn=team-*)") become teams named by their cn, their members its members (unset: off).
+    LDAP_GROUP_BASE = os.environ.get("LDAP_GROUP_BASE", "")
+    LDAP_TEAM_GROUPS = os.environ.get("LDAP_TEAM_GROUPS") or None
     LDAP_TIMEOUT_SECONDS = _env_int("LDAP_TIMEOUT_SECONDS", 5)
     # `sync` runs this often when a directory is set (0: only `flask openduty ldap-sync`).
     LDAP_SYNC_MINUTES = _env_int("LDAP_SYNC_MINUTES", 60)

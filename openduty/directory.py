@@ -16,7 +16,7 @@ from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
 from sqlalchemy import select
 
-from openduty import audit, validation
+from openduty import audit, teams, validation
 from openduty.extensions import db
 from openduty.models import ContactMethod, User
 
@@ -40,6 +40,8 @@ class Person:
     name: str
     is_admin: bool
     phone: str | None = None  # E.164, when LDAP_ATTR_PHONE holds a usable number
+    # The team groups (LDAP_TEAM_GROUPS) the person is in, DN -> name; None when teams are not mirrored.
+    teams: dict[str, str] | None = None
 
 
 def enabled() -> bool:
@@ -102,9 +104,11 @@ def _service() -> ldap3.Connection:
     return connection
 
 
-def _search(connection: ldap3.Connection, base: str, query: str, scope=ldap3.SUBTREE, attributes=()) -> list:
+def _search(
+    connection: ldap3.Connection, base: str, query: str, scope=ldap3.SUBTREE, attributes=(), size_limit: int = 2
+) -> list:
     try:
-        connection.search(base, query, scope, attributes=list(attributes), size_limit=2)
+        connection.search(base, query, scope, attributes=list(attributes), size_limit=size_limit)
     except ldap_errors.LDAPNoSuchObjectResult:
         return []
     except ldap_errors.LDAPException as exc:
@@ -152,6 +156,21 @@ def _is_admin(connection: ldap3.Connection, dn: str) -> bool:
     return bool(_search(connection, group, f"(|(member={member})(uniqueMember={member}))", ldap3.BASE))
 
 
+# At most this many team groups are read for one person.
+MAX_TEAM_GROUPS = 200
+
+
+def _team_groups(connection: ldap3.Connection, dn: str) -> dict[str, str] | None:
+    """The LDAP_TEAM_GROUPS groups `dn` is a member of (DN -> cn), or None when teams are not mirrored."""
+    groups = _setting("LDAP_TEAM_GROUPS")
+    if not groups:
+        return None
+    member = escape_filter_chars(dn)
+    query = f"(&{groups}(|(member={member})(uniqueMember={member})))"
+    found = _search(connection, _setting("LDAP_GROUP_BASE"), query, attributes=["cn"], size_limit=MAX_TEAM_GROUPS)
+    return {entry.entry_dn: (_value(entry, "cn") or entry.entry_dn)[:200] for entry in found}
+
+
 def _person(connection: ldap3.Connection, entry) -> Person:
     email = _value(entry, _setting("LDAP_ATTR_EMAIL"))
     if not email or "@" not in email:
@@ -166,6 +185,7 @@ def _person(connection: ldap3.Connection, entry) -> Person:
         name=name[:200],
         is_admin=_is_admin(connection, entry.entry_dn),
         phone=_phone(entry),
+        teams=_team_groups(connection, entry.entry_dn),
     )
 
 
@@ -215,6 +235,8 @@ def mirror(person: Person) -> User:
     user.email = person.email
     user.is_admin = person.is_admin
     db.session.flush()
+    if person.teams is not None:
+        teams.mirror_directory_teams(user, person.teams)
     return user
 
 
@@ -252,9 +274,12 @@ def _sync() -> dict[str, int]:
             except LoginRefused:
                 counts["failed"] += 1
                 continue
-            before = (user.name, user.email, user.is_admin)
+            before = (user.name, user.email, user.is_admin, user.team_ids())
             user.name, user.email, user.is_admin = person.name, person.email, person.is_admin
-            counts["refreshed" if before != (user.name, user.email, user.is_admin) else "unchanged"] += 1
+            if person.teams is not None:
+                teams.mirror_directory_teams(user, person.teams)
+            after = (user.name, user.email, user.is_admin, user.team_ids())
+            counts["refreshed" if before != after else "unchanged"] += 1
     finally:
         _close(service)
     db.session.flush()

@@ -1,12 +1,13 @@
 """Directory logins and sync against a real OpenLDAP server (tests/ldap_server.py)."""
 
+import ldap3
 import pytest
 from sqlalchemy import func, select
 
 from openduty import directory, jobs
 from openduty.extensions import db
-from openduty.models import ApiToken, AuditEntry, User
-from tests import factories
+from openduty.models import ApiToken, AuditEntry, Team, TeamMember, User
+from tests import factories, ldap_server
 from tests.ldap_server import ADMINS, person_dn
 from tests.processes import self_signed_certificate
 
@@ -199,3 +200,34 @@ def test_a_phone_number_in_the_directory_becomes_an_unused_sms_method(ldap_on):
         ("sms", "+14155550123"),
     ]
     assert user.notification_rules == []
+
+
+def test_team_groups_become_teams_and_sync_follows_the_directory(app, ldap_on):
+    app.config.update(LDAP_GROUP_BASE=ldap_server.GROUPS, LDAP_TEAM_GROUPS="(cn=team-*)")
+    local = Team(name="On-call guild", description="")  # a local team the directory never touches
+    db.session.add(local)
+    db.session.commit()
+    alice = directory.mirror(directory.authenticate("alice", "alice-pass"))
+    local.members.append(TeamMember(user=alice))
+    db.session.commit()
+    assert sorted(m.team.name for m in alice.memberships) == ["On-call guild", "team-databases"]
+    databases = db.session.scalar(select(Team).where(Team.name == "team-databases"))
+    assert databases.directory_dn == f"cn=team-databases,{ldap_server.GROUPS}"
+    bob = directory.mirror(directory.authenticate("bob", "bob-pass"))
+    db.session.commit()
+    assert [m.team.name for m in bob.memberships] == ["team-web"]
+    group = f"cn=team-databases,{ldap_server.GROUPS}"
+    with ldap_on.admin() as conn:
+        conn.modify(group, {"member": [(ldap3.MODIFY_DELETE, [person_dn("alice")])]})
+        conn.modify(group, {"member": [(ldap3.MODIFY_ADD, [person_dn("bob")])]})
+    try:
+        counts = directory.sync()
+        db.session.commit()
+    finally:
+        with ldap_on.admin() as conn:
+            conn.modify(group, {"member": [(ldap3.MODIFY_ADD, [person_dn("alice")])]})
+            conn.modify(group, {"member": [(ldap3.MODIFY_DELETE, [person_dn("bob")])]})
+    db.session.expire_all()
+    assert counts["refreshed"] == 2
+    assert [m.team.name for m in db.session.get(User, alice.id).memberships] == ["On-call guild"]
+    assert sorted(m.team.name for m in db.session.get(User, bob.id).memberships) == ["team-databases", "team-web"]
