@@ -45,7 +45,7 @@ from sqlalchemy.orm import joinedload
 
 from openduty import validation
 from openduty.extensions import db
-from openduty.models import Incident
+from openduty.models import Incident, Service, User
 from openduty.models.incident import FTS_TABLE, OPEN_SQL, SEARCHED
 from openduty.validation import FieldError
 
@@ -112,6 +112,9 @@ class Filters:
     service_id: int | None = None
     q: str = ""
     assigned_to_id: int | None = None
+    # "all", "mine" (the viewer's teams; the console's default for people in a team) or a team's id.
+    team: str = "all"
+    team_ids: set[int] | None = None  # what `team` means for the viewer (for_viewer): None is everything
     page: int = 1
     per_page: int = PER_PAGE
     cursor: Cursor | None = None
@@ -124,7 +127,7 @@ class Page:
     next_cursor: Cursor | None
 
 
-def parse_filters(args: Any, default_status: str = "open") -> Filters:
+def parse_filters(args: Any, default_status: str = "open", default_team: str = "all") -> Filters:
     """Read list filters from query arguments; raises FieldError naming the bad one (BadCursor for
     a bad `cursor`)."""
     status = (args.get("status") or default_status).strip().lower()
@@ -135,6 +138,13 @@ def parse_filters(args: Any, default_status: str = "open") -> Filters:
     if reason:
         raise FieldError(f"q: the search text {reason}; remove it.")
     filters = Filters(status=status, q=q)
+    team = (args.get("team_id") or "").strip() or default_team
+    if team not in ("all", "mine"):
+        try:
+            team = str(validation.object_id(team, label="team_id"))
+        except FieldError as exc:
+            raise FieldError(f"team_id: {exc} (or all, or mine)") from exc
+    filters.team = team
     for name in ("service_id", "page", "per_page"):
         raw = args.get(name)
         if raw in (None, ""):
@@ -151,6 +161,15 @@ def parse_filters(args: Any, default_status: str = "open") -> Filters:
     return filters
 
 
+def for_viewer(filters: Filters, viewer: User) -> Filters:
+    """Resolve `team` for `viewer`: "mine" is the viewer's teams, a number that team, "all" everything."""
+    if filters.team == "mine":
+        filters.team_ids = viewer.team_ids()
+    elif filters.team != "all":
+        filters.team_ids = {int(filters.team)}
+    return filters
+
+
 def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.status == "open":
@@ -161,6 +180,9 @@ def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
         conditions.append(Incident.service_id == filters.service_id)
     if filters.assigned_to_id is not None:
         conditions.append(Incident.assigned_to_id == filters.assigned_to_id)
+    if filters.team_ids is not None:
+        owned = select(Service.id).where(Service.team_id.in_(filters.team_ids or {-1}))
+        conditions.append(Incident.service_id.in_(owned))
     if filters.q:
         conditions.append(_search(filters.q))
     return conditions

@@ -146,3 +146,24 @@ def test_managers_handle_any_override_on_their_teams_schedule(client, auth, post
     assert override.user_id == sam.id
     assert post_form(f"/schedules/{schedule.id}/overrides/{override.id}/delete").status_code == 302
     assert db.session.scalar(select(ScheduleOverride).where(ScheduleOverride.schedule_id == schedule.id)) is None
+
+
+def test_the_console_shows_my_teams_by_default_and_any_team_on_request(client, auth, api, org):
+    shop = factories_escalation.open_incident(db.session.get(Service, org["shop"]), summary="Shop is down")
+    factories_escalation.open_incident(db.session.get(Service, org["warehouse"]), summary="Warehouse is slow")
+    auth.login("sam@example.com")
+    mine = client.get("/incidents").get_data(as_text=True)
+    assert "Shop is down" in mine and "Warehouse is slow" not in mine
+    everything = client.get("/incidents?team_id=all").get_data(as_text=True)
+    assert "Shop is down" in everything and "Warehouse is slow" in everything
+    data = client.get(f"/incidents?team_id={org['data']}").get_data(as_text=True)
+    assert "Shop is down" not in data and "Warehouse is slow" in data
+    assert client.get("/incidents?team_id=nope").status_code == 400
+    auth.logout()
+    auth.login("admin@example.com")  # in no team: everything by default
+    assert "Warehouse is slow" in client.get("/incidents").get_data(as_text=True)
+    api.as_user(User.by_email("sam@example.com"))
+    assert [i["id"] for i in api.get("/api/v1/incidents?team_id=mine").get_json()["incidents"]] == [shop.id]
+    assert len(api.get("/api/v1/incidents").get_json()["incidents"]) == 2
+    bad = api.get("/api/v1/incidents?team_id=0")
+    assert bad.status_code == 422 and "team_id" in bad.get_json()["error"]["fields"]

@@ -14,7 +14,7 @@ from openduty import incident_lists as lists
 from openduty import incidents as domain
 from openduty import users, validation
 from openduty.extensions import db
-from openduty.models import Incident, Service
+from openduty.models import Incident, Service, Team
 from openduty.views import get_or_404, is_htmx, render, safe_next
 
 bp = Blueprint("incidents", __name__, url_prefix="/incidents")
@@ -51,16 +51,21 @@ def shown_count(n: int) -> str:
     return lists.shown_count(n)
 
 
+def _default_team() -> str:
+    """People in a team see their teams' incidents unless they choose otherwise."""
+    return "mine" if current_user.team_ids() else "all"
+
+
 def _filters():
     try:
-        filters = lists.parse_filters(request.args)
+        filters = lists.parse_filters(request.args, default_team=_default_team())
     except lists.BadCursor as exc:
         abort(400, f"Bad link: {str(exc).partition(': ')[2]}")
     except validation.FieldError as exc:
         abort(400, f"Bad filter: {exc}")
     if request.args.get("mine") == "1":
         filters.assigned_to_id = current_user.id
-    return filters
+    return lists.for_viewer(filters, current_user)
 
 
 def _query_string(filters, **override) -> str:
@@ -69,6 +74,7 @@ def _query_string(filters, **override) -> str:
         "service_id": filters.service_id or "",
         "q": filters.q,
         "mine": "1" if filters.assigned_to_id else "",
+        "team_id": filters.team if filters.team != _default_team() else "",
         "page": filters.page if filters.page > 1 else "",
         "cursor": filters.cursor.encode() if filters.cursor else "",
     }
@@ -84,6 +90,7 @@ def index():
     filters = _filters()
     page = lists.page_of(filters)
     services = db.session.scalars(select(Service).order_by(Service.name)).all()
+    all_teams = db.session.scalars(select(Team).order_by(Team.name)).all()
     query = _query_string(filters)
     return render(
         "incidents/index.html",
@@ -92,6 +99,7 @@ def index():
         total=lists.count(filters, cap=lists.COUNT_CAP),
         filters=filters,
         services=services,
+        teams=all_teams,
         tabs=TABS,
         list_url=url_for("incidents.index") + ("?" + query if query else ""),
         query_for=lambda **override: _query_string(filters, **override),

@@ -65,13 +65,14 @@ def log_entry_json(entry: LogEntry) -> dict[str, Any]:
 
 
 # What a `next` link keeps of the request (beside the new cursor).
-LIST_ARGS = ("status", "service_id", "q", "assigned_to", "per_page", "total")
+LIST_ARGS = ("status", "service_id", "team_id", "q", "assigned_to", "per_page", "total")
 
 
 @bp.get("/incidents")
 def list_incidents():
     """Newest first. `status` is open (default: triggered + acknowledged), triggered, acknowledged,
-    resolved or all; `service_id`, `q` (text or #number), `per_page` (<= 100); `cursor` (from the
+    resolved or all; `service_id`, `team_id` (a team's id, `mine` for the caller's teams, or `all`, the
+    default), `q` (text or #number), `per_page` (<= 100); `cursor` (from the
     `next` link) or `page` for later pages; `total=true` to count every match."""
     try:
         filters = lists.parse_filters(request.args)
@@ -86,6 +87,7 @@ def list_incidents():
         raise ValidationError({"total": "use true or false."}) from exc
     if request.args.get("assigned_to") == "me":
         filters.assigned_to_id = api_user().id
+    lists.for_viewer(filters, api_user())
     page = lists.page_of(filters)
     next_url = None
     if page.next_cursor is not None:

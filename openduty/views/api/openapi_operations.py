@@ -39,6 +39,7 @@ AT = [param("at", SENT_TIME, description="default now")]
 INCIDENT_FILTERS = [
     param("status", {"enum": list(STATUS_FILTERS)}),
     param("service_id", ID),
+    param("team_id", STR, description="a team's id, mine (the caller's teams) or all (default)"),
     param("q", text(MAX_SEARCH), description="text in summary, dedup key or source, or #number"),
     param("assigned_to", {"enum": ["me"]}),
     param("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}),
