@@ -167,3 +167,19 @@ def test_the_console_shows_my_teams_by_default_and_any_team_on_request(client, a
     assert len(api.get("/api/v1/incidents").get_json()["incidents"]) == 2
     bad = api.get("/api/v1/incidents?team_id=0")
     assert bad.status_code == 422 and "team_id" in bad.get_json()["error"]["fields"]
+
+
+def test_only_admins_make_observers(api, admin, client, auth, post_form, org):
+    sam = User.by_email("sam@example.com")
+    api.as_user(sam)
+    refused = api.patch(f"/api/v1/users/{sam.id}", json={"observer": True})
+    assert refused.status_code == 403 and "observer" in refused.get_json()["error"]["fields"]
+    api.as_user(admin)
+    made = api.patch(f"/api/v1/users/{sam.id}", json={"observer": True}).get_json()
+    assert (made["observer"], made["role"]) == (True, "observer")
+    auth.login(admin.email)
+    form = {"name": "Sam", "email": sam.email, "time_zone": "UTC"}  # the box unticked: a member again
+    assert post_form(f"/users/{sam.id}/edit", form).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, sam.id).role == "member"
+    assert ">member<" in client.get("/users/").get_data(as_text=True)
