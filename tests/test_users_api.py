@@ -47,6 +47,8 @@ def test_list_users(api, admin, member):
         "name": "Bob Member",
         "time_zone": "Europe/Budapest",
         "is_admin": False,
+        "observer": False,
+        "role": "member",
         "active": True,
         "has_password": True,
         "auth_source": "local",
