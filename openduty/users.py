@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from openduty import validation
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
-from openduty.models import ApiToken, ContactMethod, NotificationRule, User
+from openduty.models import ApiToken, ContactMethod, NotificationRule, TeamMember, User
 
 # A rule fires this many minutes after the user is paged; a day covers every sane escalation.
 MAX_RULE_DELAY_MINUTES = 24 * 60
@@ -237,6 +237,7 @@ def with_profile(user: User) -> User:
             selectinload(User.contact_methods),
             selectinload(User.notification_rules).joinedload(NotificationRule.contact_method),
             selectinload(User.api_tokens),
+            selectinload(User.memberships).joinedload(TeamMember.team),
         )
         .execution_options(populate_existing=True)
     )

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from openduty.extensions import db
 from openduty.models import AuditEntry, User
-from tests import factories
+from tests import factories, ldap_server
 
 
 @pytest.fixture
@@ -81,10 +81,13 @@ def test_a_deactivated_directory_user_cannot_log_in(client, ldap_on, log_in):
     assert "deactivated" in answer.get_data(as_text=True)
 
 
-def test_a_directory_user_logs_in_through_the_browser(page, live_server, ldap_on):
+def test_a_directory_user_logs_in_through_the_browser(page, app, live_server, ldap_on):
+    app.config.update(LDAP_GROUP_BASE=ldap_server.GROUPS, LDAP_TEAM_GROUPS="(cn=team-*)")
     page.goto(live_server.url + "/login")
     page.fill("input[name=email]", "alice")
     page.fill("input[name=password]", "alice-pass")
     page.click("button[type=submit]")
     page.wait_for_selector("text=Welcome, Alice Liddell")
     assert page.locator("nav a", has_text="Users").count() == 1  # an admin, from the directory's group
+    page.goto(live_server.url + "/profile")
+    assert "team-databases" in page.locator("#details").inner_text()  # a team, from the directory's groups
