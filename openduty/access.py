@@ -186,7 +186,7 @@ RULES: dict[str, Rule] = {
     "teams.update_member": _TEAM,
     "teams.remove_member": _TEAM,
     # The audit log: admins.
-    "audit.index": admin("read the audit log"),
+    "audit.index": manage("read the audit log"),  # managers: their teams' entries (audit.for_viewer)
     # JSON API: reading needs a token; admin rules as in the pages.
     "api.openapi": PUBLIC,  # describes shapes and rules, never data or secrets
     "api.list_users": API,
@@ -245,7 +245,7 @@ RULES: dict[str, Rule] = {
     "api.snooze_incident": API_RESPOND,
     "api.reassign_incident": API_RESPOND,
     "api.add_note": API_RESPOND,
-    "api.list_audit": api_admin("read the audit log"),
+    "api.list_audit": api_manage("read the audit log"),
     "api.list_teams": API,
     "api.get_team": API,
     "api.create_team": api_admin("create teams"),

@@ -21,7 +21,7 @@ AUDIT_RETENTION_DAYS.
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -216,6 +216,34 @@ AUDITED: dict[type, Audited] = {
     ),
 }
 
+# How an audited object leads to the team that owns it: its own `team_id`, or its parent's.
+_PARENTS: dict[type, tuple[str, type, str]] = {
+    Integration: ("service", Service, "service_id"),
+    EscalationLevel: ("policy", EscalationPolicy, "policy_id"),
+    EscalationTarget: ("level", EscalationLevel, "level_id"),
+    ScheduleLayer: ("schedule", Schedule, "schedule_id"),
+    LayerParticipant: ("layer", ScheduleLayer, "layer_id"),
+    ScheduleOverride: ("schedule", Schedule, "schedule_id"),
+}
+
+
+def _team_of(session: Session, obj, depth: int = 0) -> int | None:
+    """The team that owns `obj` (for its managers' view of the log), from loaded state or the session."""
+    state = inspect(obj).dict
+    if isinstance(obj, Team):
+        return state.get("id")
+    if "team_id" in type(obj).__table__.c:
+        return state.get("team_id")
+    parent_of = _PARENTS.get(type(obj))
+    if parent_of is None or depth > 3:
+        return None
+    relationship, model, key = parent_of
+    parent = state.get(relationship)
+    if parent is None and state.get(key) is not None:
+        parent = session.get(model, state[key])
+    return _team_of(session, parent, depth + 1) if parent is not None else None
+
+
 OBJECT_TYPES = sorted({spec.object_type for spec in AUDITED.values()})  # logins are on "user"
 
 
@@ -294,6 +322,7 @@ def _after_flush(session: Session, flush_context) -> None:
             "object_id": object_id,
             "object_label": label,
             "changes": changes,
+            "team_id": _team_of(session, obj),
         }
         entry_id = session.connection().execute(insert(_TABLE).returning(_TABLE.c.id), [row]).scalar_one()
         pending[key] = {"id": entry_id, "action": action, "changes": changes}
@@ -351,6 +380,13 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     before: int | None = None
+    # A manager's view: only entries about what these teams own (None: every entry, for admins).
+    team_ids: set[int] | None = None
+
+
+def for_viewer(filters: Filters, viewer: User) -> Filters:
+    """Admins read every entry; a team's managers read the entries about what their teams own."""
+    return filters if viewer.is_admin else replace(filters, team_ids=viewer.managed_team_ids())
 
 
 def _day_or_time(value: str, label: str, end_of_day: bool) -> datetime:
@@ -411,6 +447,8 @@ def entries(filters: Filters, limit: int = PAGE_SIZE) -> tuple[list[AuditEntry],
         query = query.where(AuditEntry.at < filters.until)
     if filters.before is not None:
         query = query.where(AuditEntry.id < filters.before)
+    if filters.team_ids is not None:
+        query = query.where(AuditEntry.team_id.in_(filters.team_ids or {-1}))
     rows = list(db.session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]

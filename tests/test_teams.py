@@ -183,3 +183,22 @@ def test_only_admins_make_observers(api, admin, client, auth, post_form, org):
     db.session.expire_all()
     assert db.session.get(User, sam.id).role == "member"
     assert ">member<" in client.get("/users/").get_data(as_text=True)
+
+
+def test_managers_read_their_teams_audit_entries_only(client, auth, post_form, api, org):
+    auth.login("mia@example.com")
+    post_form(f"/services/{org['shop']}/edit", {"name": "Shop 2", "team_id": org["web"]})
+    post_form(f"/services/{org['shop']}/integrations", {"kind": "generic", "name": "hook"})
+    auth.logout()
+    auth.login("admin@example.com")
+    post_form(f"/services/{org['warehouse']}/edit", {"name": "Warehouse 2", "team_id": org["data"]})
+    auth.logout()
+    auth.login("mia@example.com")
+    page = client.get("/audit").get_data(as_text=True)
+    assert "Shop 2" in page and "hook" in page and "Warehouse 2" not in page and "login" not in page
+    api.as_user(User.by_email("mia@example.com"))
+    entries = api.get("/api/v1/audit").get_json()["entries"]
+    assert {e["object_label"] for e in entries} >= {"Shop 2", "hook"} and "Warehouse 2" not in str(entries)
+    auth.logout()
+    auth.login("sam@example.com")  # a member, not a manager
+    assert client.get("/audit").status_code == 403

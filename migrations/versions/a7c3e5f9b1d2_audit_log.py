@@ -28,6 +28,7 @@ def upgrade():
         sa.Column('object_id', sa.Integer(), nullable=True),
         sa.Column('object_label', sa.String(length=300), nullable=False),
         sa.Column('changes', sa.JSON(), nullable=False),
+        sa.Column('team_id', sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(['actor_id'], ['users.id'], ondelete='SET NULL'),
         sa.PrimaryKeyConstraint('id'),
     )
@@ -35,6 +36,7 @@ def upgrade():
         batch_op.create_index('ix_audit_log_at', ['at'], unique=False)
         batch_op.create_index('ix_audit_log_object', ['object_type', 'object_id'], unique=False)
         batch_op.create_index('ix_audit_log_actor_id', ['actor_id'], unique=False)
+        batch_op.create_index('ix_audit_log_team_id', ['team_id'], unique=False)
 
 
 def downgrade():

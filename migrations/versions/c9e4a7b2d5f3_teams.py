@@ -53,6 +53,7 @@ def upgrade():
         batch_op.add_column(sa.Column('observer', sa.Boolean(), server_default='0', nullable=False))
 
 
+
 def downgrade():
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_column('observer')

@@ -34,4 +34,7 @@ class AuditEntry(db.Model):
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[int | None] = mapped_column()
     object_label: Mapped[str] = mapped_column(String(300), default="")
+    # The team that owned the object when it changed: that team's managers read the entry too. Not a
+    # foreign key: the log keeps its history when the team is gone (and is written as it goes).
+    team_id: Mapped[int | None] = mapped_column(index=True)
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

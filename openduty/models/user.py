@@ -80,11 +80,20 @@ class User(UserMixin, db.Model):
         """admin, observer or member: what the user may do beyond their teams."""
         return "admin" if self.is_admin else "observer" if self.observer else "member"
 
+    def team_roles(self) -> dict[int, str]:
+        """Team id -> role. Remembered when the login loads the user (`remember_teams`), so that
+        pages and rules ask without a query, even after a rollback expired the memberships."""
+        remembered = getattr(self, "_team_roles", None)
+        return remembered if remembered is not None else {m.team_id: m.role for m in self.memberships}
+
+    def remember_teams(self) -> None:
+        self._team_roles = {m.team_id: m.role for m in self.memberships}
+
     def team_ids(self) -> set[int]:
-        return {m.team_id for m in self.memberships}
+        return set(self.team_roles())
 
     def managed_team_ids(self) -> set[int]:
-        return {m.team_id for m in self.memberships if m.role == "manager"}
+        return {team_id for team_id, role in self.team_roles().items() if role == "manager"}
 
     def manages(self, team_id: int | None) -> bool:
         """Whether this user may edit what the team owns: admins always; managers of that team."""

@@ -18,7 +18,7 @@ def index():
         filters = audit.parse_filters(request.args)
     except validation.FieldError as exc:
         error, filters = str(exc), audit.Filters()
-    rows, cursor = audit.entries(filters) if error is None else ([], None)
+    rows, cursor = audit.entries(audit.for_viewer(filters, current_user)) if error is None else ([], None)
     zone = ZoneInfo(current_user.time_zone or "UTC")
     more = next_page_query(cursor)
     return render(

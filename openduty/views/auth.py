@@ -12,6 +12,7 @@ import hashlib
 from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
+from sqlalchemy.orm import selectinload
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
@@ -37,9 +38,11 @@ def load_user(session_id: str) -> User | None:
     user_id, _, generation = session_id.partition(":")
     if not user_id.isdigit() or not generation.isdigit() or len(session_id) > 40:
         return None
-    user = db.session.get(User, int(user_id))
+    # With the teams: the navigation and the access rules ask which teams the user manages.
+    user = db.session.get(User, int(user_id), options=[selectinload(User.memberships)], populate_existing=True)
     if user is None or not user.active or (user.session_generation or 0) != int(generation):
         return None
+    user.remember_teams()
     return user
 
 

@@ -8,7 +8,7 @@ from openduty import audit, validation
 from openduty.errors import ValidationError
 from openduty.models import AuditEntry
 from openduty.views import next_page_query
-from openduty.views.api import bp, iso
+from openduty.views.api import api_user, bp, iso
 
 
 def audit_entry_json(entry: AuditEntry) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def list_audit():
         limit = validation.integer(per_page, minimum=1, maximum=audit.MAX_PAGE_SIZE, label="per_page")
     except validation.FieldError as exc:
         raise ValidationError({"per_page": str(exc)}) from exc
-    rows, cursor = audit.entries(filters, limit)
+    rows, cursor = audit.entries(audit.for_viewer(filters, api_user()), limit)
     more = next_page_query(cursor)
     return {
         "entries": [audit_entry_json(entry) for entry in rows],
