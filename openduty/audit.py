@@ -13,23 +13,22 @@ directory sync "ldap-sync", a directory login "directory login"; anything else (
 Logins and failed logins are not changes to a row and are recorded by `record()`.
 
 Secrets are masked before they are stored (password hashes, keys, token and calendar secrets,
-contact addresses and iCal URLs as openduty.masking shows them to everyone). Only admins read the
-log (the /audit page and GET /api/v1/audit); `purge()` removes entries older than
-AUDIT_RETENTION_DAYS.
+contact addresses and iCal URLs as openduty.masking shows them to everyone). Reading the log and
+its retention purge are openduty.audit_log.
 """
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
-from flask import current_app, g, has_app_context
-from sqlalchemy import delete, event, insert, inspect, select, update
+from flask import g, has_app_context
+from sqlalchemy import event, insert, inspect, update
 from sqlalchemy.orm import Session
 
-from openduty import clock, masking, validation
+from openduty import clock, masking
 from openduty.extensions import db
 from openduty.models import (
     ApiToken,
@@ -52,8 +51,6 @@ from openduty.models import (
 
 _INFO_KEY = "openduty.audit.pending"
 _TABLE = AuditEntry.__table__
-PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 
 
 @dataclass(frozen=True)
@@ -364,102 +361,3 @@ def record(action: str, object_type: str, object_id: int | None, label: str, cha
             changes={name: _json(value) for name, value in (changes or {}).items()},
         )
     )
-
-
-# --- Reading and purging --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What the page and the API filter by; every field optional. `before` is the keyset cursor:
-    entries with a smaller id (the log is read newest first)."""
-
-    actor: str = ""
-    object_type: str = ""
-    object_id: int | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    before: int | None = None
-    # A manager's view: only entries about what these teams own (None: every entry, for admins).
-    team_ids: set[int] | None = None
-
-
-def for_viewer(filters: Filters, viewer: User) -> Filters:
-    """Admins read every entry; a team's managers read the entries about what their teams own."""
-    return filters if viewer.is_admin else replace(filters, team_ids=viewer.managed_team_ids())
-
-
-def _day_or_time(value: str, label: str, end_of_day: bool) -> datetime:
-    """A date (a whole day in UTC; `end_of_day` takes the next midnight) or an ISO 8601 time with offset."""
-    text = value.strip()
-    if len(text) == 10:
-        try:
-            day = date.fromisoformat(text)
-        except ValueError as exc:
-            message = f"{label}: use a date like 2026-03-01 or a time like 2026-03-01T09:00Z."
-            raise validation.FieldError(message) from exc
-        validation.in_year_range(day, label)
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return start + timedelta(days=1) if end_of_day else start
-    try:
-        return validation.aware_datetime(text, label=label)
-    except validation.FieldError as exc:
-        raise validation.FieldError(f"{label}: {exc}") from exc
-
-
-def parse_filters(args: Mapping[str, str]) -> Filters:
-    """Filters from query arguments (the page and the API); raises FieldError "<name>: <what to fix>"."""
-    values: dict[str, Any] = {}
-    actor = (args.get("actor") or "").strip()
-    if len(actor) > 300 or validation.unstorable(actor):
-        raise validation.FieldError("actor: give at most 300 printable characters of an email or a name.")
-    values["actor"] = actor
-    object_type = (args.get("object_type") or "").strip()
-    if object_type and object_type not in OBJECT_TYPES:
-        raise validation.FieldError(f"object_type: use one of {', '.join(OBJECT_TYPES)}.")
-    values["object_type"] = object_type
-    for name in ("object_id", "before"):
-        if args.get(name):
-            try:
-                values[name] = validation.object_id(args[name], label=name)
-            except validation.FieldError as exc:
-                raise validation.FieldError(f"{name}: {exc}") from exc
-    if args.get("since"):
-        values["since"] = _day_or_time(args["since"], "since", end_of_day=False)
-    if args.get("until"):
-        values["until"] = _day_or_time(args["until"], "until", end_of_day=True)
-    return Filters(**values)
-
-
-def entries(filters: Filters, limit: int = PAGE_SIZE) -> tuple[list[AuditEntry], int | None]:
-    """One page of the log, newest first, and the cursor of the next page (None at the end)."""
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
-    if filters.actor:
-        pattern = "%" + filters.actor.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(db.func.lower(AuditEntry.actor).like(pattern, escape="\\"))
-    if filters.object_type:
-        query = query.where(AuditEntry.object_type == filters.object_type)
-    if filters.object_id is not None:
-        query = query.where(AuditEntry.object_id == filters.object_id)
-    if filters.since is not None:
-        query = query.where(AuditEntry.at >= filters.since)
-    if filters.until is not None:
-        query = query.where(AuditEntry.at < filters.until)
-    if filters.before is not None:
-        query = query.where(AuditEntry.id < filters.before)
-    if filters.team_ids is not None:
-        query = query.where(AuditEntry.team_id.in_(filters.team_ids or {-1}))
-    rows = list(db.session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None)
-
-
-def purge(now: datetime | None = None) -> int:
-    """Delete entries older than AUDIT_RETENTION_DAYS (0 keeps them forever); returns how many."""
-    days = current_app.config["AUDIT_RETENTION_DAYS"]
-    if not days:
-        return 0
-    cutoff = (now or clock.now()) - timedelta(days=days)
-    result = db.session.execute(delete(AuditEntry).where(AuditEntry.at < cutoff))
-    return result.rowcount or 0

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from flask import current_app
 
-from openduty import audit, clock, delivery, directory, escalation, ical, password_reset, timers
+from openduty import audit_log, clock, delivery, directory, escalation, ical, password_reset, timers
 from openduty.extensions import db
 
 
@@ -68,7 +68,7 @@ def sync_directory() -> dict[str, int] | str:
 def purge_audit_log() -> int:
     """Periodic (daily): delete audit entries older than AUDIT_RETENTION_DAYS (0 keeps them forever)."""
     timers.schedule_periodic("openduty.jobs.purge_audit_log", timers.AUDIT_PURGE_INTERVAL)
-    removed = audit.purge()
+    removed = audit_log.purge()
     db.session.commit()
     return removed
 

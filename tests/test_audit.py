@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from openduty import audit
+from openduty import audit, audit_log
 from openduty.extensions import db
 from openduty.models import ApiToken, AuditEntry, Integration, Schedule, User
 from tests import factories, factories_escalation, factories_events, factories_schedules
@@ -289,14 +289,14 @@ def test_deleting_a_service_records_what_went_with_it(client, auth, world):
 
 def test_the_page_filters_and_pages_in_place(client, auth, world):
     auth.login("admin@example.com")
-    for n in range(audit.PAGE_SIZE + 5):
+    for n in range(audit_log.PAGE_SIZE + 5):
         db.session.get(Integration, world["integration"]).name = f"hook {n}"
         db.session.commit()
     page = client.get("/audit?object_type=integration")
     html = page.get_data(as_text=True)
-    assert page.status_code == 200 and html.count("<tr>") == audit.PAGE_SIZE + 1  # + the header row
-    assert "hook 104" not in html and f"hook {audit.PAGE_SIZE + 4}" in html and "Show older entries" in html
-    cursor = _entries()[-audit.PAGE_SIZE].id
+    assert page.status_code == 200 and html.count("<tr>") == audit_log.PAGE_SIZE + 1  # + the header row
+    assert "hook 104" not in html and f"hook {audit_log.PAGE_SIZE + 4}" in html and "Show older entries" in html
+    cursor = _entries()[-audit_log.PAGE_SIZE].id
     older = client.get(f"/audit?object_type=integration&before={cursor}", headers={"HX-Request": "true"})
     fragment = older.get_data(as_text=True)
     assert "<html" not in fragment and "hook 0" in fragment and "Show older entries" not in fragment
@@ -349,11 +349,11 @@ def test_purge_keeps_the_retention_period(app, world):
     db.session.add(old)
     db.session.commit()
     kept = len(_entries()) - 1
-    assert audit.purge() == 1
+    assert audit_log.purge() == 1
     db.session.commit()
     assert len(_entries()) == kept
     app.config["AUDIT_RETENTION_DAYS"] = 0
-    assert audit.purge() == 0
+    assert audit_log.purge() == 0
 
 
 def test_members_cannot_read_the_log(client, auth, world):

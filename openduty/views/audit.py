@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, request, url_for
 from flask_login import current_user
 
-from openduty import audit, validation
+from openduty import audit, audit_log, validation
 from openduty.views import is_htmx, next_page_query, render
 
 bp = Blueprint("audit", __name__)
@@ -15,10 +15,10 @@ bp = Blueprint("audit", __name__)
 def index():
     error = None
     try:
-        filters = audit.parse_filters(request.args)
+        filters = audit_log.parse_filters(request.args)
     except validation.FieldError as exc:
-        error, filters = str(exc), audit.Filters()
-    rows, cursor = audit.entries(audit.for_viewer(filters, current_user)) if error is None else ([], None)
+        error, filters = str(exc), audit_log.Filters()
+    rows, cursor = audit_log.entries(audit_log.for_viewer(filters, current_user)) if error is None else ([], None)
     zone = ZoneInfo(current_user.time_zone or "UTC")
     more = next_page_query(cursor)
     return render(

@@ -6,8 +6,8 @@ and the app's routes are the same set.
 """
 
 from openduty import validation
-from openduty.audit import MAX_PAGE_SIZE as MAX_AUDIT_PAGE
 from openduty.audit import OBJECT_TYPES
+from openduty.audit_log import MAX_PAGE_SIZE as MAX_AUDIT_PAGE
 from openduty.event_formats import MAX_DEDUP_KEY, MAX_SUMMARY
 from openduty.incident_lists import MAX_CURSOR, MAX_PER_PAGE, MAX_SEARCH, STATUS_FILTERS
 from openduty.models.incident import SEVERITIES
