@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from openduty.extensions import db
-from openduty.models import ApiToken, EscalationLevel, LogEntry
+from openduty.models import ApiToken, EscalationLevel, LogEntry, Team, TeamMember
 from tests import factories, factories_escalation, factories_events, factories_schedules
 from tests.conftest import AuthActions
 
@@ -103,6 +103,8 @@ def world(app, admin, member):
     entry = db.session.scalar(db.select(LogEntry).where(LogEntry.incident_id == incident.id))
     level = db.session.scalar(db.select(EscalationLevel).where(EscalationLevel.policy_id == policy.id))
     token, _ = ApiToken.issue(admin, "other")
+    team = Team(name="Web", description="", members=[TeamMember(user=member)])
+    db.session.add(team)
     db.session.commit()
     return {
         "ids": {
@@ -120,6 +122,7 @@ def world(app, admin, member):
             "level_id": level.id,
             "target_id": level.targets[0].id,
             "token_id": token.id,
+            "team_id": team.id,
         },
         "admin": admin,
         "member": member,
