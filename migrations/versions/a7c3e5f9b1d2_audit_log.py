@@ -1,7 +1,7 @@
 """audit_log: who changed which configuration, when, from what to what
 
 Revision ID: a7c3e5f9b1d2
-Revises: e4b7c9d1a2f6
+Revises: b1e6d0c4a7f2
 Create Date: 2026-12-01 22:20:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a7c3e5f9b1d2'
-down_revision = 'e4b7c9d1a2f6'
+down_revision = 'b1e6d0c4a7f2'
 branch_labels = None
 depends_on = None
 
