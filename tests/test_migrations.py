@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 from config import TestConfig, database_url
 from openduty import create_app, incident_lists
 from openduty.extensions import db
-from openduty.models import Incident, Service
+from openduty.models import Incident
 from openduty.models.incident import TRIGRAM_INDEXES, migration_filter
 
 
@@ -127,10 +127,14 @@ def test_upgrade_indexes_earlier_incidents_for_search(tmp_path):
     app = create_app(config)
     with app.app_context():
         upgrade(revision="e4b7c9d1a2f6")
-        service = Service(name="Databases")
-        db.session.add(service)
-        db.session.flush()
-        db.session.add(Incident(service_id=service.id, number=1, dedup_key="lag-1", summary="Replication lag"))
+        # The services table as it was then (the model has grown columns since).
+        service_id = db.session.execute(
+            text(
+                "INSERT INTO services (name, description, disabled, created_at)"
+                " VALUES ('Databases', '', false, CURRENT_TIMESTAMP) RETURNING id"
+            )
+        ).scalar_one()
+        db.session.add(Incident(service_id=service_id, number=1, dedup_key="lag-1", summary="Replication lag"))
         db.session.commit()
         upgrade()
 
@@ -138,7 +142,7 @@ def test_upgrade_indexes_earlier_incidents_for_search(tmp_path):
             return [i.number for i in incident_lists.page_of(incident_lists.Filters(status="all", q=q)).incidents]
 
         assert found("replication") == [1]
-        db.session.add(Incident(service_id=service.id, number=2, dedup_key="disk-2", summary="Disk full"))
+        db.session.add(Incident(service_id=service_id, number=2, dedup_key="disk-2", summary="Disk full"))
         db.session.execute(text("UPDATE incidents SET summary = 'Replica down' WHERE number = 1"))
         db.session.commit()
         assert (found("disk full"), found("replica down"), found("replication")) == ([2], [1], [])
