@@ -71,33 +71,11 @@ def _summary(label: str, values_ms: list[float]) -> None:
 
 
 def main() -> None:
-    tmp = tempfile.mkdtemp(prefix="bench-notify-")
-    env = dict(os.environ, OPENDUTY_CONFIG="default", OPENDUTY_INSTANCE=tmp, SECRET_KEY="bench")
-    # The receiving webhook is local; user-chosen destinations are public-only by default.
-    env.setdefault("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
-    env.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.db")
-    os.environ.update(env)
-    from config import Config, database_url
-    from openduty import create_app
-    from openduty.extensions import db, redis, stop_embedded_redis
-
-    if not os.environ.get("REDIS_URL"):
-        from openduty.extensions import embedded_redis
-
-        env["REDIS_URL"] = os.environ["REDIS_URL"] = f"unix://{embedded_redis(tmp + '/redis.db').socket_file}"
-
-    config = type(
-        "BenchConfig",
-        (Config,),
-        {"SQLALCHEMY_DATABASE_URI": database_url(env["DATABASE_URL"]), "REDIS_URL": env["REDIS_URL"]},
-    )
-    app = create_app(config)
+    app, env = bench_app("bench-notify-")
     workers = int(os.environ.get("NOTIFY_WORKERS", "4"))
-    print(f"database={app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]} redis={env['REDIS_URL']}", flush=True)
+    from openduty.extensions import stop_embedded_redis
+
     with app.app_context():
-        db.drop_all()
-        db.create_all()
-        redis.get().flushdb()
         receiver = Receiver()
         processes: list[subprocess.Popen] = []
         try:
@@ -113,6 +91,38 @@ def main() -> None:
             for process in processes:
                 _stop(process)
             stop_embedded_redis()  # a no-op with REDIS_URL
+
+
+def bench_app(prefix: str):
+    """The app and the workers' environment: DATABASE_URL / REDIS_URL, or a temporary SQLite file
+    and an embedded Redis; the database and the Redis db are emptied."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    env = dict(os.environ, OPENDUTY_CONFIG="default", OPENDUTY_INSTANCE=tmp, SECRET_KEY="bench")
+    # The receiving webhook is local; user-chosen destinations are public-only by default.
+    env.setdefault("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+    env.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.db")
+    os.environ.update(env)
+    from config import Config, database_url
+    from openduty import create_app
+    from openduty.extensions import db, redis
+
+    if not os.environ.get("REDIS_URL"):
+        from openduty.extensions import embedded_redis
+
+        env["REDIS_URL"] = os.environ["REDIS_URL"] = f"unix://{embedded_redis(tmp + '/redis.db').socket_file}"
+
+    config = type(
+        "BenchConfig",
+        (Config,),
+        {"SQLALCHEMY_DATABASE_URI": database_url(env["DATABASE_URL"]), "REDIS_URL": env["REDIS_URL"]},
+    )
+    app = create_app(config)
+    print(f"database={app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]} redis={env['REDIS_URL']}", flush=True)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        redis.get().flushdb()
+    return app, env
 
 
 def _start_worker(env: dict, name: str) -> subprocess.Popen:
@@ -167,15 +177,15 @@ def _setup(receiver: Receiver, name: str, delay: int = 0):
     return user, service, integration
 
 
-def _latency(app, receiver: Receiver) -> None:
+def _latency(app, receiver: Receiver, name: str = "latency") -> list[float]:
     from openduty.event_commit import apply_and_commit
     from openduty.events import Event
 
-    _, _, integration = _setup(receiver, "latency")
+    _, _, integration = _setup(receiver, name)
     latencies = []
     for i in range(200):
         before = receiver.count()
-        event = Event(integration.key, "trigger", f"lat-{i}", f"Latency probe {i}", "critical", "bench", {})
+        event = Event(integration.key, "trigger", f"{name}-{i}", f"Latency probe {i}", "critical", "bench", {})
         apply_and_commit([event])
         accepted = time.time()
         deadline = time.monotonic() + 10
@@ -186,6 +196,7 @@ def _latency(app, receiver: Receiver) -> None:
         latencies.append((receiver.arrivals[-1][0] - accepted) * 1000)
         time.sleep(0.02)
     _summary("1. trigger accepted -> webhook received (delay-0 rule, 200 incidents, 1 worker)", latencies)
+    return latencies
 
 
 def _lateness(app, receiver: Receiver, workers: int) -> None:

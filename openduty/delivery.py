@@ -3,7 +3,10 @@
 The deliver job claims the row (pending -> sending, one conditional UPDATE, so a duplicate job
 sends nothing), builds the message and hands the send to one of the worker's sender threads
 (DELIVERY_THREADS): the job is done in milliseconds, and a slow receiver holds up only its own
-page, never anyone else's page or an escalation. The thread sends and records the outcome.
+page, never anyone else's page or an escalation. The thread sends and records the outcome; the
+pages sent while another thread records are recorded together, in one transaction (a burst costs
+one commit per batch, not per page). Pages due at once are claimed by the escalate job itself, in
+the transaction that plans the level (escalation.page_user), and handed to `send_claimed`.
 
 Transient failures go back to pending with a `retry_at`, and the thread arms the retry; the row's
 `send_at` and RETRY_WINDOW_SECONDS decide when to give up. Permanent failures fail at once. A request that went out but
@@ -19,7 +22,6 @@ the next free minute, and whichever page takes that slot carries every page due 
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,9 +37,10 @@ from openduty.escalation import queue_resolve_notices
 from openduty.extensions import db
 from openduty.messages import build_message, failure_note, given_up_unconfirmed, sent_note
 from openduty.models import Incident, Notification
-from openduty.models.notification import MAX_UNCONFIRMED, ContactThrottle, this_process
+from openduty.models.notification import MAX_UNCONFIRMED, THROTTLED_KINDS, ContactThrottle, this_process
 from openduty.notifiers import notifier_for
 from openduty.notifiers.base import Message, NotifierError, UnconfirmedError
+from openduty.senders import Combiner, SenderPool
 from openduty.timers import (
     DATABASE_ERRORS,
     DATABASE_RETRY_SECONDS,
@@ -58,7 +61,6 @@ RETRY_WINDOW_SECONDS = 600
 LOG_FAILURES_EVERY = 12
 # At most one SMS or call per number in this many seconds; more pages fold into the next one.
 THROTTLE_SECONDS = 60
-THROTTLED_KINDS = ("sms", "voice")
 # A database error after the send: keep trying to record the outcome for this long, pausing at
 # most RECORD_RETRY_PAUSE between tries (so the outcome is written within that of the database
 # coming back). Past it the row stays `sending` and reconcile sends it again.
@@ -119,23 +121,51 @@ def _claim_and_send(notification_id: int) -> str:
         batch += _fold(notification, now)
     message = build_message(batch)
     db.session.commit()  # the claim is visible before anything is sent
+    _start(_Send([row.id for row in batch], notification.kind, notification.address, message))
+    return "sending" if len(batch) == 1 else f"sending ({len(batch)} folded)"
 
-    send = _Send([row.id for row in batch], this_process(), notification.kind, notification.address, message)
+
+def send_claimed(rows: list[Notification]) -> None:
+    """Send pages that are already claimed by this process and committed (the escalate job
+    writes the pages due now claimed: escalation.page_user). A page whose message cannot be
+    built goes back to pending with a deliver job, as if never claimed."""
+    for row in rows:
+        try:
+            message = build_message([row])
+        except Exception:
+            log.exception("Could not build the message of notification %s; handing it to a deliver job", row.id)
+            _unclaim(row)
+            continue
+        _start(_Send([row.id], row.kind, row.address, message))
+
+
+def _unclaim(row: Notification) -> None:
+    db.session.rollback()
+    db.session.execute(
+        update(Notification)
+        .where(Notification.id == row.id, Notification.status == "sending", Notification.claimed_by == row.claimed_by)
+        .values(status="pending", claimed_at=None, claimed_by=None, attempts=Notification.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    enqueue_delivery(row.id, row.send_at, purpose=row.purpose, send_at=row.send_at)
+
+
+def _start(send: "_Send") -> None:
+    """Hand a claimed send to a sender thread (or send it here with DELIVERY_THREADS = 0)."""
     app = current_app._get_current_object()
     pool = _senders(app)
     if pool is None:
         send.run(app)
     else:
-        pool.submit(app, send)
-    return "sending" if len(batch) == 1 else f"sending ({len(batch)} folded)"
+        pool.submit(lambda: send.run(app), f"notifications {send.ids}")
 
 
 @dataclass
 class _Send:
-    """One claimed send: the rows (primary first), who claimed them, where, and what to say."""
+    """One send claimed by this process: the rows (primary first), where, and what to say."""
 
     ids: list[int]
-    claimed_by: str
     kind: str
     address: str
     message: Message
@@ -152,83 +182,71 @@ class _Send:
                 except Exception as exc:  # a bug in a notifier must not leave the rows claimed
                     log.exception("Notifier %s crashed", self.kind)
                     receipt, error = None, NotifierError(f"Unexpected error: {type(exc).__name__}: {exc}", True)
-                self._record(receipt, error)
+                if error is None:
+                    _sent_outcomes.add((self, receipt or ""))  # recorded with the others sent meanwhile
+                else:
+                    _record(self.ids, lambda rows: _failed(rows, error))
             finally:
                 db.session.remove()
 
-    def _record(self, receipt: str | None, error: NotifierError | None) -> None:
-        """Write the outcome, trying again while the database is away (the send is not repeated)."""
-        deadline = time.monotonic() + RECORD_RETRY_SECONDS
-        pause = 0.1
-        while True:
-            try:
-                batch = self._reload()
-                if not batch:
-                    log.warning("Notifications %s were taken from this worker while sending", self.ids)
-                elif error is None:
-                    _sent(batch, receipt or "")
-                else:
-                    _failed(batch, error)
-                return
-            except DATABASE_ERRORS as exc:
-                db.session.rollback()
-                if time.monotonic() >= deadline:
-                    log.error("Could not record the outcome of notifications %s: %s; reconcile will send "
-                              "them again", self.ids, exc)  # fmt: skip
-                    return
-                time.sleep(pause)
-                pause = min(pause * 2, RECORD_RETRY_PAUSE)
 
-    def _reload(self) -> list[Notification]:
-        rows = db.session.scalars(
-            select(Notification)
-            .where(
-                Notification.id.in_(self.ids),
-                Notification.status == "sending",
-                Notification.claimed_by == self.claimed_by,
-            )
-            .options(joinedload(Notification.user), joinedload(Notification.incident))
-        ).all()
-        return sorted(rows, key=lambda row: self.ids.index(row.id))
+def _record_sent(sends: list[tuple[_Send, str]]) -> None:
+    """Record sends that succeeded, in one transaction however many they are."""
+
+    def write(rows: list[Notification]) -> None:
+        by_id = {row.id: row for row in rows}
+        written = []
+        for send, receipt in sends:
+            batch = [by_id[i] for i in send.ids if i in by_id]
+            if len(batch) < len(send.ids):
+                log.warning("Notifications %s were taken from this worker while sending", send.ids)
+            if batch:
+                _mark_sent(batch, receipt)
+                written += batch
+        _notify_resolved(written)
+        db.session.commit()
+
+    _record([i for send, _ in sends for i in send.ids], write)
 
 
-class _Senders:
-    """The sender threads of one worker process. When all are busy the deliver job waits for one
-    (back-pressure), so a claimed row never waits in a queue of its own."""
-
-    def __init__(self, size: int):
-        self._slots = threading.BoundedSemaphore(size)
-        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="openduty-send")
-        self._busy = 0
-        self._changed = threading.Condition()
-
-    def submit(self, app: Flask, send: _Send) -> None:
-        self._slots.acquire()
-        with self._changed:
-            self._busy += 1
-        self._executor.submit(self._run, app, send)
-
-    def _run(self, app: Flask, send: _Send) -> None:
+def _record(ids: list[int], write) -> None:
+    """Reload the rows this process claimed and `write` their outcome, trying again while the
+    database is away (the send is not repeated)."""
+    deadline = time.monotonic() + RECORD_RETRY_SECONDS
+    pause = 0.1
+    while True:
         try:
-            send.run(app)
-        except Exception:
-            log.exception("Sending notifications %s failed", send.ids)
-        finally:
-            self._slots.release()
-            with self._changed:
-                self._busy -= 1
-                self._changed.notify_all()
+            rows = db.session.scalars(
+                select(Notification)
+                .where(
+                    Notification.id.in_(ids),
+                    Notification.status == "sending",
+                    Notification.claimed_by == this_process(),
+                )
+                .options(joinedload(Notification.user), joinedload(Notification.incident))
+            ).all()
+            if rows:
+                position = {notification_id: n for n, notification_id in enumerate(ids)}
+                write(sorted(rows, key=lambda row: position[row.id]))
+            else:
+                log.warning("Notifications %s were taken from this worker while sending", ids)
+            return
+        except DATABASE_ERRORS as exc:
+            db.session.rollback()
+            if time.monotonic() >= deadline:
+                log.error("Could not record the outcome of notifications %s: %s; reconcile will send "
+                          "them again", ids, exc)  # fmt: skip
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, RECORD_RETRY_PAUSE)
 
-    def wait(self, timeout: float | None = None) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: self._busy == 0, timeout)
 
-
-_pool: _Senders | None = None
+_sent_outcomes = Combiner(_record_sent)
+_pool: SenderPool | None = None
 _pool_lock = threading.Lock()
 
 
-def _senders(app: Flask) -> _Senders | None:
+def _senders(app: Flask) -> SenderPool | None:
     """This process's sender threads (None with DELIVERY_THREADS = 0: send inside the job)."""
     global _pool
     size = int(app.config.get("DELIVERY_THREADS") or 0)
@@ -236,7 +254,7 @@ def _senders(app: Flask) -> _Senders | None:
         return None
     with _pool_lock:
         if _pool is None:
-            _pool = _Senders(size)
+            _pool = SenderPool(size)
         return _pool
 
 
@@ -383,8 +401,14 @@ def _failed(batch: list[Notification], exc: NotifierError) -> None:
 
 
 def _sent(batch: list[Notification], receipt: str, note: str | None = None, kind: str = "notify") -> None:
-    """Record the batch as sent. A page whose incident was resolved while it was in flight earns
-    its recipient the resolve notice (the incident row is locked first, see queue_resolve_notices)."""
+    """Record the batch as sent (see `_mark_sent` and `_notify_resolved`) and commit."""
+    _mark_sent(batch, receipt, note, kind)
+    _notify_resolved(batch)
+    db.session.commit()
+
+
+def _mark_sent(batch: list[Notification], receipt: str, note: str | None = None, kind: str = "notify") -> None:
+    """Mark one message's rows sent (the primary first), each with its timeline entry."""
     now = clock.now()
     primary = batch[0]
     for row in batch:
@@ -398,13 +422,20 @@ def _sent(batch: list[Notification], receipt: str, note: str | None = None, kind
         if row.incident_id is not None:
             text = note or sent_note(row, len(batch) - 1)
             row.incident.log(kind, text, channel=row.kind, data={"notification_id": row.id})
-    for incident_id in sorted({row.incident_id for row in batch if row.purpose == "page" and row.incident_id}):
-        incident = db.session.scalars(
-            select(Incident)
-            .where(Incident.id == incident_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        if incident.status == "resolved":
-            queue_resolve_notices(incident)
-    db.session.commit()
+
+
+def _notify_resolved(rows: list[Notification]) -> None:
+    """A page whose incident was resolved while it was in flight earns its recipient the resolve
+    notice. The incidents are locked first (in id order), see queue_resolve_notices."""
+    incident_ids = sorted({row.incident_id for row in rows if row.purpose == "page" and row.incident_id})
+    if not incident_ids:
+        return
+    locked = db.session.execute(
+        select(Incident.id, Incident.status)
+        .where(Incident.id.in_(incident_ids))
+        .order_by(Incident.id)
+        .with_for_update()
+    ).all()
+    for incident_id, status in locked:
+        if status == "resolved":
+            queue_resolve_notices(db.session.get(Incident, incident_id, populate_existing=True))

@@ -17,12 +17,24 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from openduty import clock, oncall
 from openduty.extensions import db, redis
-from openduty.models import EscalationLevel, EscalationPolicy, Incident, Notification, User
+from openduty.models import (
+    EscalationLevel,
+    EscalationPolicy,
+    EscalationTarget,
+    Incident,
+    Notification,
+    NotificationRule,
+    Service,
+    User,
+)
+from openduty.models.notification import THROTTLED_KINDS, this_process
 from openduty.models.user import CONTACT_KIND_LABELS
 from openduty.timers import enqueue_escalation, escalation_job_id, track_incident, track_notification
+from openduty.transactions import begin_write
 
 log = logging.getLogger(__name__)
 
@@ -219,16 +231,42 @@ def retrigger(incident: Incident) -> None:
 
 # --- The engine (run by the escalate job) --------------------------------------------------------
 
+# What planning a level reads, loaded with the incident in four queries instead of one lazy load
+# per object (the service, its policy, each level, target, user, rule and contact method).
+_PLAN = (
+    joinedload(Incident.service)
+    .joinedload(Service.escalation_policy)
+    .selectinload(EscalationPolicy.levels)
+    .selectinload(EscalationLevel.targets)
+    .options(
+        joinedload(EscalationTarget.schedule),
+        joinedload(EscalationTarget.user)
+        .selectinload(User.notification_rules)
+        .joinedload(NotificationRule.contact_method),
+    )
+)
 
-def run_escalation(incident_id: int, epoch: int) -> str:
+
+def run_escalation(incident_id: int, epoch: int, send_now: list[Notification] | None = None) -> str:
     """Move an incident on from `epoch` if its time has come; returns what happened (for logs/tests).
 
-    Idempotent: a job for an old epoch, or a duplicate job, does nothing. The epoch is claimed with
-    a conditional UPDATE, so of two concurrent jobs only one pages.
+    Idempotent: a job for an old epoch, or a duplicate job, does nothing. The epoch is claimed on
+    the locked row (SELECT ... FOR UPDATE; BEGIN IMMEDIATE on SQLite), so of two concurrent jobs
+    only one pages. With `send_now`, the pages due
+    now are created already claimed for sending by this process and added to it: the caller hands
+    them to delivery after the commit (see `page_user`).
     """
     now = clock.now()
-    incident = db.session.get(Incident, incident_id)
+    begin_write()
+    incident = db.session.scalars(
+        select(Incident)
+        .where(Incident.id == incident_id)
+        .options(_PLAN)
+        .with_for_update(of=Incident)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
     if incident is None or incident.epoch != epoch or not incident.is_open or incident.next_escalation_at is None:
+        db.session.rollback()
         return "stale"
     due = incident.next_escalation_at
     if now < due:
@@ -236,16 +274,7 @@ def run_escalation(incident_id: int, epoch: int) -> str:
         db.session.rollback()
         enqueue_escalation(incident_id, epoch, due, job_id=f"{escalation_job_id(incident_id, epoch)}-late")
         return "early"
-    claimed = db.session.execute(
-        update(Incident)
-        .where(Incident.id == incident_id, Incident.epoch == epoch)
-        .values(epoch=epoch + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not claimed:
-        db.session.rollback()
-        return "stale"
-    db.session.refresh(incident)
+    incident.epoch = epoch + 1  # claimed: the row is locked and its epoch is ours
     service = incident.service
     outcome = "escalated"
     if incident.status == "acknowledged":
@@ -267,12 +296,14 @@ def run_escalation(incident_id: int, epoch: int) -> str:
         incident.log("nobody_to_page", f"Service {service.name} has no escalation policy levels: nobody to page.")
         incident.next_escalation_at = None
         return "nobody"
-    result = _page_next_level(incident, policy, now)
+    result = _page_next_level(incident, policy, now, send_now)
     track_incident(incident)
     return outcome if result == "paged" else result
 
 
-def _page_next_level(incident: Incident, policy: EscalationPolicy, now: datetime) -> str:
+def _page_next_level(
+    incident: Incident, policy: EscalationPolicy, now: datetime, send_now: list[Notification] | None
+) -> str:
     levels = policy.levels
     index, loop = incident.escalation_level, incident.escalation_loop
     for _ in range((len(levels) + 1) * (policy.repeat_count + 1) + 1):
@@ -289,7 +320,7 @@ def _page_next_level(incident: Incident, policy: EscalationPolicy, now: datetime
             index += 1
             continue
         for user in users:
-            page_user(incident, user, now, level=index + 1, loop=loop)
+            page_user(incident, user, now, level=index + 1, loop=loop, send_now=send_now)
         incident.log(
             "escalate",
             f"Level {index + 1}{_pass(loop)}: paging {_names(users)}.",
@@ -315,8 +346,22 @@ def _pass(loop: int) -> str:
     return f" (pass {loop + 1})" if loop else ""
 
 
-def page_user(incident: Incident, user: User, now: datetime, level: int | None, loop: int | None) -> None:
-    """Owe `user` the pages their notification rules ask for, from `now` (armed after commit)."""
+def page_user(
+    incident: Incident,
+    user: User,
+    now: datetime,
+    level: int | None,
+    loop: int | None,
+    send_now: list[Notification] | None = None,
+) -> None:
+    """Owe `user` the pages their notification rules ask for, from `now` (armed after commit).
+
+    With `send_now` (the escalate job), a page due now on a channel that is not throttled is
+    written already claimed by this process (`sending`, as the deliver job's claim would) and
+    added to `send_now`, for the caller to send after the commit: no deliver job, no second
+    transaction to claim it. If this process dies before the send, reconcile recovers the claim
+    like any other interrupted send. Delayed and throttled pages get a deliver job as before.
+    """
     for page in user_pages(user):
         notification = Notification(
             incident=incident,
@@ -330,7 +375,14 @@ def page_user(incident: Incident, user: User, now: datetime, level: int | None, 
             send_at=now + timedelta(minutes=page.delay_minutes),
         )
         db.session.add(notification)
-        track_notification(notification)
+        if send_now is not None and page.delay_minutes == 0 and page.kind not in THROTTLED_KINDS:
+            notification.status = "sending"
+            notification.claimed_at = now
+            notification.claimed_by = this_process()
+            notification.attempts = 1
+            send_now.append(notification)
+        else:
+            track_notification(notification)
 
 
 class TestLimitReached(Exception):

@@ -12,15 +12,18 @@ from flask import current_app
 
 from openduty import audit_log, clock, delivery, directory, escalation, ical, password_reset, timers
 from openduty.extensions import db
+from openduty.models import Notification
 
 
 def escalate(incident_id: int, epoch: int) -> str:
-    """Page the incident's next level if `epoch` is still current and its time has come.
+    """Page the incident's next level if `epoch` is still current and its time has come; the pages
+    due now are sent from here (claimed in the same transaction), the others get deliver jobs.
 
     With the database away it runs again in DATABASE_RETRY_SECONDS (not at the next reconcile).
     """
+    send_now: list[Notification] = []  # the pages due now, claimed for this process to send
     try:
-        outcome = escalation.run_escalation(incident_id, epoch)
+        outcome = escalation.run_escalation(incident_id, epoch, send_now)
         db.session.commit()
     except timers.DATABASE_ERRORS:
         db.session.rollback()
@@ -29,6 +32,7 @@ def escalate(incident_id: int, epoch: int) -> str:
             job_id=f"{timers.escalation_job_id(incident_id, epoch)}-db{time.time_ns() // 1_000_000}",
         )  # fmt: skip
         return "database unavailable"
+    delivery.send_claimed(send_now)
     return outcome
 
 

@@ -12,6 +12,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from redis.client import Pipeline
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
@@ -105,19 +106,23 @@ def _collect(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _enqueue(session: Session) -> None:
+    """Arm every timer the transaction owes in one Redis transaction (one round trip, however many
+    incidents and pages it wrote): all of them or, if Redis fails, none; reconcile arms them then."""
     if session.get_nested_transaction() is not None:
         return
     ready = session.info.pop(_READY, None)
     if not ready:
         return
     try:
-        for item in ready:
-            if item[0] == "escalate":
-                _, incident_id, epoch, due = item
-                enqueue_escalation(incident_id, epoch, due)
-            else:
-                _, notification_id, purpose, due, send_at = item
-                enqueue_delivery(notification_id, due, purpose=purpose, send_at=send_at)
+        with redis.get().pipeline() as pipe:
+            for item in ready:
+                if item[0] == "escalate":
+                    _, incident_id, epoch, due = item
+                    enqueue_escalation(incident_id, epoch, due, pipeline=pipe)
+                else:
+                    _, notification_id, purpose, due, send_at = item
+                    enqueue_delivery(notification_id, due, purpose=purpose, send_at=send_at, pipeline=pipe)
+            pipe.execute()
     except Exception:
         # The rows are committed: the next reconcile arms what could not be armed now.
         log.exception("Could not arm escalation/delivery jobs; reconcile will re-arm them")
@@ -138,31 +143,37 @@ def delivery_job_id(notification_id: int, send_at: datetime) -> str:
     return f"deliver-{notification_id}-{int(send_at.timestamp())}"
 
 
-def _enqueue_at(q, due: datetime, func: str, *args, **options) -> None:
-    """Schedule a job at exactly `due`.
+def _arm(q: Queue, due: datetime, func: str, *args, pipeline: Pipeline | None = None, **options) -> None:
+    """Queue a job now if `due` has come, else schedule it at exactly `due`; on `pipeline` if
+    given (the caller executes it), else in a Redis transaction of its own.
 
     RQ stores due times in whole seconds (truncated), so its scheduler could start a job up to a
     second early, or, rounded up, up to a second late. We overwrite the score with the exact due
     time in the same MULTI, and openduty.worker.FastScheduler releases jobs by the exact clock.
     """
-    with q.connection.pipeline() as pipe:
+    pipe = pipeline if pipeline is not None else q.connection.pipeline()
+    if not pipe.explicit_transaction:
+        pipe.multi()  # before the first command: RQ's enqueue calls multi() on a pipeline it is given
+    if due <= clock.now():
+        q.enqueue(func, *args, pipeline=pipe, **options)
+    else:
         job = q.enqueue_at(due, func, *args, pipeline=pipe, **options)
         pipe.zadd(q.scheduled_job_registry.key, {job.id: due.timestamp()})
-        pipe.execute()
+    if pipeline is None:
+        with pipe:
+            pipe.execute()
 
 
 def _job_options(job_id: str, timeout: int, **extra) -> dict:
     return {"job_id": job_id, "job_timeout": timeout, "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL, **extra}
 
 
-def enqueue_escalation(incident_id: int, epoch: int, due: datetime, job_id: str | None = None) -> None:
+def enqueue_escalation(
+    incident_id: int, epoch: int, due: datetime, job_id: str | None = None, pipeline: Pipeline | None = None
+) -> None:
     """Run the escalate job at `due`: queued directly when due now, else via RQ's scheduler."""
-    q = queue(ESCALATION_QUEUE)
     options = _job_options(job_id or escalation_job_id(incident_id, epoch), ESCALATE_TIMEOUT)
-    if due <= clock.now():
-        q.enqueue("openduty.jobs.escalate", incident_id, epoch, **options)
-    else:
-        _enqueue_at(q, due, "openduty.jobs.escalate", incident_id, epoch, **options)
+    _arm(queue(ESCALATION_QUEUE), due, "openduty.jobs.escalate", incident_id, epoch, pipeline=pipeline, **options)
 
 
 def enqueue_delivery(
@@ -171,6 +182,7 @@ def enqueue_delivery(
     purpose: str = "page",
     send_at: datetime | None = None,
     job_id: str | None = None,
+    pipeline: Pipeline | None = None,
 ) -> None:
     """Run the deliver job at `due`.
 
@@ -179,10 +191,7 @@ def enqueue_delivery(
     """
     q = queue(PAGE_QUEUE if purpose == "page" else NOTICE_QUEUE)
     options = _job_options(job_id or delivery_job_id(notification_id, send_at or due), DELIVER_TIMEOUT)
-    if due <= clock.now():
-        q.enqueue("openduty.jobs.deliver", notification_id, **options)
-    else:
-        _enqueue_at(q, due, "openduty.jobs.deliver", notification_id, **options)
+    _arm(q, due, "openduty.jobs.deliver", notification_id, pipeline=pipeline, **options)
 
 
 # --- Reconcile: the database is the source of truth ---------------------------------------------

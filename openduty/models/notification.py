@@ -23,6 +23,8 @@ NOTIFICATION_PURPOSES = ("page", "resolve", "test")
 # A page that may have reached its receiver this many times (unanswered requests, a worker that
 # died mid-send) is not sent again: "at most twice", see docs/reliability.md.
 MAX_UNCONFIRMED = 2
+# Channels throttled per number (at most one message a minute; more pages fold into the next).
+THROTTLED_KINDS = ("sms", "voice")
 
 
 @cache
