@@ -16,6 +16,10 @@ webhook receiver (bench/notify.py's).
    (duplicate); all three must be 0. Also the workers' CPU time per page (less noisy than pages/s
    on a shared machine).
 
+3. The same burst (BURST_ROUND_TRIPS incidents, 200) run by a burst worker inside this process:
+   SQL statements and Redis round trips (a pipeline is one) per page, and CPU per page. Unlike
+   pages/s these do not depend on how busy the machine is. Run first, before any worker starts.
+
 BURST_RUNS (1) repeats each burst and prints every run and the median.
 """
 
@@ -25,6 +29,8 @@ import subprocess
 import time
 
 import psutil
+from redis.connection import AbstractConnection
+from sqlalchemy import event, func, select
 
 from bench.notify import Receiver, _latency, _setup, _start_worker, _stop, bench_app
 
@@ -36,12 +42,13 @@ def main() -> None:
     incidents = int(os.environ.get("BURST_INCIDENTS", "1000"))
     targets = int(os.environ.get("BURST_TARGETS", "1"))
     runs = int(os.environ.get("BURST_RUNS", "1"))
-    from openduty.extensions import stop_embedded_redis
+    from openduty.extensions import stop_embedded_redis  # once bench_app has set the environment
 
     with app.app_context():
         receiver = Receiver()
         processes: list[subprocess.Popen] = []
         try:
+            _round_trips(app, receiver, int(os.environ.get("BURST_ROUND_TRIPS", "200")))
             processes.append(_start_worker(env, "bench-1"))
             _latency(app, receiver, "latency")
             rates = {}
@@ -64,12 +71,11 @@ def _cpu(processes: list[subprocess.Popen]) -> float:
 
 
 def _burst(receiver: Receiver, name: str, count: int, targets: int, processes: list[subprocess.Popen]) -> float:
-    from sqlalchemy import func, select
 
-    from openduty.event_commit import apply_and_commit
-    from openduty.events import Event
-    from openduty.extensions import db
-    from openduty.models import EscalationTarget, Incident, Notification
+    from openduty.event_commit import apply_and_commit  # once bench_app has set the environment
+    from openduty.events import Event  # once bench_app has set the environment
+    from openduty.extensions import db  # once bench_app has set the environment
+    from openduty.models import EscalationTarget, Incident, Notification  # once bench_app has set the environment
 
     users = [_setup(receiver, f"{name}-u{i}")[0] for i in range(targets)]
     _, service, integration = _setup(receiver, name)
@@ -122,3 +128,43 @@ def _burst(receiver: Receiver, name: str, count: int, targets: int, processes: l
         flush=True,
     )
     return rate
+
+
+def _round_trips(app, receiver: Receiver, count: int) -> None:
+    from openduty.event_commit import apply_and_commit  # once bench_app has set the environment
+    from openduty.events import Event  # once bench_app has set the environment
+    from openduty.extensions import db  # once bench_app has set the environment
+    from openduty.worker import make_worker  # once bench_app has set the environment
+
+    _, _, integration = _setup(receiver, "round-trips")
+    begin = receiver.count()
+    apply_and_commit(
+        [Event(integration.key, "trigger", f"rt-{i}", "Round trips", "critical", "b", {}) for i in range(count)]
+    )
+    counts = {"sql": 0, "redis": 0}
+    send = AbstractConnection.send_packed_command
+
+    def count_redis(connection, command, check_health=True):
+        counts["redis"] += 1
+        return send(connection, command, check_health)
+
+    def count_sql(*args):
+        counts["sql"] += 1
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", count_sql)
+    AbstractConnection.send_packed_command = count_redis
+    cpu = time.process_time()
+    try:
+        make_worker(app).work(burst=True)
+    finally:
+        cpu = time.process_time() - cpu
+        AbstractConnection.send_packed_command = send
+        event.remove(engine, "before_cursor_execute", count_sql)
+    pages = receiver.count() - begin
+    print(
+        f"3. in-process burst worker, {count} incidents: {pages} pages; per page {counts['sql'] / pages:.1f} SQL "
+        f"statements, {counts['redis'] / pages:.1f} Redis round trips, {cpu / pages * 1000:.1f} ms CPU "
+        "(this process, with the receiver)",
+        flush=True,
+    )

@@ -231,17 +231,17 @@ def retrigger(incident: Incident) -> None:
 
 # --- The engine (run by the escalate job) --------------------------------------------------------
 
-# What planning a level reads, loaded with the incident in four queries instead of one lazy load
-# per object (the service, its policy, each level, target, user, rule and contact method).
+# What planning a level reads, loaded with the incident in one query (a policy has a few levels,
+# targets and rules, so the joined rows stay few) instead of one lazy load per object.
 _PLAN = (
     joinedload(Incident.service)
     .joinedload(Service.escalation_policy)
-    .selectinload(EscalationPolicy.levels)
-    .selectinload(EscalationLevel.targets)
+    .joinedload(EscalationPolicy.levels)
+    .joinedload(EscalationLevel.targets)
     .options(
         joinedload(EscalationTarget.schedule),
         joinedload(EscalationTarget.user)
-        .selectinload(User.notification_rules)
+        .joinedload(User.notification_rules)
         .joinedload(NotificationRule.contact_method),
     )
 )
@@ -258,13 +258,17 @@ def run_escalation(incident_id: int, epoch: int, send_now: list[Notification] | 
     """
     now = clock.now()
     begin_write()
-    incident = db.session.scalars(
-        select(Incident)
-        .where(Incident.id == incident_id)
-        .options(_PLAN)
-        .with_for_update(of=Incident)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    incident = (
+        db.session.scalars(
+            select(Incident)
+            .where(Incident.id == incident_id)
+            .options(_PLAN)
+            .with_for_update(of=Incident)
+            .execution_options(populate_existing=True)
+        )
+        .unique()
+        .one_or_none()
+    )
     if incident is None or incident.epoch != epoch or not incident.is_open or incident.next_escalation_at is None:
         db.session.rollback()
         return "stale"
