@@ -27,7 +27,7 @@ from openduty.liveness import WORKER_HEARTBEAT_SECONDS, dead_here, decoded, hear
 log = logging.getLogger(__name__)
 
 # RQ's scheduler polls each second by whole-second due times (a page up to 1 s early or 2 s late).
-# Ours sleeps until the exact due time (timers._enqueue_at) of the first job, until a scheduled
+# Ours sleeps until the exact due time (timers._arm) of the first job, until a scheduled
 # job changes (openduty.key_watch) or until its heartbeat: never early, not late, ~3 Redis round
 # trips a second while idle. Where Redis cannot watch keys (< 6.0) it polls every SCHEDULER_INTERVAL.
 SCHEDULER_INTERVAL = 0.1
