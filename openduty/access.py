@@ -106,7 +106,8 @@ RULES: dict[str, Rule] = {
     "events.create_event_legacy": EVENT_KEY,
     "events.alertmanager": EVENT_KEY,
     "events.generic": EVENT_KEY,
-    # Incidents: everyone logged in sees and acts on every incident (a small team's shared console).
+    # Incidents: everyone logged in sees every incident (a small team's shared console); all but
+    # observers act on them.
     "incidents.index": LOGIN,
     "incidents.count": LOGIN,
     "incidents.show": LOGIN,
@@ -117,7 +118,7 @@ RULES: dict[str, Rule] = {
     "policies.escalate_incident": RESPOND,
     "policies.snooze_incident": RESPOND,
     "policies.reassign_incident": RESPOND,
-    # Escalation policies: everyone reads, admins change.
+    # Escalation policies: everyone reads; admins and the owning team's managers change them.
     "policies.index": LOGIN,
     "policies.show": LOGIN,
     "policies.preview": LOGIN,
@@ -130,7 +131,8 @@ RULES: dict[str, Rule] = {
     "policies.delete_level": _POLICIES,
     "policies.add_target": _POLICIES,
     "policies.delete_target": _POLICIES,
-    # Schedules: everyone reads and takes or hands over their own shifts; admins change the rest.
+    # Schedules: everyone reads, responders take or hand over their own shifts; admins and the owning
+    # team's managers change the rest.
     "schedules.index": LOGIN,
     "schedules.detail": LOGIN,
     "schedules.shift": LOGIN,
@@ -146,7 +148,7 @@ RULES: dict[str, Rule] = {
     "schedules.move_layer": _SCHEDULES,
     "schedules.delete_layer": _SCHEDULES,
     "schedules.refresh_layer": _SCHEDULES,
-    # Services: everyone reads, admins change.
+    # Services: everyone reads; admins and the owning team's managers change them.
     "services.index": LOGIN,
     "services.show": LOGIN,
     "services.create": _SERVICES,
@@ -185,9 +187,9 @@ RULES: dict[str, Rule] = {
     "teams.add_member": _TEAM,
     "teams.update_member": _TEAM,
     "teams.remove_member": _TEAM,
-    # The audit log: admins.
+    # The audit log: admins, and managers for what their teams own.
     "audit.index": manage("read the audit log"),  # managers: their teams' entries (audit.for_viewer)
-    # JSON API: reading needs a token; admin rules as in the pages.
+    # JSON API: reading needs a token; the same rules as the pages (admin, manage, respond).
     "api.openapi": PUBLIC,  # describes shapes and rules, never data or secrets
     "api.list_users": API,
     "api.get_user": API,
