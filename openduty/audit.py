@@ -48,6 +48,7 @@ from openduty.models import (
     TeamMember,
     User,
 )
+from openduty.services import SERVICE_FIELDS
 
 _INFO_KEY = "openduty.audit.pending"
 _TABLE = AuditEntry.__table__
@@ -163,15 +164,7 @@ AUDITED: dict[type, Audited] = {
     ),
     Service: Audited(
         "service",
-        (
-            "name",
-            "description",
-            "team_id",
-            "escalation_policy_id",
-            "ack_timeout_minutes",
-            "maintenance_until",
-            "disabled",
-        ),
+        SERVICE_FIELDS,
         _named,
     ),
     Integration: Audited(

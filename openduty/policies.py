@@ -20,15 +20,8 @@ MAX_LEVELS = 20
 MAX_TARGETS = 50
 MAX_REPEAT = 20
 MAX_DELAY_MINUTES = 24 * 60
+_NAME_TAKEN = "An escalation policy with this name already exists."
 POLICY_FIELDS = ("name", "description", "team_id", "repeat_count", "levels")
-
-
-def _name(value: Any, policy: EscalationPolicy | None) -> str:
-    name = validation.text(value, max_length=200, label="Name")
-    clash = db.session.scalar(select(EscalationPolicy.id).where(func.lower(EscalationPolicy.name) == func.lower(name)))
-    if clash is not None and (policy is None or clash != policy.id):
-        raise validation.FieldError("An escalation policy with this name already exists.")
-    return name
 
 
 def delay(value: Any, label: str = "Delay") -> int:
@@ -42,7 +35,7 @@ def clean_policy(
     """Validate the name (always when creating), description and repeat count present in `data`."""
     checks = {}
     if policy is None or "name" in data:
-        checks["name"] = lambda: _name(data.get("name"), policy)
+        checks["name"] = lambda: validation.unique_name(data.get("name"), EscalationPolicy, policy, _NAME_TAKEN)
     if "description" in data:
         checks["description"] = lambda: validation.text(
             data.get("description"), max_length=2000, required=False, label="Description"

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from openduty import clock, ical, teams
 from openduty import validation as v
@@ -34,6 +34,7 @@ MAX_SHIFT = {"hours": 24 * 366, "days": 366, "weeks": 104}
 MAX_PARTICIPANTS = 200
 MAX_RANGE = timedelta(days=400)  # the longest since..until a shift listing may ask for
 # The fields each body may have (anything else is refused, so a typo never passes silently).
+_NAME_TAKEN = "A schedule with this name already exists; pick another name."
 SCHEDULE_FIELDS = ("name", "time_zone", "description", "team_id", "layers")
 LAYER_FIELDS = (
     "name", "kind", "start", "shift_length", "shift_unit", "participants", "restrictions", "ical_url", "ical_data"
@@ -49,20 +50,14 @@ def clean_schedule(body: dict[str, Any], schedule: Schedule | None = None, actor
     """Name (unique), time zone and description; on PATCH (`schedule` given) every field is optional."""
     checks = {}
     if schedule is None or "name" in body:
-        checks["name"] = lambda: _unique_name(body.get("name"), schedule)
+        checks["name"] = lambda: v.unique_name(
+            body.get("name"), Schedule, schedule, "A schedule with this name already exists; pick another name."
+        )
     if schedule is None or "time_zone" in body:
         checks["time_zone"] = lambda: v.time_zone(body.get("time_zone", "UTC"))
     if "description" in body:
         checks["description"] = lambda: v.text(body.get("description"), max_length=2000, required=False)
     return v.collect({**checks, **teams.owner_check(body, actor, schedule)})
-
-
-def _unique_name(value: Any, schedule: Schedule | None) -> str:
-    name = v.text(value, max_length=200, label="Name")
-    existing = db.session.scalar(select(Schedule).where(func.lower(Schedule.name) == func.lower(name)))
-    if existing is not None and existing is not schedule:
-        raise v.FieldError("A schedule with this name already exists; pick another name.")
-    return name
 
 
 def clean_layers(value: Any, time_zone: str) -> list[dict[str, Any]]:

@@ -40,14 +40,6 @@ def _policy_id(value: Any) -> int:
     return policy_id
 
 
-def _unique_name(value: Any, service: Service | None) -> str:
-    name = validation.text(value, max_length=200, label="Name")
-    clash = db.session.scalar(select(Service.id).where(func.lower(Service.name) == func.lower(name)))
-    if clash is not None and (service is None or clash != service.id):
-        raise validation.FieldError("Another service already has this name.")
-    return name
-
-
 def clean_service(
     data: dict[str, Any], service: Service | None = None, local_zone: str | None = None, actor: User | None = None
 ) -> dict:
@@ -58,7 +50,9 @@ def clean_service(
     """
     validation.refuse_unknown(data, SERVICE_FIELDS)
     checks = {
-        "name": lambda: _unique_name(data.get("name"), service),
+        "name": lambda: validation.unique_name(
+            data.get("name"), Service, service, "Another service already has this name."
+        ),
         "description": lambda: validation.text(data.get("description"), max_length=2000, required=False),
         "escalation_policy_id": lambda: _optional(data.get("escalation_policy_id"), _policy_id),
         "ack_timeout_minutes": lambda: _optional(

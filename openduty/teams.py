@@ -20,19 +20,11 @@ from openduty.models.team import TEAM_ROLES
 TEAM_FIELDS = ("name", "description")
 
 
-def _unique_name(value: Any, team: Team | None) -> str:
-    name = validation.text(value, max_length=200, label="Name")
-    clash = db.session.scalar(select(Team.id).where(func.lower(Team.name) == func.lower(name)))
-    if clash is not None and (team is None or clash != team.id):
-        raise validation.FieldError("Another team already has this name.")
-    return name
-
-
 def save_team(team: Team | None, data: dict[str, Any]) -> Team:
     """Create a team (`team` None) or change the fields `data` names; ValidationError if any is bad."""
     validation.refuse_unknown(data, TEAM_FIELDS)
     checks = {
-        "name": lambda: _unique_name(data.get("name"), team),
+        "name": lambda: validation.unique_name(data.get("name"), Team, team, "Another team already has this name."),
         "description": lambda: validation.text(data.get("description"), max_length=2000, required=False),
     }
     if team is not None:

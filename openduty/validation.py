@@ -16,9 +16,11 @@ from zoneinfo import ZoneInfo, available_timezones
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from sqlalchemy import func, select
 
 from openduty import outbound
 from openduty.errors import ValidationError
+from openduty.extensions import db
 from openduty.models.user import CONTACT_KINDS
 from openduty.notifiers import apprise as apprise_channel
 
@@ -205,6 +207,16 @@ def text(value: Any, *, max_length: int, required: bool = True, label: str = "Th
 # The largest value an INTEGER column holds (PostgreSQL's int4): every id and every whole number
 # a client sends is at most this, so none can overflow the database.
 MAX_INTEGER = 2**31 - 1
+
+
+def unique_name(value: Any, model, current, taken: str) -> str:
+    """A name of 1 to 200 characters that no other row of `model` has, compared without regard to
+    case (`current` is the row being changed, or None); `taken` is the message when one does."""
+    name = text(value, max_length=200, label="Name")
+    clash = db.session.scalar(select(model.id).where(func.lower(model.name) == func.lower(name)))
+    if clash is not None and (current is None or clash != current.id):
+        raise FieldError(taken)
+    return name
 
 
 def integer(value: Any, *, minimum: int | None = None, maximum: int | None = None, label: str = "This") -> int:
