@@ -73,7 +73,7 @@ def _summary(label: str, values_ms: list[float]) -> None:
 def main() -> None:
     app, env = bench_app("bench-notify-")
     workers = int(os.environ.get("NOTIFY_WORKERS", "4"))
-    from openduty.extensions import stop_embedded_redis
+    from openduty.extensions import stop_embedded_redis  # once bench_app has set the environment
 
     with app.app_context():
         receiver = Receiver()
