@@ -163,6 +163,8 @@ def mirror_directory_teams(user: User, groups: dict[str, str]) -> None:
         if team.id not in current:
             user.memberships.append(TeamMember(team_id=team.id, role="member"))
     wanted = {team.id for team in teams.values()}
+    stale = {m.team_id for m in user.memberships} - wanted
+    from_directory = set(db.session.scalars(select(Team.id).where(Team.id.in_(stale), Team.directory_dn.is_not(None))))
     for member in list(user.memberships):
-        if member.team_id not in wanted and member.team is not None and member.team.directory_dn:
+        if member.team_id in from_directory:
             user.memberships.remove(member)
