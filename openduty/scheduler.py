@@ -171,7 +171,7 @@ class SchedulerThread(threading.Thread):
         try:
             self.scheduler.stop()
         except RedisError:
-            pass
+            pass  # Redis is away: there is no lock to give back, and other schedulers take over
 
     def poll(self) -> float:
         """Heartbeat if it is time, release the jobs that are due; the seconds until the next poll."""
