@@ -6,7 +6,8 @@ re-armed job is harmless. Periodic jobs re-arm their next run before doing their
 
 import logging
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from flask import current_app
 
@@ -33,6 +34,33 @@ def escalate(incident_id: int, epoch: int) -> str:
         )  # fmt: skip
         return "database unavailable"
     delivery.send_claimed(send_now)
+    return outcome
+
+
+# What each kind of timer row (timers.set_timer) does when it is due: handler(ref_id, due), run in
+# the transaction that takes the row; it may arm the timer again.
+TIMER_HANDLERS: dict[str, Callable[[int, datetime], object]] = {}
+
+
+def fire_timer(kind: str, ref_id: int, due: str) -> str:
+    """Run the handler of the timer (kind, ref_id) armed for `due` if it is still armed for then and
+    that time has come (a moved or cancelled timer does nothing; an early job re-arms).
+
+    A handler that raises leaves the row in place (rolled back): reconcile arms it again, so a
+    failing timer is retried every RECONCILE_INTERVAL and logged each time, never dropped.
+    """
+    at = datetime.fromisoformat(due)
+    try:
+        outcome = timers.take_timer(kind, ref_id, at)
+        if outcome == "due":
+            TIMER_HANDLERS[kind](ref_id, at)
+        db.session.commit()
+    except timers.DATABASE_ERRORS:
+        db.session.rollback()
+        retry = clock.now() + timedelta(seconds=timers.DATABASE_RETRY_SECONDS)
+        job_id = f"{timers.timer_job_id(kind, ref_id, at)}-db{time.time_ns() // 1_000_000}"
+        timers.enqueue_timer(kind, ref_id, at, job_id=job_id, due_at=retry)
+        return "database unavailable"
     return outcome
 
 

@@ -4,7 +4,9 @@ The database is the source of truth: an open incident's `next_escalation_at` (wi
 says when it must move on, and pending Notification rows say which pages are owed. RQ jobs are only
 timers for those rows, armed after the transaction that wrote them commits (`track_incident`,
 `track_notification`: see `_collect` and `_enqueue`), and re-armed by `reconcile()` when Redis lost
-them. Also here: the queue names, job ids and timeouts, the periodic jobs, and the retry policy
+them. Every other timed thing (a heartbeat's deadline, a maintenance window's start, ...) is a row of
+the `timers` table (`set_timer`), armed and re-armed the same way; openduty.jobs.fire_timer runs its
+handler. Also here: the queue names, job ids and timeouts, the periodic jobs, and the retry policy
 for jobs that meet the database down.
 """
 
@@ -15,16 +17,15 @@ from flask import current_app
 from redis.client import Pipeline
 from rq import Queue
 from rq.exceptions import DuplicateJobError
-from rq.job import Job, JobStatus
-from rq.registry import ScheduledJobRegistry, StartedJobRegistry
-from sqlalchemy import event, inspect, select, update
+from sqlalchemy import delete, event, inspect, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from openduty import clock
 from openduty.extensions import db, queue, redis
-from openduty.liveness import worker_alive
-from openduty.models import Incident, Notification
+from openduty.liveness import fetch_jobs, job_live, remove_job
+from openduty.models import Incident, Notification, Timer
 from openduty.models.notification import MAX_UNCONFIRMED
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ RECONCILE_INTERVAL = 60
 
 _INCIDENTS = "openduty.timers.incidents"
 _NOTIFICATIONS = "openduty.timers.notifications"
+_TIMERS = "openduty.timers.timers"
 _READY = "openduty.timers.ready"
 
 
@@ -68,6 +70,44 @@ def track_incident(incident: Incident) -> None:
 def track_notification(notification: Notification) -> None:
     """Arm this notification's delivery once the current transaction commits."""
     db.session.info.setdefault(_NOTIFICATIONS, []).append(notification)
+
+
+def set_timer(kind: str, ref_id: int, due: datetime | None) -> None:
+    """Arm the one timer (`kind`, `ref_id`) at `due`, replacing its earlier due time; None cancels it.
+
+    Written in the current transaction (one upsert, so concurrent writers cannot clash); its job is
+    armed after commit. The job of an earlier due time finds the row moved and does nothing.
+    """
+    table = Timer.__table__
+    where = (table.c.kind == kind) & (table.c.ref_id == ref_id)
+    if due is None:
+        db.session.execute(delete(table).where(where))
+        return
+    dialect = db.session.get_bind().dialect.name
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = stmt.values(kind=kind, ref_id=ref_id, due_at=due)
+    db.session.execute(stmt.on_conflict_do_update(index_elements=[table.c.kind, table.c.ref_id], set_={"due_at": due}))
+    db.session.info.setdefault(_TIMERS, []).append((kind, ref_id))
+
+
+def timer_due(kind: str, ref_id: int) -> datetime | None:
+    """When the timer (`kind`, `ref_id`) is due, or None if it is not armed."""
+    return db.session.scalar(select(Timer.due_at).where(Timer.kind == kind, Timer.ref_id == ref_id))
+
+
+def take_timer(kind: str, ref_id: int, due: datetime) -> str:
+    """For the job armed for `due`: "due" (the row is deleted in this transaction: the caller runs
+    the handler and commits), "early" (re-armed at its time) or "moved" (cancelled or re-armed)."""
+    row = db.session.execute(
+        select(Timer.due_at).where(Timer.kind == kind, Timer.ref_id == ref_id).with_for_update()
+    ).first()
+    if row is None or row.due_at != due:
+        return "moved"
+    if due > clock.now():
+        db.session.info.setdefault(_TIMERS, []).append((kind, ref_id))
+        return "early"
+    db.session.execute(delete(Timer).where(Timer.kind == kind, Timer.ref_id == ref_id))
+    return "due"
 
 
 def _identity(obj) -> int | None:
@@ -82,7 +122,8 @@ def _collect(session: Session) -> None:
         return
     incidents = session.info.pop(_INCIDENTS, None)
     notifications = session.info.pop(_NOTIFICATIONS, None)
-    if not incidents and not notifications:
+    timer_keys = session.info.pop(_TIMERS, None)
+    if not incidents and not notifications and not timer_keys:
         return
     session.flush()
     ready = session.info.setdefault(_READY, [])
@@ -102,6 +143,9 @@ def _collect(session: Session) -> None:
             )
         )
         ready.extend(("deliver", r.id, r.purpose, max(r.send_at, r.retry_at or r.send_at), r.send_at) for r in rows)
+    if timer_keys:
+        rows = session.execute(select(Timer).where(tuple_(Timer.kind, Timer.ref_id).in_(set(timer_keys))))
+        ready.extend(("timer", t.kind, t.ref_id, t.due_at) for (t,) in rows)
 
 
 @event.listens_for(Session, "after_commit")
@@ -119,6 +163,8 @@ def _enqueue(session: Session) -> None:
                 if item[0] == "escalate":
                     _, incident_id, epoch, due = item
                     enqueue_escalation(incident_id, epoch, due, pipeline=pipe)
+                elif item[0] == "timer":
+                    enqueue_timer(*item[1:], pipeline=pipe)
                 else:
                     _, notification_id, purpose, due, send_at = item
                     enqueue_delivery(notification_id, due, purpose=purpose, send_at=send_at, pipeline=pipe)
@@ -131,7 +177,7 @@ def _enqueue(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     if session.get_nested_transaction() is None:
-        for key in (_INCIDENTS, _NOTIFICATIONS, _READY):
+        for key in (_INCIDENTS, _NOTIFICATIONS, _TIMERS, _READY):
             session.info.pop(key, None)
 
 
@@ -141,6 +187,10 @@ def escalation_job_id(incident_id: int, epoch: int) -> str:
 
 def delivery_job_id(notification_id: int, send_at: datetime) -> str:
     return f"deliver-{notification_id}-{int(send_at.timestamp())}"
+
+
+def timer_job_id(kind: str, ref_id: int, due: datetime) -> str:
+    return f"timer-{kind}-{ref_id}-{due:%Y%m%dT%H%M%S%f}"
 
 
 def _arm(q: Queue, due: datetime, func: str, *args, pipeline: Pipeline | None = None, **options) -> None:
@@ -194,94 +244,43 @@ def enqueue_delivery(
     _arm(q, due, "openduty.jobs.deliver", notification_id, pipeline=pipeline, **options)
 
 
+def enqueue_timer(
+    kind: str,
+    ref_id: int,
+    due: datetime,
+    job_id: str | None = None,
+    pipeline: Pipeline | None = None,
+    due_at: datetime | None = None,
+) -> None:
+    """Run openduty.jobs.fire_timer for the timer row (kind, ref_id) due at `due` (at `due_at`
+    instead when given: a retry after the database was away)."""
+    options = _job_options(job_id or timer_job_id(kind, ref_id, due), ESCALATE_TIMEOUT)
+    args = (kind, ref_id, due.isoformat())
+    _arm(queue(ESCALATION_QUEUE), due_at or due, "openduty.jobs.fire_timer", *args, pipeline=pipeline, **options)
+
+
 # --- Reconcile: the database is the source of truth ---------------------------------------------
 
 
-def _live(job: Job | None, due: datetime, now: datetime) -> bool:
-    """Whether `job` will really still run for work due at `due` (and not too late).
-
-    Its status alone is not enough (issue 9): a "queued" job can be in no queue (popped by a
-    connection whose process died), and a "started" one can belong to a worker that was killed.
-    """
-    if job is None:
-        return False
-    conn = job.connection
-    status = job.get_status(refresh=False)
-    if status == JobStatus.QUEUED:
-        queue = Queue(job.origin, connection=conn)
-        return any(conn.lpos(key, job.id) is not None for key in (queue.key, queue.intermediate_queue_key))
-    if status == JobStatus.SCHEDULED:
-        score = conn.zscore(ScheduledJobRegistry(job.origin, connection=conn).key, job.id)
-        # Not scheduled after all, or later than due (e.g. the DB was moved on by hand): re-arm.
-        return score is not None and score <= max(due, now).timestamp() + 1
-    if status == JobStatus.STARTED:
-        started = job.started_at or job.enqueued_at
-        in_time = started is not None and (now - started).total_seconds() < (job.timeout or 180) + 60
-        return in_time and worker_alive(conn, job.worker_name)
-    return False  # finished, failed, stopped, canceled; Openduty never defers jobs
-
-
-def _rearm(job: Job | None) -> None:
-    """Remove a dead job before arming a new one under its id, even if RQ cannot clean it up."""
-    if job is None:
-        return
-    try:
-        job.delete()
-    except Exception:  # e.g. "Execution ... not found in Redis" for a dead worker's job
-        log.warning("reconcile: RQ could not clean up job %s; removing it by hand", job.id, exc_info=True)
-        conn = job.connection
-        started = StartedJobRegistry(job.origin, connection=conn).key
-        executions = [m for m in conn.zrange(started, 0, -1) if m.decode().startswith(f"{job.id}:")]
-        with conn.pipeline() as pipe:
-            if executions:
-                pipe.zrem(started, *executions)
-            pipe.delete(job.key)
-            pipe.execute()
-
-
-def _fetch_jobs(ids: list[str], conn) -> list[Job | None]:
-    """The jobs with these ids (None where missing), each on its own if one of them is unreadable."""
-    if not ids:
-        return []
-    try:
-        return Job.fetch_many(ids, connection=conn)
-    except Exception:
-        jobs: list[Job | None] = []
-        for job_id in ids:
-            try:
-                jobs.append(Job.fetch(job_id, connection=conn))
-            except Exception:  # missing or unreadable: re-armed under the same id
-                conn.delete(Job.key_for(job_id))
-                jobs.append(None)
-        return jobs
-
-
 def reconcile() -> dict[str, int]:
-    """Re-arm every escalation and pending notification that has no live job; recover deliveries
-    claimed by a worker that died. Safe to run any time, on any number of workers at once.
+    """Re-arm every escalation, pending notification and timer row that has no live job; recover
+    deliveries claimed by a worker that died. Safe to run any time, on any number of workers at once.
 
     A job that cannot be checked or re-armed is logged and counted in `errors`; the run goes on.
     """
     now = clock.now()
-    conn = redis.get()
-    counts = {"escalations": 0, "notifications": 0, "recovered": 0, "errors": 0}
+    counts = {"escalations": 0, "notifications": 0, "timers": 0, "recovered": 0, "errors": 0}
 
     rows = db.session.execute(
         select(Incident.id, Incident.epoch, Incident.next_escalation_at).where(
             Incident.next_escalation_at.is_not(None), Incident.status != "resolved"
         )
     ).all()
-    jobs = _fetch_jobs([escalation_job_id(r.id, r.epoch) for r in rows], conn)
-    for row, job in zip(rows, jobs, strict=True):
-        try:
-            if not _live(job, row.next_escalation_at, now):
-                _rearm(job)
-                enqueue_escalation(row.id, row.epoch, row.next_escalation_at)
-                counts["escalations"] += 1
-        except Exception:
-            log.exception("reconcile: could not re-arm the escalation of incident %s", row.id)
-            counts["errors"] += 1
-
+    _rearm_missing(
+        counts, "escalations", now,
+        [(escalation_job_id(r.id, r.epoch), r.next_escalation_at, r) for r in rows],
+        lambda r: enqueue_escalation(r.id, r.epoch, r.next_escalation_at),
+    )  # fmt: skip
     counts["recovered"] = _recover_abandoned_sends(now)
     db.session.commit()
 
@@ -290,21 +289,35 @@ def reconcile() -> dict[str, int]:
             Notification.status == "pending"
         )
     ).all()
-    jobs = _fetch_jobs([delivery_job_id(r.id, r.send_at) for r in pending], conn)
-    for row, job in zip(pending, jobs, strict=True):
-        due = max(row.send_at, row.retry_at or row.send_at)
-        try:
-            if not _live(job, due, now):
-                _rearm(job)
-                enqueue_delivery(row.id, due, purpose=row.purpose, send_at=row.send_at)
-                counts["notifications"] += 1
-        except Exception:
-            log.exception("reconcile: could not re-arm the delivery of notification %s", row.id)
-            counts["errors"] += 1
+    _rearm_missing(
+        counts, "notifications", now,
+        [(delivery_job_id(r.id, r.send_at), max(r.send_at, r.retry_at or r.send_at), r) for r in pending],
+        lambda r: enqueue_delivery(r.id, max(r.send_at, r.retry_at or r.send_at), purpose=r.purpose, send_at=r.send_at),
+    )  # fmt: skip
+    due = db.session.execute(select(Timer.kind, Timer.ref_id, Timer.due_at)).all()
+    _rearm_missing(
+        counts, "timers", now,
+        [(timer_job_id(r.kind, r.ref_id, r.due_at), r.due_at, r) for r in due],
+        lambda r: enqueue_timer(r.kind, r.ref_id, r.due_at),
+    )  # fmt: skip
     if any(counts.values()):
-        log.info("reconcile: re-armed %(escalations)d escalations, %(notifications)d notifications, "
-                 "recovered %(recovered)d interrupted deliveries; %(errors)d errors", counts)  # fmt: skip
+        log.info("reconcile: re-armed %(escalations)d escalations, %(notifications)d notifications, %(timers)d "
+                 "timers, recovered %(recovered)d interrupted deliveries; %(errors)d errors", counts)  # fmt: skip
     return counts
+
+
+def _rearm_missing(counts: dict[str, int], what: str, now: datetime, items: list[tuple], arm) -> None:
+    """For each (job id, due, row) whose job is not live: remove the dead job, `arm(row)`, count it."""
+    jobs = fetch_jobs([job_id for job_id, _, _ in items], redis.get())
+    for (job_id, due, row), job in zip(items, jobs, strict=True):
+        try:
+            if not job_live(job, due, now):
+                remove_job(job)
+                arm(row)
+                counts[what] += 1
+        except Exception:
+            log.exception("reconcile: could not re-arm job %s", job_id)
+            counts["errors"] += 1
 
 
 def _recover_abandoned_sends(now: datetime) -> int:

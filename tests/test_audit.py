@@ -26,7 +26,16 @@ LAYER_JSON = {"kind": "rotation", "name": "API layer", "start": "2026-03-02T09:0
 
 # Models that are not configuration: what happens (incidents, pages, their timelines), derived data
 # (an iCal layer's parsed events, recorded as the layer's calendar data), and the log itself.
-OPERATIONAL = {"Incident", "LogEntry", "Notification", "ContactThrottle", "Counter", "LayerEvent", "AuditEntry"}
+OPERATIONAL = {
+    "Incident",
+    "LogEntry",
+    "Notification",
+    "ContactThrottle",
+    "Counter",
+    "LayerEvent",
+    "AuditEntry",
+    "Timer",
+}
 
 
 @pytest.fixture

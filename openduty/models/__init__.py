@@ -7,6 +7,7 @@ from openduty.models.policy import EscalationLevel, EscalationPolicy, Escalation
 from openduty.models.schedule import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride
 from openduty.models.service import Integration, Service
 from openduty.models.team import Team, TeamMember
+from openduty.models.timer import Timer
 from openduty.models.user import ApiToken, ContactMethod, NotificationRule, User
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "Service",
     "Team",
     "TeamMember",
+    "Timer",
     "User",
 ]
