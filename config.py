@@ -168,6 +168,8 @@ class Config:
 
     # The audit log keeps entries this many days (0: forever); a worker purges older ones daily.
     AUDIT_RETENTION_DAYS = _env_days("AUDIT_RETENTION_DAYS", 365)
+    # Change events are kept this many days after they arrive (0: forever); purged daily.
+    CHANGE_EVENT_RETENTION_DAYS = _env_days("CHANGE_EVENT_RETENTION_DAYS", 90)
 
     # Worker: the RQ queue names, highest priority first.
     RQ_QUEUES = ["high", "default", "low"]

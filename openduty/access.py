@@ -106,6 +106,8 @@ RULES: dict[str, Rule] = {
     "events.create_event_legacy": EVENT_KEY,
     "events.alertmanager": EVENT_KEY,
     "events.generic": EVENT_KEY,
+    "events.enqueue_change": EVENT_KEY,
+    "events.heartbeat": EVENT_KEY,
     # Incidents: everyone logged in sees every incident (a small team's shared console); all but
     # observers act on them.
     "incidents.index": LOGIN,
@@ -158,6 +160,7 @@ RULES: dict[str, Rule] = {
     "services.add_integration": _SERVICES,
     "services.regenerate_key": _SERVICES,
     "services.delete_integration": _SERVICES,
+    "services.update_heartbeat": _SERVICES,
     # Users: the admin pages, and profiles (one's own, or anyone's for admins: may_manage).
     "users.index": _USERS,
     "users.create": _USERS,
@@ -215,6 +218,8 @@ RULES: dict[str, Rule] = {
     "api.create_integration": api_manage("add integrations"),
     "api.regenerate_integration_key": api_manage("regenerate integration keys"),
     "api.delete_integration": api_manage("delete integrations"),
+    "api.update_heartbeat": api_manage("change heartbeats"),
+    "api.list_change_events": API,
     "api.list_policies": API,
     "api.get_policy": API,
     "api.create_policy": api_manage("create escalation policies"),

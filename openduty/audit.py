@@ -37,6 +37,7 @@ from openduty.models import (
     EscalationLevel,
     EscalationPolicy,
     EscalationTarget,
+    Heartbeat,
     Integration,
     LayerParticipant,
     NotificationRule,
@@ -170,6 +171,11 @@ AUDITED: dict[type, Audited] = {
     Integration: Audited(
         "integration", ("service_id", "kind", "name"), _named, {"key": lambda v, s: masking.secret(v)}
     ),
+    Heartbeat: Audited(
+        "heartbeat",
+        ("integration_id", "interval_seconds", "grace_seconds", "paused"),
+        lambda s: f"heartbeat of integration #{s.get('integration_id')}",
+    ),
     EscalationPolicy: Audited("escalation policy", ("name", "description", "team_id", "repeat_count"), _named),
     EscalationLevel: Audited(
         "escalation level",
@@ -209,6 +215,7 @@ AUDITED: dict[type, Audited] = {
 # How an audited object leads to the team that owns it: its own `team_id`, or its parent's.
 _PARENTS: dict[type, tuple[str, type, str]] = {
     Integration: ("service", Service, "service_id"),
+    Heartbeat: ("integration", Integration, "integration_id"),
     EscalationLevel: ("policy", EscalationPolicy, "policy_id"),
     EscalationTarget: ("level", EscalationLevel, "level_id"),
     ScheduleLayer: ("schedule", Schedule, "schedule_id"),

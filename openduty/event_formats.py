@@ -3,7 +3,8 @@
 `parse_v2` (PagerDuty Events API v2), `parse_v1` (PagerDuty v1), `parse_legacy` (the original
 Openduty form), `parse_alertmanager` (Prometheus Alertmanager webhook, version 4) and
 `parse_generic` (plain JSON) validate the body and return Events, or raise `InvalidEvent` naming
-every problem. Nothing here touches the database: the ingest endpoints parse before anything else.
+every problem; `parse_change` (PagerDuty change events) returns a `Change`. Nothing here touches
+the database: the ingest endpoints parse before anything else.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from openduty.events import Event
 from openduty.models.incident import SEVERITIES
 from openduty.models.service import INTEGRATION_KEY_LENGTH
-from openduty.validation import unstorable, unstorable_path
+from openduty.validation import MAX_YEAR, MIN_YEAR, unstorable, unstorable_path
 
 ACTIONS = ("trigger", "acknowledge", "resolve")
 # PagerDuty's limits, so a client that works there works here.
@@ -69,6 +71,21 @@ class _Fields:
         return value
 
     def timestamp(self, obj: dict, name: str, *, path: str) -> str | None:
+        """An optional ISO 8601 timestamp, kept as sent."""
+        return obj[name] if self._parsed_time(obj, name, path) is not None else None
+
+    def moment(self, obj: dict, name: str, *, path: str) -> datetime | None:
+        """An optional ISO 8601 timestamp as an aware UTC time (UTC when it has no offset), in the
+        years validation accepts everywhere."""
+        parsed = self._parsed_time(obj, name, path)
+        if parsed is None:
+            return None
+        if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+            self.errors.append(f"'{path}' must be between the years {MIN_YEAR} and {MAX_YEAR}.")
+            return None
+        return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+    def _parsed_time(self, obj: dict, name: str, path: str) -> datetime | None:
         value = obj.get(name)
         if value in (None, ""):
             return None
@@ -76,11 +93,10 @@ class _Fields:
             self.errors.append(f"'{path}' must be an ISO 8601 timestamp string.")
             return None
         try:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             self.errors.append(f"'{path}' is not an ISO 8601 timestamp ({_short(value)}).")
             return None
-        return value
 
     def list_of_objects(self, obj: dict, name: str, required_key: str) -> list | None:
         value = obj.get(name)
@@ -120,7 +136,7 @@ def _require_object(body: Any) -> dict:
     return body
 
 
-def _url_key(key: str) -> str:
+def url_key(key: str) -> str:
     """An integration key taken from the URL: refused before any lookup if it cannot be one of ours."""
     if len(key) > INTEGRATION_KEY_LENGTH:
         raise InvalidEvent(
@@ -214,7 +230,7 @@ _ALERTMANAGER_SEVERITIES = {"page": "critical", "high": "error", "medium": "warn
 
 def parse_alertmanager(key: str, body: Any) -> list[Event]:
     """Prometheus Alertmanager webhook (version 4): one Event per alert, keyed by fingerprint."""
-    key = _url_key(key)
+    key = url_key(key)
     body = _require_object(body)
     alerts = body.get("alerts")
     if not isinstance(alerts, list):
@@ -261,7 +277,7 @@ def parse_alertmanager(key: str, body: Any) -> list[Event]:
 
 def parse_generic(key: str, body: Any) -> Event:
     """The plain JSON webhook: `{"summary", "dedup_key", "action", "severity", "details", "source"}`."""
-    key = _url_key(key)
+    key = url_key(key)
     body = _require_object(body)
     f = _Fields()
     action = f.choice(body, "action", ACTIONS, default="trigger")
@@ -277,3 +293,41 @@ def parse_generic(key: str, body: Any) -> Event:
             details["custom_details"] = body["details"]
     f.raise_if_any()
     return Event(key, action, dedup_key or new_dedup_key(), summary, severity, source, details, "generic")
+
+
+@dataclass(slots=True)
+class Change:
+    """One PagerDuty change event (a deploy, a config change), as parsed; openduty.change_events stores it."""
+
+    routing_key: str
+    summary: str
+    source: str = ""
+    # When it happened; None: when it arrived.
+    timestamp: datetime | None = None
+    custom_details: Any = None
+    links: list[dict[str, str]] = field(default_factory=list)
+
+
+def parse_change(body: Any) -> Change:
+    """PagerDuty change events (`POST /v2/change/enqueue`): routing_key and payload.summary required;
+    payload.timestamp, .source, .custom_details and links[] (href, text) optional."""
+    body = _require_object(body)
+    f = _Fields()
+    routing_key = f.text(body, "routing_key", max_length=INTEGRATION_KEY_LENGTH, required=True)
+    summary, source, timestamp, custom_details = "", "", None, None
+    payload = body.get("payload")
+    if not isinstance(payload, dict):
+        f.errors.append("'payload' is missing or not an object.")
+    else:
+        summary = f.text(payload, "summary", path="payload.summary", max_length=MAX_SUMMARY, required=True)
+        source = f.text(payload, "source", path="payload.source", max_length=MAX_SHORT_FIELD, required=False)
+        timestamp = f.moment(payload, "timestamp", path="payload.timestamp")
+        custom_details = payload.get("custom_details")
+    links = []
+    for i, link in enumerate(f.list_of_objects(body, "links", "href") or []):
+        text_ = link.get("text")
+        if text_ is not None and not isinstance(text_, str):
+            f.errors.append(f"'links[{i}].text' must be a string.")
+        links.append({"href": link["href"], "text": text_ or link["href"]})
+    f.raise_if_any()
+    return Change(routing_key, summary, source, timestamp, custom_details, links)

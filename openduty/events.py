@@ -268,6 +268,7 @@ _VIA = {
     "openduty": "the Openduty event API",
     "alertmanager": "Alertmanager",
     "generic": "the generic webhook",
+    "heartbeat": "a heartbeat",
 }
 
 

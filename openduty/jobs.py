@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
-from openduty import audit_log, clock, delivery, directory, escalation, ical, password_reset, timers
+from openduty import audit_log, change_events, clock, delivery, directory, escalation, ical, password_reset, timers
 from openduty.extensions import db
 from openduty.models import Notification
 
@@ -101,6 +101,14 @@ def purge_audit_log() -> int:
     """Periodic (daily): delete audit entries older than AUDIT_RETENTION_DAYS (0 keeps them forever)."""
     timers.schedule_periodic("openduty.jobs.purge_audit_log", timers.AUDIT_PURGE_INTERVAL)
     removed = audit_log.purge()
+    db.session.commit()
+    return removed
+
+
+def purge_change_events() -> int:
+    """Periodic (daily): delete change events received more than CHANGE_EVENT_RETENTION_DAYS ago."""
+    timers.schedule_periodic("openduty.jobs.purge_change_events", timers.AUDIT_PURGE_INTERVAL)
+    removed = change_events.purge()
     db.session.commit()
     return removed
 

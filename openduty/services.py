@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from openduty import teams, validation
+from openduty import heartbeats, teams, validation
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, Incident, Integration, Service, User
 from openduty.models.service import INTEGRATION_KINDS
@@ -24,7 +24,7 @@ SERVICE_FIELDS = (
     "maintenance_until",
     "disabled",
 )
-INTEGRATION_FIELDS = ("kind", "name")
+INTEGRATION_FIELDS = ("kind", "name", *heartbeats.SETTINGS)
 # An unacknowledged incident re-triggers after at most a week.
 MAX_ACK_TIMEOUT_MINUTES = 7 * 24 * 60
 
@@ -102,9 +102,14 @@ def clean_integration(data: dict[str, Any]) -> dict:
 
 
 def add_integration(service: Service, data: dict[str, Any]) -> Integration:
-    """A new integration (with a fresh key) on `service`; ValidationError if `data` is bad."""
-    integration = Integration(service=service, **clean_integration(data))
+    """A new integration (with a fresh key) on `service`; ValidationError if `data` is bad. A
+    heartbeat's interval and grace go to its own row (openduty.heartbeats)."""
+    clean = clean_integration(data)
+    heartbeat = heartbeats.clean_settings(data) if clean["kind"] == "heartbeat" else heartbeats.refuse_settings(data)
+    integration = Integration(service=service, **clean)  # checked first: this adds it to the session
     db.session.add(integration)
+    if heartbeat is not None:
+        heartbeats.add(integration, heartbeat)
     return integration
 
 

@@ -370,6 +370,7 @@ PERIODIC_JOBS: list[tuple[str, int | str]] = [
     ("openduty.jobs.refresh_ical_sources", "ICAL_REFRESH_MINUTES"),
     ("openduty.jobs.sync_directory", "LDAP_SYNC_MINUTES"),
     ("openduty.jobs.purge_audit_log", AUDIT_PURGE_INTERVAL),
+    ("openduty.jobs.purge_change_events", AUDIT_PURGE_INTERVAL),
 ]
 
 

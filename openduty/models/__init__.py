@@ -1,6 +1,8 @@
 """The domain models, one module per aggregate. Importing this package registers every table."""
 
 from openduty.models.audit import AuditEntry
+from openduty.models.change_event import ChangeEvent
+from openduty.models.heartbeat import Heartbeat
 from openduty.models.incident import Counter, Incident, LogEntry
 from openduty.models.notification import Notification
 from openduty.models.policy import EscalationLevel, EscalationPolicy, EscalationTarget
@@ -13,11 +15,13 @@ from openduty.models.user import ApiToken, ContactMethod, NotificationRule, User
 __all__ = [
     "ApiToken",
     "AuditEntry",
+    "ChangeEvent",
     "ContactMethod",
     "Counter",
     "EscalationLevel",
     "EscalationPolicy",
     "EscalationTarget",
+    "Heartbeat",
     "Incident",
     "Integration",
     "LayerEvent",

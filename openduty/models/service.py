@@ -11,12 +11,13 @@ from openduty import clock, masking
 from openduty.extensions import db
 from openduty.models.types import UTCDateTime
 
-INTEGRATION_KINDS = ("events_v2", "events_v1", "alertmanager", "generic")
+INTEGRATION_KINDS = ("events_v2", "events_v1", "alertmanager", "generic", "heartbeat")
 INTEGRATION_KIND_LABELS = {
     "events_v2": "PagerDuty Events API v2",
     "events_v1": "PagerDuty Events API v1 (generic)",
     "alertmanager": "Prometheus Alertmanager",
     "generic": "Generic JSON webhook",
+    "heartbeat": "Heartbeat (a ping expected every interval)",
 }
 _KEY_ALPHABET = string.ascii_lowercase + string.digits
 # Every integration key is this long (a PagerDuty integration key's shape); ingest refuses longer.
@@ -97,6 +98,8 @@ class Integration(db.Model):
             return f"/integrations/alertmanager/{self.key}"
         if self.kind == "generic":
             return f"/integrations/generic/{self.key}"
+        if self.kind == "heartbeat":
+            return f"/heartbeat/{self.key}"
         if self.kind == "events_v1":
             return "/generic/2010-04-15/create_event.json"
         return "/v2/enqueue"

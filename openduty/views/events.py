@@ -1,7 +1,9 @@
 """Ingest endpoints: every inbound event format, parsed into Events (see openduty.event_formats).
 
 Each endpoint only parses, checks the rate limit and answers in its format's own dialect; the
-events all go through `event_batcher.submit()`. The answer is sent only after the commit.
+events all go through `event_batcher.submit()`. The answer is sent only after the commit. Beside
+them, two ingest endpoints that store no event: change events (openduty.change_events) and
+heartbeat pings (openduty.heartbeats), each one short transaction.
 """
 
 import logging
@@ -12,14 +14,15 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from openduty import event_formats, validation
+from openduty import change_events, event_formats, heartbeats, validation
 from openduty.event_batcher import submit
-from openduty.event_commit import RETRY_AFTER_SECONDS, OutcomeUnknown, unavailable
+from openduty.event_commit import RETRY_AFTER_SECONDS, OutcomeUnknown, discard_transaction, unavailable
 from openduty.event_formats import MAX_BODY_BYTES, InvalidEvent
 from openduty.event_rate_limit import seconds_until_allowed
 from openduty.events import Event, Outcome
-from openduty.extensions import csrf
+from openduty.extensions import csrf, db
 from openduty.integration_keys import key_refusal
+from openduty.transactions import begin_write
 
 bp = Blueprint("events", __name__)
 csrf.exempt(bp)  # machine-to-machine: authenticated by the integration key, not a session
@@ -61,6 +64,8 @@ ALERTMANAGER = Dialect(
     unknown_key_status=404,
 )
 GENERIC = Dialect(202, _dedup, unknown_key_status=404)
+CHANGE = Dialect(202, lambda outcomes: {"status": "success", "message": "Change event processed"})
+HEARTBEAT = Dialect(200, lambda outcomes: {}, error_message="Heartbeat not recorded", unknown_key_status=404)
 
 
 # The body's "status" for answers that are not about the event's content.
@@ -92,25 +97,60 @@ def _form_or_json_body() -> Any:
     return _json_body()
 
 
-def ingest(dialect: Dialect, parse: Callable[[], list[Event]], url_key: str | None = None):
-    """Parse, rate-limit, submit and answer: the one path every endpoint takes."""
+def _parse(dialect: Dialect, parse: Callable[[], Any]):
+    """(what `parse` returned, None), or (None, the answer that refuses the body)."""
     try:
-        parsed = parse()
+        return parse(), None
     except RequestEntityTooLarge:
         size = f"{MAX_BODY_BYTES // 1024} KB"
-        return _error(dialect, 413, [f"The body is larger than {size}."], f"Request body is larger than {size}")
+        return None, _error(dialect, 413, [f"The body is larger than {size}."], f"Request body is larger than {size}")
     except InvalidEvent as exc:
-        return _error(dialect, exc.status, exc.errors)
+        return None, _error(dialect, exc.status, exc.errors)
+
+
+def _throttled(dialect: Dialect, routing_key: str, count: int = 1):
+    """The 429 answer if the key is over its rate limit, else None."""
+    wait = seconds_until_allowed(routing_key, count)
+    if not wait:
+        return None
+    return _error(
+        dialect,
+        429,
+        [f"Too many events for this integration key; retry after {wait} seconds."],
+        "Requests for this integration key are arriving too quickly",
+        {"Retry-After": str(wait)},
+    )
+
+
+def _not_stored(dialect: Dialect, exc: Exception):
+    """The answer when storing failed: 503 (retry later) if the database is unavailable, else 500."""
+    if not unavailable(exc):
+        log.exception("Ingest failed")
+        problem = ["The event was not stored: an internal error occurred (it was logged)."]
+        return _error(dialect, 500, problem, "Internal server error")
+    log.warning("Ingest: events not stored, the database is unavailable: %s", exc)
+    wait = RETRY_AFTER_SECONDS
+    problem = [f"The event was not stored: the database is unavailable. Retry after {wait} seconds."]
+    return _error(dialect, 503, problem, "Service temporarily unavailable", {"Retry-After": str(wait)})
+
+
+def _refused(dialect: Dialect, result: str, unknown: str | None = None):
+    if result == "disabled":
+        problem = "The service of this integration key is disabled; enable it to accept events."
+    else:
+        problem = unknown or "Invalid routing key: no integration has this key (it may have been regenerated)."
+    return _error(dialect, dialect.unknown_key_status, [problem])
+
+
+def ingest(dialect: Dialect, parse: Callable[[], list[Event]], url_key: str | None = None):
+    """Parse, rate-limit, submit and answer: the one path every endpoint takes."""
+    parsed, refusal = _parse(dialect, parse)
+    if refusal is not None:
+        return refusal
     if parsed:
-        wait = seconds_until_allowed(parsed[0].routing_key, len(parsed))
-        if wait:
-            return _error(
-                dialect,
-                429,
-                [f"Too many events for this integration key; retry after {wait} seconds."],
-                "Requests for this integration key are arriving too quickly",
-                {"Retry-After": str(wait)},
-            )
+        throttled = _throttled(dialect, parsed[0].routing_key, len(parsed))
+        if throttled is not None:
+            return throttled
     try:
         outcomes = submit(parsed)
         if not parsed and url_key is not None:  # nothing to store, but the key must still be right
@@ -124,21 +164,10 @@ def ingest(dialect: Dialect, parse: Callable[[], list[Event]], url_key: str | No
         ]
         return _error(dialect, 500, problem, "Event outcome unknown")
     except Exception as exc:
-        if not unavailable(exc):
-            log.exception("Ingest failed")
-            problem = ["The event was not stored: an internal error occurred (it was logged)."]
-            return _error(dialect, 500, problem, "Internal server error")
-        log.warning("Ingest: events not stored, the database is unavailable: %s", exc)
-        wait = RETRY_AFTER_SECONDS
-        problem = [f"The event was not stored: the database is unavailable. Retry after {wait} seconds."]
-        return _error(dialect, 503, problem, "Service temporarily unavailable", {"Retry-After": str(wait)})
+        return _not_stored(dialect, exc)
     rejected = [o for o in outcomes if not o.accepted]
     if rejected:
-        if rejected[0].result == "disabled":
-            problem = "The service of this integration key is disabled; enable it to accept events."
-        else:
-            problem = "Invalid routing key: no integration has this key (it may have been regenerated)."
-        return _error(dialect, dialect.unknown_key_status, [problem])
+        return _refused(dialect, rejected[0].result)
     if not outcomes:  # an Alertmanager webhook with no alerts
         return jsonify(dialect.ok([])), dialect.ok_status
     return jsonify(dialect.ok(outcomes)), dialect.ok_status
@@ -172,3 +201,49 @@ def alertmanager(key: str):
 def generic(key: str):
     """Plain JSON webhook."""
     return ingest(GENERIC, lambda: [event_formats.parse_generic(key, _json_body())])
+
+
+@bp.post("/v2/change/enqueue")
+def enqueue_change():
+    """PagerDuty change events: stored on the routing key's service (an Events API v2 integration)."""
+    change, refusal = _parse(CHANGE, lambda: event_formats.parse_change(_json_body()))
+    if refusal is not None:
+        return refusal
+    throttled = _throttled(CHANGE, change.routing_key)
+    if throttled is not None:
+        return throttled
+    try:
+        change_events.record(change)
+        db.session.commit()
+    except change_events.ChangeRefused as exc:
+        discard_transaction()
+        unknown = "Invalid routing key: no Events API v2 integration has this key (it may have been regenerated)."
+        return _refused(CHANGE, exc.result, unknown)
+    except Exception as exc:
+        discard_transaction()
+        return _not_stored(CHANGE, exc)
+    return jsonify(CHANGE.ok([])), CHANGE.ok_status
+
+
+@bp.route("/heartbeat/<key>", methods=["GET", "POST"])
+def heartbeat(key: str):
+    """A heartbeat's ping (GET or POST, any body or none: `curl` in a cron job will do)."""
+    try:
+        event_formats.url_key(key)
+    except InvalidEvent as exc:  # it cannot be a key of ours: as unknown as any other
+        return _error(HEARTBEAT, 404, exc.errors)
+    throttled = _throttled(HEARTBEAT, key)
+    if throttled is not None:
+        return throttled
+    try:
+        begin_write()
+        beat = heartbeats.ping(key)
+        due = beat and beat.due_at and beat.due_at.isoformat()
+        body = None if beat is None else {"state": beat.shown_state, "due_at": due or None}
+        db.session.commit()
+    except Exception as exc:
+        discard_transaction()
+        return _not_stored(HEARTBEAT, exc)
+    if body is None:
+        return _refused(HEARTBEAT, "unknown_key", "No heartbeat has this key (it may have been regenerated).")
+    return jsonify({"status": "success", "message": "Heartbeat received", **body}), HEARTBEAT.ok_status

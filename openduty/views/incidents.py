@@ -10,9 +10,9 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from openduty import change_events, users, validation
 from openduty import incident_lists as lists
 from openduty import incidents as domain
-from openduty import users, validation
 from openduty.extensions import db
 from openduty.models import Incident, Service, Team
 from openduty.views import get_or_404, is_htmx, render, safe_next
@@ -203,6 +203,7 @@ def _page(incident: Incident, status: int = 200, before: int | None = None, **co
         earlier_page=before is not None,
         **_poll(),
         reassign_choices=users.active_users(),
+        recent_changes=change_events.recent_for_incident(incident),
         status=status,
         **context,
     )

@@ -7,12 +7,12 @@ with the API.
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from openduty import clock, escalation, oncall, teams
+from openduty import change_events, clock, escalation, heartbeats, oncall, teams
 from openduty import services as domain
 from openduty.errors import ValidationError
 from openduty.extensions import db
@@ -34,10 +34,19 @@ def index():
 
 @bp.get("/<int:service_id>")
 def show(service_id: int):
+    return _show_page(service_id)
+
+
+def _show_page(service_id: int, status: int = 200, **context):
+    """The service page; a refused form re-renders it (422) with its errors in `context`."""
     service = get_or_404(Service, service_id, options=[selectinload(Service.integrations)], populate_existing=True)
     policy = service.escalation_policy
     return render(
         "services/show.html",
+        status=status,
+        heartbeats=heartbeats.of_integrations([i.id for i in service.integrations]),
+        changes=change_events.for_service(service.id),
+        **context,
         service=service,
         gaps=oncall.policy_gap_warnings(service.escalation_policy),
         kinds=INTEGRATION_KIND_LABELS,
@@ -144,14 +153,11 @@ def delete(service_id: int):
 @bp.post("/<int:service_id>/integrations")
 def add_integration(service_id: int):
     service = get_or_404(Service, service_id)
+    values = {name: request.form.get(name, "") for name in domain.INTEGRATION_FIELDS}
     try:
-        integration = domain.add_integration(
-            service, {"kind": request.form.get("kind"), "name": request.form.get("name", "")}
-        )
-    except ValidationError as exc:
-        for field, message in exc.fields.items():
-            flash(f"{field.capitalize()}: {message}", "error")
-        return redirect(url_for("services.show", service_id=service_id))
+        integration = domain.add_integration(service, values)
+    except ValidationError as exc:  # checked before anything changed
+        return _show_page(service_id, 422, integration_errors=exc.fields, integration_values=values)
     db.session.commit()
     flash(f"Integration {integration.name} added; its key and URL are below.")
     return redirect(url_for("services.show", service_id=service_id) + f"#integration-{integration.id}")
@@ -179,3 +185,25 @@ def delete_integration(service_id: int, integration_id: int):
     db.session.commit()
     flash(f"Integration {integration.name} deleted; its key no longer works.")
     return redirect(url_for("services.show", service_id=service_id))
+
+
+@bp.post("/<int:service_id>/integrations/<int:integration_id>/heartbeat")
+def update_heartbeat(service_id: int, integration_id: int):
+    """A heartbeat's interval and grace, or (a `paused` field) pause / resume it."""
+    integration = _integration_or_404(service_id, integration_id)
+    heartbeat = heartbeats.of_integration(integration)
+    if heartbeat is None:
+        abort(404, "This integration is not a heartbeat.")
+    names = ("paused",) if "paused" in request.form else heartbeats.SETTINGS
+    values = {name: request.form.get(name, "") for name in names}
+    try:
+        heartbeats.update(heartbeat, values)
+    except ValidationError as exc:  # checked before anything changed
+        return _show_page(service_id, 422, heartbeat_errors={integration.id: exc.fields}, heartbeat_values=values)
+    db.session.commit()
+    if "paused" in values:
+        done = "paused: it will not fire until resumed" if heartbeat.paused else "resumed: the next ping arms it"
+    else:
+        done = "saved"
+    flash(f"Heartbeat {integration.name} {done}.")
+    return redirect(url_for("services.show", service_id=service_id) + f"#integration-{integration.id}")

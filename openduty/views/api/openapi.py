@@ -11,8 +11,8 @@ from typing import Any
 from flask import jsonify
 
 from openduty.views.api import bp
-from openduty.views.api.openapi_operations import EVENT_OPERATIONS, EVENT_RESULT, OPERATIONS
-from openduty.views.api.openapi_schemas import ANY_OBJECT, BODIES, ID, SCHEMAS, param, ref
+from openduty.views.api.openapi_operations import EVENT_OPERATIONS, EVENT_RESULT, HEARTBEAT_RESULT, OPERATIONS
+from openduty.views.api.openapi_schemas import ANY_OBJECT, BODIES, ID, SCHEMAS, STR, param, ref
 
 
 def _json(schema: dict) -> dict:
@@ -65,6 +65,18 @@ def build() -> dict:
                 },
             }
         }
+    ping = {
+        "summary": "A heartbeat's ping (GET or POST; any body or none is ignored)",
+        "tags": ["events"],
+        "security": [],
+        "parameters": [param("key", STR, "path", "the heartbeat integration's key")],
+        "responses": {
+            "200": {"description": "Recorded (answered after the commit)", **_json(HEARTBEAT_RESULT)},
+            **_error_responses("EventError"),
+            "503": {"description": "Not recorded; retry after Retry-After", **_json(ref("EventError"))},
+        },
+    }
+    paths["/heartbeat/{key}"] = {"get": ping, "post": ping}
     return {
         "openapi": "3.1.0",
         "info": {

@@ -8,7 +8,8 @@ and the app's routes are the same set.
 from openduty import validation
 from openduty.audit import OBJECT_TYPES
 from openduty.audit_log import MAX_PAGE_SIZE as MAX_AUDIT_PAGE
-from openduty.event_formats import MAX_DEDUP_KEY, MAX_SUMMARY
+from openduty.change_events import MAX_PER_PAGE as MAX_CHANGES_PAGE
+from openduty.event_formats import MAX_DEDUP_KEY, MAX_SHORT_FIELD, MAX_SUMMARY
 from openduty.incident_lists import MAX_CURSOR, MAX_PER_PAGE, MAX_SEARCH, STATUS_FILTERS
 from openduty.models.incident import SEVERITIES
 from openduty.views.api.openapi_schemas import (
@@ -171,6 +172,28 @@ OPERATIONS: list[tuple[str, str, str, int, dict | None, str | None, list]] = [
         [],
     ),
     ("delete", "/services/{service_id}/integrations/{integration_id}", "Delete an integration", 204, None, None, []),
+    (
+        "patch",
+        "/services/{service_id}/integrations/{integration_id}/heartbeat",
+        "Change a heartbeat's interval or grace, or pause / resume it (admins, managers)",
+        200,
+        ref("Integration"),
+        "HeartbeatUpdate",
+        [],
+    ),
+    (
+        "get",
+        "/services/{service_id}/change-events",
+        "A service's change events, newest first",
+        200,
+        list_of("change_events", ref("ChangeEvent")),
+        None,
+        [
+            param("since", SENT_TIME, description="changes at or after this time"),
+            param("until", SENT_TIME, description="changes before this time"),
+            param("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_CHANGES_PAGE}),
+        ],
+    ),
     (
         "post",
         "/services/{service_id}/integrations/{integration_id}/regenerate",
@@ -378,6 +401,22 @@ V1_EVENT = obj(
     },
     required=("service_key", "event_type"),
 )
+CHANGE_EVENT = obj(
+    {
+        "routing_key": STR,
+        "payload": obj(
+            {
+                "summary": text(MAX_SUMMARY),
+                "source": text(MAX_SHORT_FIELD),
+                "timestamp": {"type": "string", "format": "date-time"},
+                "custom_details": ANY_OBJECT,
+            },
+            required=("summary",),
+        ),
+        "links": {"type": "array", "items": obj({"href": STR, "text": STR}, required=("href",))},
+    },
+    required=("routing_key", "payload"),
+)
 KEY = [param("key", STR, "path", "the integration key")]
 # (path, summary, success status, body schema, path params) of the ingest endpoints (docs/integrations.md).
 EVENT_OPERATIONS = [
@@ -386,4 +425,6 @@ EVENT_OPERATIONS = [
     ("/api/create_event", "The original Openduty event API (JSON or form)", 201, ANY_OBJECT, []),
     ("/integrations/alertmanager/{key}", "Prometheus Alertmanager webhook", 200, ANY_OBJECT, KEY),
     ("/integrations/generic/{key}", "Plain JSON webhook", 202, ANY_OBJECT, KEY),
+    ("/v2/change/enqueue", "PagerDuty change events (an Events API v2 integration's key)", 202, CHANGE_EVENT, []),
 ]
+HEARTBEAT_RESULT = obj({"status": STR, "message": STR, "state": STR, "due_at": NSTR})

@@ -8,6 +8,7 @@ event_formats), so the description cannot drift from the checks.
 from typing import Any
 
 from openduty import validation
+from openduty.models.heartbeat import HEARTBEAT_STATES, MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 from openduty.models.schedule import SHIFT_UNITS
 from openduty.models.service import INTEGRATION_KINDS
 from openduty.models.user import CONTACT_KINDS
@@ -112,7 +113,37 @@ SCHEMAS: dict[str, dict] = {
     ),
     "NotificationRule": obj({"id": ID, "user_id": ID, "contact_method_id": ID, "delay_minutes": INT}),
     "Integration": obj(
-        {"id": ID, "kind": {"enum": list(INTEGRATION_KINDS)}, "name": STR, "key": STR, "url": STR, "created_at": NTIME}
+        {
+            "id": ID,
+            "kind": {"enum": list(INTEGRATION_KINDS)},
+            "name": STR,
+            "key": STR,
+            "url": STR,
+            "created_at": NTIME,
+            "heartbeat": nullable(ref("Heartbeat")),
+        }
+    ),
+    "Heartbeat": obj(
+        {
+            "interval_seconds": INT,
+            "grace_seconds": INT,
+            "paused": BOOL,
+            "state": {"enum": list(HEARTBEAT_STATES)},
+            "last_ping_at": NTIME,
+            "due_at": NTIME,
+        }
+    ),
+    "ChangeEvent": obj(
+        {
+            "id": ID,
+            "service_id": ID,
+            "summary": STR,
+            "source": STR,
+            "timestamp": TIME,
+            "custom_details": {},
+            "links": {"type": "array", "items": obj({"href": STR, "text": STR})},
+            "received_at": TIME,
+        }
     ),
     "Service": obj(
         {
@@ -344,6 +375,11 @@ SCHEDULE_FIELDS = {
     "layers": {"type": "array", "items": LAYER_BODY},
 }
 NO_FIELDS = obj({}, closed=True)
+# A heartbeat's settings (openduty.heartbeats): for kind heartbeat only; the interval is required there.
+HEARTBEAT_SETTINGS = {
+    "interval_seconds": {"type": "integer", "minimum": MIN_INTERVAL_SECONDS, "maximum": MAX_INTERVAL_SECONDS},
+    "grace_seconds": {"type": "integer", "minimum": 0, "maximum": MAX_INTERVAL_SECONDS},
+}
 BODIES: dict[str, dict] = {
     "UserCreate": obj(USER_FIELDS, required=("email", "name"), closed=True),
     "UserUpdate": obj({**USER_FIELDS, "active": BOOL, "current_password": STR}, required=(), closed=True),
@@ -364,10 +400,15 @@ BODIES: dict[str, dict] = {
     "ServiceCreate": obj(SERVICE_FIELDS, required=("name",), closed=True),
     "ServiceUpdate": obj(SERVICE_FIELDS, required=(), closed=True),
     "IntegrationCreate": obj(
-        {"kind": {"enum": list(INTEGRATION_KINDS)}, "name": {"type": ["string", "null"], "maxLength": 200}},
+        {
+            "kind": {"enum": list(INTEGRATION_KINDS)},
+            "name": {"type": ["string", "null"], "maxLength": 200},
+            **HEARTBEAT_SETTINGS,
+        },
         required=("kind",),
         closed=True,
     ),
+    "HeartbeatUpdate": obj({**HEARTBEAT_SETTINGS, "paused": BOOL}, required=(), closed=True),
     "PolicyCreate": obj(POLICY_FIELDS, required=("name",), closed=True),
     "PolicyUpdate": obj(POLICY_FIELDS, required=(), closed=True),
     "ScheduleCreate": obj(SCHEDULE_FIELDS, required=("name",), closed=True),

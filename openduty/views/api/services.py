@@ -5,12 +5,14 @@ The rules (validation, changes) are openduty.services, shared with the services 
 
 from typing import Any
 
-from flask import jsonify, url_for
+from flask import jsonify, request, url_for
 from sqlalchemy import select
 
+from openduty import change_events, heartbeats
 from openduty import services as domain
+from openduty.errors import ApiError
 from openduty.extensions import db
-from openduty.models import Integration, Service
+from openduty.models import ChangeEvent, Heartbeat, Integration, Service
 from openduty.views.api import api_user, bp, created, get_or_404, iso, json_body
 
 
@@ -24,6 +26,34 @@ def integration_json(integration: Integration) -> dict[str, Any]:
         "key": integration.shown_key(viewer),
         "url": domain.integration_url(integration, viewer),
         "created_at": iso(integration.created_at),
+        "heartbeat": heartbeat_json(heartbeats.of_integration(integration)),
+    }
+
+
+def heartbeat_json(heartbeat: Heartbeat | None) -> dict[str, Any] | None:
+    """A heartbeat integration's settings and state (`paused` is apart from `state`); None for other kinds."""
+    if heartbeat is None:
+        return None
+    return {
+        "interval_seconds": heartbeat.interval_seconds,
+        "grace_seconds": heartbeat.grace_seconds,
+        "paused": heartbeat.paused,
+        "state": heartbeat.state,
+        "last_ping_at": iso(heartbeat.last_ping_at),
+        "due_at": iso(heartbeat.due_at),
+    }
+
+
+def change_event_json(change: ChangeEvent) -> dict[str, Any]:
+    return {
+        "id": change.id,
+        "service_id": change.service_id,
+        "summary": change.summary,
+        "source": change.source,
+        "timestamp": iso(change.timestamp),
+        "custom_details": change.custom_details,
+        "links": change.links,
+        "received_at": iso(change.received_at),
     }
 
 
@@ -118,3 +148,23 @@ def delete_integration(service_id: int, integration_id: int):
     db.session.delete(_integration(service_id, integration_id))
     db.session.commit()
     return "", 204
+
+
+@bp.patch("/services/<int:service_id>/integrations/<int:integration_id>/heartbeat")
+def update_heartbeat(service_id: int, integration_id: int):
+    """`{"interval_seconds", "grace_seconds", "paused"}` (any of them) -> the integration."""
+    integration = _integration(service_id, integration_id)
+    heartbeat = heartbeats.of_integration(integration)
+    if heartbeat is None:
+        raise ApiError(404, f"Integration {integration_id} is not a heartbeat.")
+    heartbeats.update(heartbeat, json_body(heartbeats.FIELDS))
+    db.session.commit()
+    return jsonify(integration_json(integration))
+
+
+@bp.get("/services/<int:service_id>/change-events")
+def list_change_events(service_id: int):
+    """The service's change events, newest first: `since`, `until`, `per_page` (docs/api.md)."""
+    service = get_or_404(Service, service_id, "service")
+    changes = change_events.for_service(service.id, **change_events.query(request.args))
+    return jsonify({"change_events": [change_event_json(change) for change in changes]})
