@@ -11,7 +11,18 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
-from openduty import audit_log, change_events, clock, delivery, directory, escalation, ical, password_reset, timers
+from openduty import (
+    audit_log,
+    change_events,
+    clock,
+    delivery,
+    directory,
+    escalation,
+    heartbeats,
+    ical,
+    password_reset,
+    timers,
+)
 from openduty.extensions import db
 from openduty.models import Notification
 
@@ -39,7 +50,9 @@ def escalate(incident_id: int, epoch: int) -> str:
 
 # What each kind of timer row (timers.set_timer) does when it is due: handler(ref_id, due), run in
 # the transaction that takes the row; it may arm the timer again.
-TIMER_HANDLERS: dict[str, Callable[[int, datetime], object]] = {}
+TIMER_HANDLERS: dict[str, Callable[[int, datetime], object]] = {
+    heartbeats.TIMER_KIND: heartbeats.missed,
+}
 
 
 def fire_timer(kind: str, ref_id: int, due: str) -> str:

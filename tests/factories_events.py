@@ -2,6 +2,7 @@
 
 import itertools
 
+from openduty import services
 from openduty.event_commit import apply_and_commit
 from openduty.events import Event
 from openduty.extensions import db
@@ -40,3 +41,12 @@ def make_incident(integration: Integration | None = None, summary: str = "Disk f
         setattr(incident, name, value)
     db.session.commit()
     return incident
+
+
+def make_heartbeat(service: Service | None = None, interval: int = 60, grace: int = 30, **fields) -> Integration:
+    """A heartbeat integration (waiting for its first ping), made as the pages and the API make one."""
+    service = service or make_service()
+    data = {"kind": "heartbeat", "interval_seconds": interval, "grace_seconds": grace, **fields}
+    integration = services.add_integration(service, data)
+    db.session.commit()
+    return integration

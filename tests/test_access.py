@@ -83,6 +83,10 @@ ROWS = {
     "events.create_event_legacy": row("POST", "/api/create_event", EVENT, json=V1),
     "events.alertmanager": row("POST", "/integrations/alertmanager/{amkey}", EVENT, json=AM),
     "events.generic": row("POST", "/integrations/generic/{generickey}", EVENT, json={"summary": "x"}),
+    "events.enqueue_change": row(
+        "POST", "/v2/change/enqueue", EVENT, json={"routing_key": "{key}", "payload": {"summary": "x"}}
+    ),
+    "events.heartbeat": row("GET", "/heartbeat/{hbkey}", EVENT),
     "incidents.index": row("GET", "/incidents", LOGIN),
     "incidents.count": row("GET", "/incidents/count", LOGIN),
     "incidents.show": row("GET", "/incidents/{incident}", LOGIN),
@@ -134,6 +138,9 @@ ROWS = {
     "services.add_integration": row("POST", "/services/{service}/integrations", MANAGE, data={"kind": "generic"}),
     "services.regenerate_key": row("POST", "/services/{service}/integrations/{integration}/regenerate", MANAGE),
     "services.delete_integration": row("POST", "/services/{service}/integrations/{integration}/delete", MANAGE),
+    "services.update_heartbeat": row(
+        "POST", "/services/{service}/integrations/{heartbeat}/heartbeat", MANAGE, data={"paused": "true"}
+    ),
     "users.index": row("GET", "/users/", ADMIN),
     "audit.index": row("GET", "/audit", MANAGE),
     "teams.index": row("GET", "/teams", LOGIN),
@@ -187,6 +194,10 @@ ROWS = {
     "api.update_service": row("PATCH", "/api/v1/services/{service}", API_MANAGE, json={}),
     "api.delete_service": row("DELETE", "/api/v1/services/{service}", API_MANAGE),
     "api.list_integrations": row("GET", "/api/v1/services/{service}/integrations", API),
+    "api.update_heartbeat": row(
+        "PATCH", "/api/v1/services/{service}/integrations/{heartbeat}/heartbeat", API_MANAGE, json={"paused": True}
+    ),
+    "api.list_change_events": row("GET", "/api/v1/services/{service}/change-events", API),
     "api.get_integration": row("GET", "/api/v1/services/{service}/integrations/{integration}", API),
     "api.create_integration": row("POST", "/api/v1/services/{service}/integrations", API_MANAGE, json={}),
     "api.regenerate_integration_key": row(
@@ -274,6 +285,7 @@ def _team_objects(team: Team, member, clock) -> dict:
     integration = factories_events.make_integration(service)
     am = factories_events.make_integration(service, kind="alertmanager")
     generic = factories_events.make_integration(service, kind="generic")
+    heartbeat = factories_events.make_heartbeat(service)
     incident = factories_events.make_incident(integration)
     log = db.session.scalar(db.select(LogEntry).where(LogEntry.incident_id == incident.id))
     level = policy.levels[0]
@@ -286,10 +298,11 @@ def _team_objects(team: Team, member, clock) -> dict:
         "target": level.targets[0].id,
         "service": service.id,
         "integration": integration.id,
+        "heartbeat": heartbeat.id,
         "incident": incident.id,
         "log": log.id,
         "ack": ack_token([incident.id], member.id),
-        "keys": {"key": integration.key, "amkey": am.key, "generickey": generic.key},
+        "keys": {"key": integration.key, "amkey": am.key, "generickey": generic.key, "hbkey": heartbeat.key},
     }
 
 

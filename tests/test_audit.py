@@ -35,6 +35,7 @@ OPERATIONAL = {
     "LayerEvent",
     "AuditEntry",
     "Timer",
+    "ChangeEvent",
 }
 
 

@@ -27,6 +27,8 @@ INGEST_ENDPOINTS = {
     "events.create_event_legacy",
     "events.alertmanager",
     "events.generic",
+    "events.enqueue_change",
+    "events.heartbeat",
 }
 
 

@@ -1,7 +1,7 @@
 """heartbeats (state of heartbeat integrations) and change_events
 
 Revision ID: a7d3e9c1b5f2
-Revises: c9e4a7b2d5f3
+Revises: d4f1a8c2e6b9
 Create Date: 2026-12-07 09:30:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a7d3e9c1b5f2'
-down_revision = 'c9e4a7b2d5f3'
+down_revision = 'd4f1a8c2e6b9'
 branch_labels = None
 depends_on = None
 

@@ -154,10 +154,11 @@ def delete_integration(service_id: int, integration_id: int):
 def update_heartbeat(service_id: int, integration_id: int):
     """`{"interval_seconds", "grace_seconds", "paused"}` (any of them) -> the integration."""
     integration = _integration(service_id, integration_id)
+    body = json_body(heartbeats.FIELDS)
     heartbeat = heartbeats.of_integration(integration)
     if heartbeat is None:
         raise ApiError(404, f"Integration {integration_id} is not a heartbeat.")
-    heartbeats.update(heartbeat, json_body(heartbeats.FIELDS))
+    heartbeats.update(heartbeat, body)
     db.session.commit()
     return jsonify(integration_json(integration))
 
