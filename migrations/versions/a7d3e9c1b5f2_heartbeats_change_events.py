@@ -43,7 +43,7 @@ def upgrade():
         sa.PrimaryKeyConstraint('id'),
     )
     with op.batch_alter_table('change_events', schema=None) as batch_op:
-        batch_op.create_index('ix_change_events_service_timestamp', ['service_id', 'timestamp'], unique=False)
+        batch_op.create_index('ix_change_events_service_timestamp', ['service_id', 'timestamp', 'id'], unique=False)
         batch_op.create_index('ix_change_events_received_at', ['received_at'], unique=False)
 
 

@@ -14,8 +14,9 @@ from openduty.models.types import UTCDateTime
 class ChangeEvent(db.Model):
     __tablename__ = "change_events"
     __table_args__ = (
-        # A service's changes by time: its page (newest first) and an incident's "recent changes".
-        Index("ix_change_events_service_timestamp", "service_id", "timestamp"),
+        # A service's changes by time, in the lists' order (timestamp DESC, id DESC), so a page reads
+        # the index backwards and stops: its page, the API and an incident's "recent changes".
+        Index("ix_change_events_service_timestamp", "service_id", "timestamp", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
