@@ -19,7 +19,7 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
-from openduty import clock, oncall
+from openduty import clock, notifiers, oncall
 from openduty.extensions import db, redis
 from openduty.models import (
     EscalationLevel,
@@ -125,6 +125,8 @@ def preview(policy: EscalationPolicy, at: datetime) -> Preview:
                 entry = slot.setdefault(user.id, (user, []))
                 label = CONTACT_KIND_LABELS.get(page.kind, page.kind)
                 label = label if page.kind in ("sms", "xmpp") else label.lower()
+                if notifiers.missing_settings(page.kind):
+                    label += " (not configured on this server: this page would fail)"
                 if label not in entry[1]:
                     entry[1].append(label)
         offset += level.delay_minutes

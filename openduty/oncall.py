@@ -13,6 +13,9 @@ How a schedule decides who is on call (docs/schedules.md has the long version):
   has nobody and the layers below decide.
 - Later layers win over earlier ones wherever they have someone; overrides win over every layer,
   and among overlapping overrides the one created later wins.
+- A shift is one person's whole run: consecutive turns of the same person are one shift, whatever
+  window it is asked through, back to the rotation's start; one that runs on past SHIFT_HORIZON
+  after the window (a single participant) is shown ending at the first of the month after it.
 
 Compiled schedules are cached per `Schedule.revision`, which changes with every edit.
 
@@ -21,8 +24,8 @@ openduty.shifts; iCal feeds and imports in openduty.ical; validating changes in 
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -41,7 +44,11 @@ from openduty.models import (
     ScheduleOverride,
     User,
 )
-from openduty.shifts import CompiledRotation, Shift, compile_schedule
+from openduty.shifts import CompiledEvents, CompiledRotation, CompiledSchedule, Shift, compile_schedule
+
+# A shift still running this long after the window asked for is shown ending at the first of the
+# following month (so its end, like its start and UID, does not move with every fetch).
+SHIFT_HORIZON = timedelta(days=366)
 
 # --- Queries -----------------------------------------------------------------------------------
 
@@ -73,8 +80,70 @@ def timeline(schedule: Schedule, start: datetime, end: datetime, *, whole: bool 
     compiled = compile_schedule(schedule)
     if not whole:
         return compiled.timeline(start, end)
-    pad = compiled.pad
-    return [s for s in compiled.timeline(start - pad, end + pad) if s.end > start and s.start < end]
+    lo, hi = start - compiled.pad, end + compiled.pad
+    found = [s for s in compiled.timeline(lo, hi) if s.end > start and s.start < end]
+    if found:  # the first and last may run on past the padding: find their real edges
+        found[0] = _whole_back(compiled, found[0], lo)
+        found[-1] = _whole_ahead(compiled, found[-1], hi, _first_of_next_month(end + SHIFT_HORIZON))
+    return found
+
+
+def _same_run(a: Shift, b: Shift) -> bool:
+    return a.user_ids == b.user_ids and a.source == b.source
+
+
+def _whole_back(compiled: CompiledSchedule, shift: Shift, lo: datetime) -> Shift:
+    """`shift`, cut by the window at `lo`, with its real start: the same run before it joins it."""
+    floor = _earliest(compiled)
+    step = compiled.pad
+    while shift.start == lo and floor is not None and lo > floor:
+        step *= 2
+        last = compiled.timeline(lo - step, lo)[-1]
+        if not _same_run(last, shift):
+            break
+        shift = replace(shift, start=last.start, layer_id=last.layer_id, override_id=last.override_id)
+        lo -= step
+    return shift
+
+
+def _whole_ahead(compiled: CompiledSchedule, shift: Shift, hi: datetime, cap: datetime) -> Shift:
+    """`shift`, cut by the window at `hi`, with its real end (at most `cap`)."""
+    ceiling = min(cap, _latest(compiled) or cap)
+    step = compiled.pad
+    while shift.end == hi and hi < ceiling:
+        step *= 2
+        nxt = min(hi + step, ceiling)
+        first = compiled.timeline(hi, nxt)[0]
+        if not _same_run(first, shift):
+            break
+        shift = replace(shift, end=first.end)
+        hi = nxt
+    return shift
+
+
+def _earliest(compiled: CompiledSchedule) -> datetime | None:
+    """Before this, nobody is on call (no rotation, event or override starts earlier)."""
+    starts = [s for s, *_ in compiled.overrides]
+    for layer in compiled.layers:
+        if isinstance(layer, CompiledRotation):
+            starts.append(layer.start_utc)
+        elif isinstance(layer, CompiledEvents) and layer.starts:
+            starts.append(layer.starts[0])
+    return min(starts, default=None)
+
+
+def _latest(compiled: CompiledSchedule) -> datetime | None:
+    """After this, nobody is on call; None while a rotation runs on for ever."""
+    if any(isinstance(layer, CompiledRotation) for layer in compiled.layers):
+        return None
+    ends = [e for _, e, *_ in compiled.overrides]
+    ends += [e for layer in compiled.layers for _, e, _ in layer.events]
+    return max(ends, default=None)
+
+
+def _first_of_next_month(at: datetime) -> datetime:
+    at = at.astimezone(UTC)
+    return datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=UTC)
 
 
 def shifts(schedule: Schedule, start: datetime, end: datetime) -> list[Shift]:
@@ -96,8 +165,19 @@ def on_call_throughout(schedule: Schedule, user_id: int, start: datetime, end: d
 
 
 def gaps(schedule: Schedule, start: datetime, end: datetime) -> list[Shift]:
-    """The stretches of [start, end) when nobody is on call, cut to the window."""
-    return [s for s in timeline(schedule, start, end, whole=False) if s.is_gap]
+    """The stretches of [start, end) when nobody who can be paged is on call (nobody at all, or
+    only deactivated people, whom escalation skips), cut to the window."""
+    found = timeline(schedule, start, end, whole=False)
+    inactive = inactive_ids(u for s in found for u in s.user_ids)
+    return [s for s in found if all(u in inactive for u in s.user_ids)]
+
+
+def inactive_ids(ids: Iterable[int]) -> set[int]:
+    """Which of these users are deactivated (one query)."""
+    wanted = set(ids)
+    if not wanted:
+        return set()
+    return set(db.session.scalars(select(User.id).where(User.id.in_(wanted), User.active.is_(False))))
 
 
 def current_shift(schedule: Schedule, at: datetime) -> Shift:

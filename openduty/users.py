@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from openduty import validation
+from openduty import notifiers, validation
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import ApiToken, ContactMethod, NotificationRule, TeamMember, User
@@ -147,7 +147,7 @@ def add_contact_method(user: User, data: Mapping[str, Any]) -> ContactMethod:
     """A contact method whose address is validated for its kind (E.164 phones, URLs, ...)."""
     kind = data.get("kind") if isinstance(data.get("kind"), str) else None  # a list cannot be a dict key
     checks = {
-        "kind": lambda: validation.contact_kind(kind),
+        "kind": lambda: _sendable_kind(kind),
         "label": lambda: validation.text(data.get("label"), max_length=100, required=False, label="Label"),
     }
     if kind in validation.CONTACT_ADDRESS_VALIDATORS:
@@ -159,6 +159,15 @@ def add_contact_method(user: User, data: Mapping[str, Any]) -> ContactMethod:
     db.session.add(method)
     db.session.flush()
     return method
+
+
+def _sendable_kind(kind: str | None) -> str:
+    """A contact kind this server can send on (an SMS method without Twilio would fail at page time)."""
+    kind = validation.contact_kind(kind)
+    problem = notifiers.not_configured(kind)
+    if problem:
+        raise validation.FieldError(problem)
+    return kind
 
 
 def delete_contact_method(method: ContactMethod) -> None:

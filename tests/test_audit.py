@@ -12,6 +12,9 @@ from openduty.extensions import db
 from openduty.models import ApiToken, AuditEntry, Integration, Schedule, User
 from tests import factories, factories_escalation, factories_events, factories_schedules
 
+# Methods of every channel are added here: the server has every channel configured.
+pytestmark = pytest.mark.usefixtures("channels_configured")
+
 START, END = "2026-03-10T10:00", "2026-03-10T11:00"
 LAYER_FORM = {
     "kind": "rotation",

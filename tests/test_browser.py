@@ -1,5 +1,7 @@
 """End-to-end in Debian's Chromium: the flows a new user takes first."""
 
+import pytest
+
 from tests import factories
 
 
@@ -14,6 +16,7 @@ def test_log_in_and_out(page, live_server, app):
     page.wait_for_selector("text=You are logged out.")
 
 
+@pytest.mark.usefixtures("channels_configured")
 def test_profile_contact_method_and_rule_inline(page, live_server, app):
     """htmx: add a contact method and a rule on the profile, see both listed without a reload."""
     from playwright.sync_api import expect

@@ -3,6 +3,7 @@ htmx swaps included (issue 8, finding 8)."""
 
 from datetime import UTC, datetime
 
+import pytest
 from playwright.sync_api import expect
 
 from openduty.ack_links import ack_token
@@ -19,6 +20,7 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 
 
+@pytest.mark.usefixtures("channels_configured")
 def test_pages_work_under_the_csp(page, live_server, admin, team, clock):
     clock.set(datetime(2026, 3, 4, 12, tzinfo=UTC))
     schedule = make_schedule(name="Ops")

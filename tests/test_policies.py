@@ -14,6 +14,7 @@ def admin_client(client, auth, admin):
     return client
 
 
+@pytest.mark.usefixtures("channels_configured")
 def test_preview_uses_the_planner(app, admin_client, auth):
     alice = make_pager("Alice", {"sms": ("+14155550101", 0), "email": ("alice@example.com", 0)})
     bob = make_pager("Bob", {"voice": ("+14155550102", 0)})

@@ -7,6 +7,9 @@ from openduty.extensions import db
 from openduty.models import ApiToken, ContactMethod, NotificationRule, User
 from tests import factories
 
+# Methods of every channel are added here: the server has every channel configured.
+pytestmark = pytest.mark.usefixtures("channels_configured")
+
 
 def _error(response, status: int, code: str) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)

@@ -11,6 +11,9 @@ from openduty.extensions import db
 from openduty.models import ApiToken, ContactMethod, NotificationRule, User
 from tests import factories
 
+# Methods of every channel are added here: the server has every channel configured.
+pytestmark = pytest.mark.usefixtures("channels_configured")
+
 
 def _invalid(body: str, field: str) -> bool:
     """Is the input or select named `field` marked invalid?"""

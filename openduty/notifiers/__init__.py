@@ -24,6 +24,34 @@ NOTIFIERS = {
 }
 
 
+# The settings a channel cannot send without, on this server. Methods of a channel that lacks them
+# cannot be added, and the policy preview marks existing ones (they would fail at page time).
+REQUIRED_SETTINGS = {
+    "sms": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER"),
+    "voice": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER"),
+    "pushover": ("PUSHOVER_TOKEN",),
+    "xmpp": ("XMPP_JID", "XMPP_PASSWORD"),
+}
+
+
+def missing_settings(kind: str, config=None) -> list[str]:
+    """The settings `kind` needs that this server lacks (none: it can send)."""
+    config = config if config is not None else current_app.config
+    return [name for name in REQUIRED_SETTINGS.get(kind, ()) if not config.get(name)]
+
+
+def not_configured(kind: str, config=None) -> str | None:
+    """Why this server cannot send on `kind` ("... is not configured: set X and Y."), or None."""
+    missing = missing_settings(kind, config)
+    if not missing:
+        return None
+    names = ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 else missing[0]
+    return f"{CHANNEL_NAMES.get(kind, kind)} is not configured on this server: an admin must set {names}."
+
+
+CHANNEL_NAMES = {"sms": "SMS (Twilio)", "voice": "Voice (Twilio)", "pushover": "Pushover", "xmpp": "XMPP"}
+
+
 def notifier_for(kind: str, config: dict | None = None) -> Notifier:
     """The notifier for a contact-method kind, reading its settings from `config` (default: the app's)."""
     if kind not in NOTIFIERS:

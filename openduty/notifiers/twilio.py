@@ -54,7 +54,8 @@ class _Twilio(Notifier):
         )
         if not (sid and token and sender):
             raise PermanentError(
-                "Twilio is not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER."
+                "Twilio is not configured on this server: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and "
+                "TWILIO_FROM_NUMBER."
             )
         return sid, token, sender
 

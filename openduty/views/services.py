@@ -166,7 +166,8 @@ def add_integration(service_id: int):
 def _integration_or_404(service_id: int, integration_id: int) -> Integration:
     """The integration if it belongs to the service in the URL; another service's is as unknown."""
     query = select(Integration).filter_by(id=integration_id, service_id=service_id)
-    return db.one_or_404(query, description="No such integration.")
+    service = db.get_or_404(Service, service_id)
+    return db.one_or_404(query, description=f"{service.name} has no integration with id {integration_id}.")
 
 
 @bp.post("/<int:service_id>/integrations/<int:integration_id>/regenerate")

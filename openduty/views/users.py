@@ -16,7 +16,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
 
-from openduty import ical, oncall, users
+from openduty import ical, notifiers, oncall, users
 from openduty.access import may_manage
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
@@ -63,11 +63,21 @@ class PasswordForm(FlaskForm):
 
 
 class ContactMethodForm(FlaskForm):
-    kind = SelectField(
-        "Kind", choices=[SelectChoice(k, CONTACT_KIND_LABELS[k]) for k in CONTACT_KINDS], validate_choice=False
-    )
+    kind = SelectField("Kind", validate_choice=False)
     address = StringField("Address")
     label = StringField("Label (optional)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A channel this server cannot send on is listed but cannot be picked (and says why).
+        self.kind.choices = [_kind_choice(k) for k in CONTACT_KINDS]
+
+
+def _kind_choice(kind: str) -> SelectChoice:
+    if not notifiers.missing_settings(kind):
+        return SelectChoice(kind, CONTACT_KIND_LABELS[kind])
+    label = f"{CONTACT_KIND_LABELS[kind]} (not configured on this server)"
+    return SelectChoice(kind, label, render_kw={"disabled": ""})
 
 
 class RuleForm(FlaskForm):

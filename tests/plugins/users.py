@@ -35,3 +35,19 @@ def htmx_get(client):
         return client.get(path, headers={"HX-Request": "true"})
 
     return get
+
+
+@pytest.fixture
+def channels_configured(app):
+    """Every channel's settings (dummy credentials, a closed loopback port as the APIs' base URL), so
+    that SMS, voice, Pushover and XMPP methods can be added; nothing here reaches a real service."""
+    app.config.update(
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+        TWILIO_AUTH_TOKEN="test-token",
+        TWILIO_FROM_NUMBER="+15005550006",
+        TWILIO_BASE_URL="http://127.0.0.1:9",
+        PUSHOVER_TOKEN="a" * 30,
+        PUSHOVER_BASE_URL="http://127.0.0.1:9",
+        XMPP_JID="openduty@localhost",
+        XMPP_PASSWORD="test-password",
+    )

@@ -125,7 +125,8 @@ def create_integration(service_id: int):
 def _integration(service_id: int, integration_id: int) -> Integration:
     """The integration if it belongs to the service in the URL; another service's is as unknown."""
     query = select(Integration).filter_by(id=integration_id, service_id=service_id)
-    return db.one_or_404(query, description=f"No integration with id {integration_id}.")
+    service = get_or_404(Service, service_id, "service")
+    return db.one_or_404(query, description=f"{service.name} has no integration with id {integration_id}.")
 
 
 @bp.get("/services/<int:service_id>/integrations/<int:integration_id>")

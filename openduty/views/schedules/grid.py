@@ -71,15 +71,23 @@ class _Drawing:
     shift_url: str  # the shift panel's URL, to which a shift's start is added
 
 
+def _name(user: User) -> str:
+    return user.name if user.active else f"{user.name} (deactivated)"
+
+
 def _segment(shift: Shift, day_start: datetime, day_end: datetime, ctx: _Drawing) -> Segment:
     """`shift` as drawn in the day [day_start, day_end)."""
     tz = ctx.tz
     start, end = max(shift.start, day_start).astimezone(tz), min(shift.end, day_end).astimezone(tz)
     people = [ctx.users[u] for u in shift.user_ids if u in ctx.users]
-    label = "Nobody on call" if shift.is_gap else ", ".join(u.name for u in people)
+    # Deactivated people are never paged: their stretch is drawn (and warned about) as a gap.
+    unpaged = not any(u.active for u in people)
+    label = "Nobody on call" if shift.is_gap else ", ".join(_name(u) for u in people)
     title = f"{label}: {shift.start.astimezone(tz):%d %b %H:%M} – {shift.end.astimezone(tz):%d %b %H:%M}"
+    if unpaged and not shift.is_gap:
+        title += " (nobody here is paged)"
     classes = "seg"
-    if shift.is_gap:
+    if unpaged:
         classes += " gap"
     if shift.start <= ctx.now < shift.end:
         classes += " now"
@@ -98,7 +106,7 @@ def _segment(shift: Shift, day_start: datetime, day_end: datetime, ctx: _Drawing
         end=end,
         shift=shift,
         classes=classes,
-        colour="#c62828" if shift.is_gap else colour(people[0].id) if people else "#667085",
+        colour="#c62828" if unpaged else colour(people[0].id),
         title=title,
         text=text,
         # An ISO time in UTC has no character to escape in a query but "+".
