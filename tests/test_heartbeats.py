@@ -59,10 +59,11 @@ def test_a_miss_opens_one_incident_after_interval_and_grace_and_the_next_ping_re
 ):
     client.post(f"/heartbeat/{beat.key}")
     last = _state(beat).last_ping_at
-    clock.advance(seconds=INTERVAL + GRACE - 1)
+    deadline = last + timedelta(seconds=INTERVAL + GRACE)
+    clock.set(deadline - timedelta(seconds=10))  # the clock ticks: leave room for a slow run_jobs
     run_jobs()
     assert _incidents() == []
-    clock.advance(seconds=2)
+    clock.set(deadline + timedelta(seconds=1))
     run_jobs()
     [incident] = _incidents()
     assert incident.dedup_key == "heartbeat" and incident.status == "triggered"
@@ -129,7 +130,7 @@ def test_a_redis_flush_neither_misses_nor_doubles(client, clock, run_jobs, beat,
     redis.get().flushdb()  # a restart of Redis without persistence
     assert timers.reconcile()["timers"] == 1
     assert timers.reconcile()["timers"] == 0  # armed once
-    clock.set(deadline - timedelta(seconds=1))
+    clock.set(deadline - timedelta(seconds=20))  # the clock ticks: leave room for a slow run_jobs
     run_jobs()
     assert _incidents() == []
     clock.set(deadline + timedelta(seconds=1))

@@ -98,4 +98,4 @@ def test_api_404s_stay_json_with_their_messages(api, world, admin):
     integration = api.post(f"/api/v1/services/{other.id}/integrations", json={"kind": "generic"}).get_json()
     foreign = api.get(f"/api/v1/services/{service.id}/integrations/{integration['id']}")
     assert foreign.status_code == 404
-    assert foreign.get_json()["error"]["message"] == f"No integration with id {integration['id']}."
+    assert foreign.get_json()["error"]["message"].endswith(f"has no integration with id {integration['id']}.")

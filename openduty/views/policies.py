@@ -9,7 +9,7 @@ from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from openduty import clock, escalation, incidents, oncall, teams, users, validation
+from openduty import clock, escalation, incidents, oncall, reachability, teams, users, validation
 from openduty import policies as domain
 from openduty.errors import ApiError
 from openduty.extensions import db
@@ -44,6 +44,7 @@ def _show(policy: EscalationPolicy, status: int = 200, errors: dict | None = Non
             services=domain.services_using(policy),
             plan=escalation.preview(policy, clock.now()),
             gaps=oncall.policy_gap_warnings(policy),
+            reach=reachability.policy_warnings(policy),
         )
     return render("policies/show.html", block=block, status=status, **context)
 
@@ -114,7 +115,8 @@ def show(policy_id: int):
 @bp.get("/policies/<int:policy_id>/preview")
 def preview(policy_id: int):
     policy = _policy_or_404(policy_id)
-    return render("policies/_preview.html", policy=policy, plan=escalation.preview(policy, clock.now()))
+    plan, reach = escalation.preview(policy, clock.now()), reachability.policy_warnings(policy)
+    return render("policies/_preview.html", policy=policy, plan=plan, reach=reach)
 
 
 @bp.post("/policies/<int:policy_id>")

@@ -12,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from openduty import change_events, clock, escalation, heartbeats, oncall, teams
+from openduty import change_events, clock, escalation, heartbeats, oncall, reachability, teams
 from openduty import services as domain
 from openduty.errors import ValidationError
 from openduty.extensions import db
@@ -49,6 +49,7 @@ def _show_page(service_id: int, status: int = 200, **context):
         **context,
         service=service,
         gaps=oncall.policy_gap_warnings(service.escalation_policy),
+        reach=reachability.policy_warnings(policy),
         kinds=INTEGRATION_KIND_LABELS,
         # Keys (and URLs holding them) in full for admins, masked for members.
         url_of=lambda integration: domain.integration_url(integration, current_user),

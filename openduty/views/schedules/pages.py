@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from openduty import clock, ical, oncall, overrides, schedules, teams
+from openduty import clock, ical, oncall, overrides, reachability, schedules, teams
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, User
@@ -52,6 +52,7 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
         "on_call": oncall.current_shift(schedule, now),
         "on_call_users": oncall.who_is_on_call(schedule, now),
         "gaps": [oncall.gap_warnings(schedule)],
+        "reach": reachability.schedule_warnings(schedule),
         "policies": schedules.policies_using(schedule),
         "team_options": teams.choices_for(current_user),
         "errors": errors or {},
