@@ -89,7 +89,9 @@ def _burst(receiver: Receiver, name: str, count: int, targets: int, processes: l
     for first in range(0, count, BATCH):
         keys = [f"{name}-{i}" for i in range(first, min(count, first + BATCH))]
         submitted.update(dict.fromkeys(keys, time.time()))
-        apply_and_commit([Event(integration.key, "trigger", k, f"Burst {k}", "critical", "bench", {}) for k in keys])
+        apply_and_commit(
+            [Event(integration.key, "trigger", k, f"Burst {k}", "critical", source="bench", details={}) for k in keys]
+        )
     owed = count * targets
     deadline = time.monotonic() + 600
     while receiver.count() - begin < owed and time.monotonic() < deadline:
@@ -139,7 +141,10 @@ def _round_trips(app, receiver: Receiver, count: int) -> None:
     _, _, integration = _setup(receiver, "round-trips")
     begin = receiver.count()
     apply_and_commit(
-        [Event(integration.key, "trigger", f"rt-{i}", "Round trips", "critical", "b", {}) for i in range(count)]
+        [
+            Event(integration.key, "trigger", f"rt-{i}", "Round trips", "critical", source="b", details={})
+            for i in range(count)
+        ]
     )
     counts = {"sql": 0, "redis": 0}
     send = AbstractConnection.send_packed_command

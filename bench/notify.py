@@ -185,7 +185,9 @@ def _latency(app, receiver: Receiver, name: str = "latency") -> list[float]:
     latencies = []
     for i in range(200):
         before = receiver.count()
-        event = Event(integration.key, "trigger", f"{name}-{i}", f"Latency probe {i}", "critical", "bench", {})
+        event = Event(
+            integration.key, "trigger", f"{name}-{i}", f"Latency probe {i}", "critical", source="bench", details={}
+        )
         apply_and_commit([event])
         accepted = time.time()
         deadline = time.monotonic() + 10

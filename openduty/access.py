@@ -81,6 +81,7 @@ _SERVICES = manage("change services")
 _POLICIES = manage("change escalation policies")
 _SCHEDULES = manage("change schedules and their layers")
 _TEAM = manage("change this team")
+_GLOBAL_RULES = admin("manage global event rules")
 
 RULES: dict[str, Rule] = {
     "static": PUBLIC,
@@ -161,6 +162,13 @@ RULES: dict[str, Rule] = {
     "services.regenerate_key": _SERVICES,
     "services.delete_integration": _SERVICES,
     "services.update_heartbeat": _SERVICES,
+    # Event rules: everyone reads (and tests) a service's; its managers change them; global: admins.
+    "event_rules.service_rules": LOGIN,
+    "event_rules.test_service_rules": LOGIN,  # changes nothing
+    **{f"event_rules.{verb}_service_rule": _SERVICES for verb in ("new", "edit", "move", "delete")},
+    "event_rules.global_rules": _GLOBAL_RULES,
+    "event_rules.test_global_rules": _GLOBAL_RULES,
+    **{f"event_rules.{verb}_global_rule": _GLOBAL_RULES for verb in ("new", "edit", "move", "delete")},
     # Users: the admin pages, and profiles (one's own, or anyone's for admins: may_manage).
     "users.index": _USERS,
     "users.create": _USERS,
@@ -220,6 +228,15 @@ RULES: dict[str, Rule] = {
     "api.delete_integration": api_manage("delete integrations"),
     "api.update_heartbeat": api_manage("change heartbeats"),
     "api.list_change_events": API,
+    "api.list_service_event_rules": API,
+    "api.get_service_event_rule": API,
+    "api.test_service_event_rules": API,  # changes nothing
+    **{f"api.{verb}_service_event_rule": api_manage("change event rules") for verb in ("create", "update", "delete")},
+    **{f"api.{name}": api_admin("manage global event rules") for name in ("list_event_rules", "test_event_rules")},
+    **{
+        f"api.{verb}_event_rule": api_admin("manage global event rules")
+        for verb in ("get", "create", "update", "delete")
+    },
     "api.list_policies": API,
     "api.get_policy": API,
     "api.create_policy": api_manage("create escalation policies"),

@@ -37,6 +37,7 @@ from openduty.models import (
     EscalationLevel,
     EscalationPolicy,
     EscalationTarget,
+    EventRule,
     Heartbeat,
     Integration,
     LayerParticipant,
@@ -205,6 +206,12 @@ AUDITED: dict[type, Audited] = {
         ("layer_id", "position", "user_id"),
         lambda s: f"user #{s.get('user_id')} in layer #{s.get('layer_id')}",
     ),
+    EventRule: Audited(
+        "event rule",
+        ("service_id", "position", "name", "match", "conditions", "action", "severity", "urgency")
+        + ("route_to_service_id", "continue_matching"),
+        lambda s: str(s.get("name") or f"rule {s.get('position')}"),
+    ),
     ScheduleOverride: Audited(
         "override",
         ("schedule_id", "user_id", "start", "end", "note", "created_by_id"),
@@ -216,6 +223,7 @@ AUDITED: dict[type, Audited] = {
 _PARENTS: dict[type, tuple[str, type, str]] = {
     Integration: ("service", Service, "service_id"),
     Heartbeat: ("integration", Integration, "integration_id"),
+    EventRule: ("service", Service, "service_id"),
     EscalationLevel: ("policy", EscalationPolicy, "policy_id"),
     EscalationTarget: ("level", EscalationLevel, "level_id"),
     ScheduleLayer: ("schedule", Schedule, "schedule_id"),

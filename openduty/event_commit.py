@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from openduty.event_intake import forget_rules
 from openduty.events import Event, Outcome, apply_events
 from openduty.extensions import db
 from openduty.integration_keys import forget_keys
@@ -91,7 +92,7 @@ def apply_and_commit(events: list[Event], attempts: int = 3, gate: Claim | None 
     at parse time, so a trigger that did land folds into its own incident); if no attempt then
     succeeds, `OutcomeUnknown` says the events may be stored. A foreign-key violation may mean a
     cached key's service was just deleted by another process: the key cache is dropped and the
-    events are applied once more (then the key is unknown).
+    events are applied once more (then the key is unknown), as is the rule book (a route's target).
     """
     gate = gate or Claim()
     maybe_landed: BaseException | None = None
@@ -118,6 +119,7 @@ def apply_and_commit(events: list[Event], attempts: int = 3, gate: Claim | None 
             stale_key = isinstance(exc, IntegrityError) and current_app.config["EVENTS_KEY_CACHE_SECONDS"] > 0
             if stale_key:
                 forget_keys()
+                forget_rules()  # a route's target may be gone too
             if not (retry and (stale_key or _retryable(exc))):
                 if maybe_landed is not None and isinstance(exc, Exception):
                     raise OutcomeUnknown(str(maybe_landed)) from exc

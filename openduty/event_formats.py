@@ -152,6 +152,23 @@ def new_dedup_key() -> str:
     return uuid.uuid4().hex
 
 
+def _event(
+    key: str, action: str, dedup_key: str, summary: str, severity: str, source: str, details: dict, via: str
+) -> Event:
+    """The Event; a trigger sent without a dedup key gets a new one (and says so, for grouping)."""
+    return Event(
+        key,
+        action,
+        dedup_key or new_dedup_key(),
+        summary,
+        severity,
+        source=source,
+        details=details,
+        via=via,
+        dedup_key_given=bool(dedup_key),
+    )
+
+
 def parse_v2(body: Any) -> Event:
     """PagerDuty Events API v2 (`POST /v2/enqueue`)."""
     body = _require_object(body)
@@ -188,7 +205,16 @@ def parse_v2(body: Any) -> Event:
             if value:
                 details[name] = value
     f.raise_if_any()
-    return Event(routing_key, action, dedup_key or new_dedup_key(), summary, severity, source, details, "events_v2")
+    return _event(routing_key, action, dedup_key, summary, severity, source, details, "events_v2")
+
+
+def parse_sample(body: Any) -> Event:
+    """A sample event pasted into the event rules tester: an Events API v2 body, or just its payload
+    (the routing key and the action may be left out: a trigger is assumed)."""
+    body = _require_object(body)
+    if "payload" not in body and "event_action" not in body:
+        body = {"payload": body}
+    return parse_v2({"routing_key": "sample", "event_action": "trigger", **body})
 
 
 def parse_v1(body: Any, via: str = "events_v1") -> Event:
@@ -213,7 +239,7 @@ def parse_v1(body: Any, via: str = "events_v1") -> Event:
         if value:
             details[name] = value
     f.raise_if_any()
-    return Event(routing_key, action, dedup_key or new_dedup_key(), description, "critical", "", details, via)
+    return _event(routing_key, action, dedup_key, description, "critical", "", details, via)
 
 
 def parse_legacy(body: Any) -> Event:
@@ -270,7 +296,7 @@ def parse_alertmanager(key: str, body: Any) -> list[Event]:
         source = str(labels.get("instance") or labels.get("job") or "")[:MAX_SHORT_FIELD]
         action = "trigger" if status == "firing" else "resolve"
         dedup_key = fingerprint[:MAX_DEDUP_KEY]
-        events.append(Event(key, action, dedup_key, summary, severity, source, details, "alertmanager"))
+        events.append(_event(key, action, dedup_key, summary, severity, source, details, "alertmanager"))
     f.raise_if_any()
     return events
 
@@ -292,7 +318,7 @@ def parse_generic(key: str, body: Any) -> Event:
         else:
             details["custom_details"] = body["details"]
     f.raise_if_any()
-    return Event(key, action, dedup_key or new_dedup_key(), summary, severity, source, details, "generic")
+    return _event(key, action, dedup_key, summary, severity, source, details, "generic")
 
 
 @dataclass(slots=True)

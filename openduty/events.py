@@ -4,6 +4,7 @@
 incident or folds into the open one with the same (service, dedup key) through one
 INSERT ... ON CONFLICT DO UPDATE on the partial unique index (so races cannot open two), and
 acknowledge / resolve act on the open incident through the same actions (openduty.incidents) the web uses.
+First, the intake pre-pass (openduty.event_intake) runs the event rules and time-window grouping.
 Incident numbers come from the `counters` table, reserved last in the transaction.
 
 Around it, each in its own module: the parsers of the inbound formats (event_formats), the
@@ -24,7 +25,7 @@ from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
-from openduty import clock, escalation, incidents
+from openduty import clock, escalation, event_intake, incidents
 from openduty.extensions import db
 from openduty.integration_keys import services_by_key
 from openduty.models import Counter, Incident, LogEntry
@@ -43,17 +44,22 @@ class Event:
     dedup_key: str
     summary: str = ""
     severity: str = "critical"
+    urgency: str | None = None  # "high" | "low"; None: the service's urgency setting decides
     source: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     # Which endpoint it came through, for the timeline (events_v2, events_v1, openduty, ...).
     via: str = "events_v2"
+    # False when the sender gave no dedup key and the parser made one up: time-window grouping
+    # (openduty.event_intake) may then fold the event into a recent incident.
+    dedup_key_given: bool = True
 
 
 @dataclass(slots=True)
 class Outcome:
     """What applying one Event did."""
 
-    # opened | deduplicated | acknowledged | resolved | ignored | unknown_key | disabled
+    # opened | deduplicated | acknowledged | resolved | ignored | suppressed | dropped (event rules:
+    # accepted, no incident) | unknown_key | disabled
     result: str
     dedup_key: str
     incident_id: int | None = None
@@ -147,7 +153,7 @@ def apply_events(events: list[Event]) -> list[Outcome]:
     now = clock.now()
     outcomes: list[Outcome | None] = [None] * len(events)
     services = services_by_key({e.routing_key for e in events})
-    runnable = []
+    candidates = []
     for i, event in enumerate(events):
         service = services.get(event.routing_key)
         if service is None:
@@ -155,7 +161,16 @@ def apply_events(events: list[Event]) -> list[Outcome]:
         elif service[1]:
             outcomes[i] = Outcome("disabled", event.dedup_key)
         else:
-            runnable.append((service[0], event.dedup_key, i))
+            candidates.append((i, service[0]))
+    # Event rules and grouping (a new list: the caller's events stay as sent, for a retry).
+    intake = event_intake.prepare(events, candidates, now)
+    events = intake.events
+    runnable = []
+    for i, service_id in candidates:
+        if i in intake.results:
+            outcomes[i] = Outcome(intake.results[i], events[i].dedup_key)
+        else:
+            runnable.append((intake.service_of.get(i, service_id), events[i].dedup_key, i))
     runnable.sort(key=lambda item: (item[0], item[1]))  # stable: order within a key is kept
 
     applying = _Applying(events, outcomes, now)
@@ -174,6 +189,7 @@ def apply_events(events: list[Event]) -> list[Outcome]:
             else:
                 applying.transition(service_id, action, run)
     applying.triggers(pending)
+    intake.record(now)
     applying.finish()
     return outcomes  # type: ignore[return-value]
 

@@ -173,7 +173,16 @@ def missed(integration_id: int, due: datetime) -> str:
             "grace_seconds": heartbeat.grace_seconds,
         }
     }
-    event = Event(integration.key, "trigger", DEDUP_KEY, summary, "critical", integration.name, details, "heartbeat")
+    event = Event(
+        integration.key,
+        "trigger",
+        DEDUP_KEY,
+        summary,
+        "critical",
+        source=integration.name,
+        details=details,
+        via="heartbeat",
+    )
     apply_events([event])
     return "missed"
 

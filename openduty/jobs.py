@@ -18,6 +18,7 @@ from openduty import (
     delivery,
     directory,
     escalation,
+    event_intake,
     heartbeats,
     ical,
     password_reset,
@@ -124,6 +125,15 @@ def purge_change_events() -> int:
     removed = change_events.purge()
     db.session.commit()
     return removed
+
+
+def auto_resolve_incidents() -> int:
+    """Periodic (every minute): resolve incidents whose service auto-resolves after N hours without
+    a new alert (openduty.event_intake.auto_resolve)."""
+    timers.schedule_periodic("openduty.jobs.auto_resolve_incidents", timers.AUTO_RESOLVE_INTERVAL)
+    resolved = event_intake.auto_resolve()
+    db.session.commit()
+    return resolved
 
 
 def send_password_reset(user_id: int) -> str:

@@ -23,10 +23,15 @@ SERVICE_FIELDS = (
     "ack_timeout_minutes",
     "maintenance_until",
     "disabled",
+    "auto_resolve_hours",
+    "group_window_minutes",
 )
 INTEGRATION_FIELDS = ("kind", "name", *heartbeats.SETTINGS)
 # An unacknowledged incident re-triggers after at most a week.
 MAX_ACK_TIMEOUT_MINUTES = 7 * 24 * 60
+# Auto-resolve after at most 30 days without an alert; group alerts within at most a day.
+MAX_AUTO_RESOLVE_HOURS = 30 * 24
+MAX_GROUP_WINDOW_MINUTES = 24 * 60
 
 
 def _optional(value: Any, check):
@@ -64,10 +69,25 @@ def clean_service(
             lambda v: validation.aware_datetime(v, label="Maintenance end", local_zone=local_zone),
         ),
         "disabled": lambda: validation.boolean(data.get("disabled", False), "Disabled"),
+        **_intake_checks(data),
     }
     if service is not None:  # an update changes only what it names
         checks = {name: check for name, check in checks.items() if name in data}
     return validation.collect({**checks, **teams.owner_check(data, actor, service)})
+
+
+def _intake_checks(data: dict[str, Any]) -> dict:
+    """Auto-resolve and time-window grouping (openduty.event_intake): empty turns them off."""
+    return {
+        "auto_resolve_hours": lambda: _optional(
+            data.get("auto_resolve_hours"),
+            lambda v: validation.integer(v, minimum=1, maximum=MAX_AUTO_RESOLVE_HOURS, label="Auto-resolve"),
+        ),
+        "group_window_minutes": lambda: _optional(
+            data.get("group_window_minutes"),
+            lambda v: validation.integer(v, minimum=1, maximum=MAX_GROUP_WINDOW_MINUTES, label="Grouping window"),
+        ),
+    }
 
 
 def save_service(

@@ -364,6 +364,9 @@ def _recover_abandoned_sends(now: datetime) -> int:
 # The audit log's retention is in days; a daily purge keeps it within a day of AUDIT_RETENTION_DAYS.
 AUDIT_PURGE_INTERVAL = 24 * 3600
 
+# The auto-resolve sweep runs every minute: an incident resolves at most a minute after its time.
+AUTO_RESOLVE_INTERVAL = 60
+
 # (job function path, interval in seconds). Other areas may append their periodic jobs here.
 PERIODIC_JOBS: list[tuple[str, int | str]] = [
     ("openduty.jobs.reconcile", RECONCILE_INTERVAL),
@@ -371,6 +374,7 @@ PERIODIC_JOBS: list[tuple[str, int | str]] = [
     ("openduty.jobs.sync_directory", "LDAP_SYNC_MINUTES"),
     ("openduty.jobs.purge_audit_log", AUDIT_PURGE_INTERVAL),
     ("openduty.jobs.purge_change_events", AUDIT_PURGE_INTERVAL),
+    ("openduty.jobs.auto_resolve_incidents", AUTO_RESOLVE_INTERVAL),
 ]
 
 

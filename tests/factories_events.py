@@ -2,11 +2,11 @@
 
 import itertools
 
-from openduty import services
+from openduty import event_rule_edit, services
 from openduty.event_commit import apply_and_commit
 from openduty.events import Event
 from openduty.extensions import db
-from openduty.models import Incident, Integration, Service
+from openduty.models import EventRule, Incident, Integration, Service
 
 _seq = itertools.count(1)
 
@@ -34,7 +34,9 @@ def make_incident(integration: Integration | None = None, summary: str = "Disk f
     integration = integration or make_integration()
     dedup_key = fields.pop("dedup_key", f"key-{next(_seq)}")
     severity = fields.pop("severity", "critical")
-    event = Event(integration.key, "trigger", dedup_key, summary, severity, "host-1", fields.pop("details", {}))
+    event = Event(
+        integration.key, "trigger", dedup_key, summary, severity, source="host-1", details=fields.pop("details", {})
+    )
     outcome = apply_and_commit([event])[0]
     incident = db.session.get(Incident, outcome.incident_id)
     for name, value in fields.items():
@@ -50,3 +52,14 @@ def make_heartbeat(service: Service | None = None, interval: int = 60, grace: in
     integration = services.add_integration(service, data)
     db.session.commit()
     return integration
+
+
+def make_rule(service: Service | None, action: str = "suppress", conditions=(), **fields) -> EventRule:
+    """An event rule, validated as the pages save it; `conditions` as (field, operator, value) triples."""
+    data = {
+        "action": action,
+        "conditions": [dict(zip(("field", "operator", "value"), c, strict=False)) for c in conditions],
+    }
+    rule = event_rule_edit.save_rule(service.id if service else None, {**data, **fields})
+    db.session.commit()
+    return rule

@@ -141,6 +141,22 @@ ROWS = {
     "services.update_heartbeat": row(
         "POST", "/services/{service}/integrations/{heartbeat}/heartbeat", MANAGE, data={"paused": "true"}
     ),
+    "event_rules.service_rules": row("GET", "/services/{service}/event-rules", LOGIN),
+    "event_rules.test_service_rules": row(
+        "POST", "/services/{service}/event-rules/test", LOGIN, data={"event": "{{}}"}
+    ),
+    "event_rules.new_service_rule": row("GET", "/services/{service}/event-rules/new", MANAGE),
+    "event_rules.edit_service_rule": row("GET", "/services/{service}/event-rules/{eventrule}/edit", MANAGE),
+    "event_rules.move_service_rule": row(
+        "POST", "/services/{service}/event-rules/{eventrule}/move", MANAGE, data={"direction": "up"}
+    ),
+    "event_rules.delete_service_rule": row("POST", "/services/{service}/event-rules/{eventrule}/delete", MANAGE),
+    "event_rules.global_rules": row("GET", "/event-rules", ADMIN),
+    "event_rules.test_global_rules": row("POST", "/event-rules/test", ADMIN, data={"event": "{{}}"}),
+    "event_rules.new_global_rule": row("GET", "/event-rules/new", ADMIN),
+    "event_rules.edit_global_rule": row("GET", "/event-rules/{globalrule}/edit", ADMIN),
+    "event_rules.move_global_rule": row("POST", "/event-rules/{globalrule}/move", ADMIN, data={"direction": "up"}),
+    "event_rules.delete_global_rule": row("POST", "/event-rules/{globalrule}/delete", ADMIN),
     "users.index": row("GET", "/users/", ADMIN),
     "audit.index": row("GET", "/audit", MANAGE),
     "teams.index": row("GET", "/teams", LOGIN),
@@ -204,6 +220,20 @@ ROWS = {
         "POST", "/api/v1/services/{service}/integrations/{integration}/regenerate", API_MANAGE
     ),
     "api.delete_integration": row("DELETE", "/api/v1/services/{service}/integrations/{integration}", API_MANAGE),
+    "api.list_service_event_rules": row("GET", "/api/v1/services/{service}/event-rules", API),
+    "api.get_service_event_rule": row("GET", "/api/v1/services/{service}/event-rules/{eventrule}", API),
+    "api.test_service_event_rules": row("POST", "/api/v1/services/{service}/event-rules/test", API, json={}),
+    "api.create_service_event_rule": row("POST", "/api/v1/services/{service}/event-rules", API_MANAGE, json={}),
+    "api.update_service_event_rule": row(
+        "PATCH", "/api/v1/services/{service}/event-rules/{eventrule}", API_MANAGE, json={}
+    ),
+    "api.delete_service_event_rule": row("DELETE", "/api/v1/services/{service}/event-rules/{eventrule}", API_MANAGE),
+    "api.list_event_rules": row("GET", "/api/v1/event-rules", API_ADMIN),
+    "api.get_event_rule": row("GET", "/api/v1/event-rules/{globalrule}", API_ADMIN),
+    "api.test_event_rules": row("POST", "/api/v1/event-rules/test", API_ADMIN, json={}),
+    "api.create_event_rule": row("POST", "/api/v1/event-rules", API_ADMIN, json={}),
+    "api.update_event_rule": row("PATCH", "/api/v1/event-rules/{globalrule}", API_ADMIN, json={}),
+    "api.delete_event_rule": row("DELETE", "/api/v1/event-rules/{globalrule}", API_ADMIN),
     "api.list_policies": row("GET", "/api/v1/escalation-policies", API),
     "api.get_policy": row("GET", "/api/v1/escalation-policies/{policy}", API),
     "api.create_policy": row("POST", "/api/v1/escalation-policies", API_MANAGE, json={}),
@@ -290,6 +320,9 @@ def _team_objects(team: Team, member, clock) -> dict:
     log = db.session.scalar(db.select(LogEntry).where(LogEntry.incident_id == incident.id))
     level = policy.levels[0]
     db.session.commit()
+    nothing = [("summary", "equals", "no such alert")]  # the other set's incident still opens
+    event_rule = factories_events.make_rule(service, "drop", nothing)
+    global_rule = factories_events.make_rule(None, "drop", nothing)
     return {
         "schedule": schedule.id,
         "layer": layer.id,
@@ -301,6 +334,8 @@ def _team_objects(team: Team, member, clock) -> dict:
         "heartbeat": heartbeat.id,
         "incident": incident.id,
         "log": log.id,
+        "eventrule": event_rule.id,
+        "globalrule": global_rule.id,
         "ack": ack_token([incident.id], member.id),
         "keys": {"key": integration.key, "amkey": am.key, "generickey": generic.key, "hbkey": heartbeat.key},
     }

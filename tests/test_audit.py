@@ -39,6 +39,7 @@ OPERATIONAL = {
     "AuditEntry",
     "Timer",
     "ChangeEvent",
+    "SuppressedAlert",
 }
 
 

@@ -60,7 +60,7 @@ def test_50_concurrent_transactions_race_on_the_unique_index(app, integration):
         with app.app_context():
             try:
                 barrier.wait()
-                return apply_and_commit([Event(key, "trigger", "race", "Race", "critical", "probe")])[0].result
+                return apply_and_commit([Event(key, "trigger", "race", "Race", "critical", source="probe")])[0].result
             finally:
                 db.session.remove()
 
@@ -81,7 +81,7 @@ def test_concurrent_keys_get_distinct_gap_free_numbers(app, integration):
             try:
                 barrier.wait()
                 key = keys[n % 2]
-                events = [Event(key, "trigger", f"k{n}-{i}", "x", "critical", "probe") for i in range(3)]
+                events = [Event(key, "trigger", f"k{n}-{i}", "x", "critical", source="probe") for i in range(3)]
                 return apply_and_commit(events)
             finally:
                 db.session.remove()
@@ -97,13 +97,13 @@ def test_concurrent_keys_get_distinct_gap_free_numbers(app, integration):
 def test_a_batch_mixing_keys_and_actions_applies_in_order(app, integration):
     key = integration.key
     events = [
-        Event(key, "trigger", "b", "B", "critical", "s"),
-        Event(key, "trigger", "a", "A", "critical", "s"),
-        Event(key, "trigger", "b", "B again", "critical", "s"),
+        Event(key, "trigger", "b", "B", "critical", source="s"),
+        Event(key, "trigger", "a", "A", "critical", source="s"),
+        Event(key, "trigger", "b", "B again", "critical", source="s"),
         Event(key, "resolve", "b", via="events_v2"),
-        Event(key, "trigger", "b", "B reopened", "critical", "s"),
+        Event(key, "trigger", "b", "B reopened", "critical", source="s"),
         Event(key, "acknowledge", "a"),
-        Event("unknown", "trigger", "c", "C", "critical", "s"),
+        Event("unknown", "trigger", "c", "C", "critical", source="s"),
     ]
     outcomes = apply_and_commit(events)
     assert [o.result for o in outcomes] == [
@@ -124,7 +124,7 @@ def test_upsert_keeps_working_once_statements_are_prepared(app, integration):
     """psycopg 3 prepares a statement after 5 runs and PostgreSQL may then plan it generically;
     the index predicate is literal SQL so ON CONFLICT still finds the partial index."""
     for n in range(30):
-        events = [Event(integration.key, "trigger", key, "x", "critical", "s") for key in ("same", f"new-{n}")]
+        events = [Event(integration.key, "trigger", key, "x", "critical", source="s") for key in ("same", f"new-{n}")]
         assert [o.result for o in apply_and_commit(events)] == ["opened" if n == 0 else "deduplicated", "opened"]
     [same] = [i for i in _open_incidents() if i.dedup_key == "same"]
     assert same.alert_count == 30

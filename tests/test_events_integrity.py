@@ -39,9 +39,9 @@ def test_a_failed_apply_leaves_nothing_behind_for_the_next_transaction(app, inte
     """The driver's encoding error is not a DBAPIError; the transaction must still be rolled back."""
     bad = BAD_TEXTS["lone surrogate"]  # (SQLite would store a NUL; PostgreSQL would refuse it too)
     key = integration.key
-    good = [Event(key, "trigger", f"good-{n}", "fine", "critical", "s") for n in range(3)]
+    good = [Event(key, "trigger", f"good-{n}", "fine", "critical", source="s") for n in range(3)]
     with pytest.raises(Exception):  # noqa: B017, PT011 (whatever the driver raises)
-        apply_and_commit([*good, Event(key, "trigger", "zzz-bad", bad, "critical", "s")])
+        apply_and_commit([*good, Event(key, "trigger", "zzz-bad", bad, "critical", source="s")])
     # The same session goes on: the half-done work must not ride along with the next commit.
     assert [o.result for o in apply_and_commit(good)] == ["opened"] * 3
     stored = _stored()
@@ -61,7 +61,10 @@ def test_a_bad_request_in_a_group_commit_batch_fails_alone(app, integration):
         summary = "bad \ud800" if bad else f"fine {n}"
         with app.app_context():
             # The bad keys sort last: the good rows are written before the driver fails.
-            batch = [Event(key, "trigger", f"{'z' if bad else 'r'}{n}-{i}", summary, "critical", "s") for i in range(5)]
+            batch = [
+                Event(key, "trigger", f"{'z' if bad else 'r'}{n}-{i}", summary, "critical", source="s")
+                for i in range(5)
+            ]
             barrier.wait()
             try:
                 return n, [o.result for o in event_batcher.submit(batch)]

@@ -106,11 +106,15 @@ def world(app, admin, member):
     team = Team(name="Web", description="", members=[TeamMember(user=member)])
     db.session.add(team)
     db.session.commit()
+    event_rule = factories_events.make_rule(service, "drop", [("summary", "equals", "x")])
+    global_rule = factories_events.make_rule(None, "drop", [("summary", "equals", "x")])
     return {
         "ids": {
             "user_id": member.id,
             "method_id": method.id,
             "rule_id": rule.id,
+            "event_rule_id": event_rule.id,
+            "global_rule_id": global_rule.id,
             "schedule_id": schedule.id,
             "layer_id": layer.id,
             "override_id": override.id,
@@ -215,6 +219,12 @@ def _api_bodies(world) -> dict[tuple[str, str], dict]:
             "disabled": False,
         },
         ("POST", "/api/v1/services/<int:service_id>/integrations"): {"kind": "events_v2", "name": "i"},
+        ("POST", "/api/v1/services/<int:service_id>/event-rules"): EVENT_RULE,
+        ("PATCH", "/api/v1/services/<int:service_id>/event-rules/<int:event_rule_id>"): {**EVENT_RULE, "position": 1},
+        ("POST", "/api/v1/services/<int:service_id>/event-rules/test"): {"event": {"summary": "s", "source": "h"}},
+        ("POST", "/api/v1/event-rules"): {**EVENT_RULE, "action": "set_urgency", "urgency": "low"},
+        ("PATCH", "/api/v1/event-rules/<int:global_rule_id>"): {**EVENT_RULE, "position": 1},
+        ("POST", "/api/v1/event-rules/test"): {"event": {"summary": "s", "source": "h"}},
         ("POST", "/api/v1/escalation-policies"): {
             "name": "P2",
             "repeat_count": 1,
@@ -233,6 +243,16 @@ def _api_bodies(world) -> dict[tuple[str, str], dict]:
         ("POST", "/api/v1/incidents/<int:incident_id>/snooze"): {"minutes": 5},
         ("POST", "/api/v1/incidents/<int:incident_id>/reassign"): {"user_id": member.id},
     }
+
+
+EVENT_RULE = {
+    "name": "n",
+    "match": "any",
+    "conditions": [{"field": "custom_details.env", "operator": "matches", "value": "^prod"}],
+    "action": "set_severity",
+    "severity": "info",
+    "continue": True,
+}
 
 
 def _spoiled(body: dict):

@@ -2,6 +2,7 @@
 
 from openduty.models.audit import AuditEntry
 from openduty.models.change_event import ChangeEvent
+from openduty.models.event_rule import EventRule, SuppressedAlert
 from openduty.models.heartbeat import Heartbeat
 from openduty.models.incident import Counter, Incident, LogEntry
 from openduty.models.notification import Notification
@@ -21,6 +22,7 @@ __all__ = [
     "EscalationLevel",
     "EscalationPolicy",
     "EscalationTarget",
+    "EventRule",
     "Heartbeat",
     "Incident",
     "Integration",
@@ -33,6 +35,7 @@ __all__ = [
     "ScheduleLayer",
     "ScheduleOverride",
     "Service",
+    "SuppressedAlert",
     "Team",
     "TeamMember",
     "Timer",

@@ -51,6 +51,14 @@ class Incident(db.Model):
         Index("ix_incidents_status_created", "status", "created_at", "id"),
         Index("ix_incidents_service_created", "service_id", "created_at", "id"),
         Index("ix_incidents_assigned_created", "assigned_to_id", "created_at", "id"),
+        # The auto-resolve sweep: a service's open incidents by their last alert (openduty.event_intake).
+        Index(
+            "ix_incidents_open_service_last_event",
+            "service_id",
+            "last_event_at",
+            sqlite_where=text(OPEN_SQL),
+            postgresql_where=text(OPEN_SQL),
+        ),
         # Search on PostgreSQL: trigram indexes serve ILIKE '%text%' (pg_trgm). SQLite's is FTS_TABLE.
         *(
             Index(name, c, postgresql_using="gin", postgresql_ops={c: "gin_trgm_ops"}).ddl_if(dialect="postgresql")

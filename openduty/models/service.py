@@ -43,6 +43,10 @@ class Service(db.Model):
     # Until this time incidents open but nobody is paged.
     maintenance_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled: Mapped[bool] = mapped_column(default=False)
+    # Intake (openduty.event_intake): resolve an open incident after this many hours without a new
+    # alert; alerts sent without a dedup key join the incident opened in the last this-many minutes.
+    auto_resolve_hours: Mapped[int | None] = mapped_column()
+    group_window_minutes: Mapped[int | None] = mapped_column()
     # The team that owns it: its managers may change it (admins may change everything).
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)

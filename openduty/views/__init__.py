@@ -78,3 +78,15 @@ def render(template: str, block: str | None = None, status: int = 200, **context
     response = make_response(body, status)
     response.vary.add("HX-Request")
     return response
+
+
+def for_global_rules(view):
+    """An event rules view (pages or API) served for the global rules: `service_id` None, and the
+    rule's id from the path's `global_rule_id` (the service paths name it `event_rule_id`)."""
+
+    def serve(**values):
+        if "global_rule_id" in values:
+            values["event_rule_id"] = values.pop("global_rule_id")
+        return view(None, **values)
+
+    return serve

@@ -12,6 +12,7 @@ from openduty.views import (
     audit,
     auth,
     calendar,
+    event_rules,
     events,
     health,
     home,
@@ -38,6 +39,7 @@ BLUEPRINTS = (
     ack,
     audit,
     teams,
+    event_rules,
 )
 
 

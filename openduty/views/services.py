@@ -12,13 +12,15 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from openduty import change_events, clock, escalation, heartbeats, oncall, reachability, teams
+from openduty import change_events, clock, escalation, event_intake, heartbeats, oncall, reachability, teams
 from openduty import services as domain
 from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, Integration, Service
 from openduty.models.service import INTEGRATION_KIND_LABELS
 from openduty.views import get_or_404, render
+
+INTAKE_FIELDS = ("auto_resolve_hours", "group_window_minutes")  # templates/services/_intake_settings.html
 
 bp = Blueprint("services", __name__, url_prefix="/services")
 
@@ -56,6 +58,7 @@ def _show_page(service_id: int, status: int = 200, **context):
         key_of=lambda integration: integration.shown_key(current_user),
         base_url=current_app.config["BASE_URL"].rstrip("/"),
         plan=escalation.preview(policy, clock.now()) if policy else None,
+        suppressed=event_intake.suppressed_alerts(service.id),
     )
 
 
@@ -69,6 +72,7 @@ def _form_data() -> dict:
         "ack_timeout_minutes": form.get("ack_timeout_minutes", ""),
         "maintenance_until": form.get("maintenance_until", ""),
         "disabled": "disabled" in form,
+        **{name: form.get(name, "") for name in INTAKE_FIELDS},
     }
 
 
@@ -96,6 +100,7 @@ def _values_of(service: Service) -> dict:
         "ack_timeout_minutes": service.ack_timeout_minutes or "",
         "maintenance_until": local,
         "disabled": service.disabled,
+        **{name: getattr(service, name) or "" for name in INTAKE_FIELDS},
     }
 
 

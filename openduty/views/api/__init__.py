@@ -68,6 +68,7 @@ def created(body: dict[str, Any], location: str):
 from openduty.views.api import (  # noqa: E402,F401
     audit,
     escalation,
+    event_rules,
     incidents,
     oncalls,
     openapi,

@@ -12,6 +12,7 @@ from openduty.models.heartbeat import HEARTBEAT_STATES, MAX_INTERVAL_SECONDS, MI
 from openduty.models.schedule import SHIFT_UNITS
 from openduty.models.service import INTEGRATION_KINDS
 from openduty.models.user import CONTACT_KINDS
+from openduty.services import MAX_AUTO_RESOLVE_HOURS, MAX_GROUP_WINDOW_MINUTES
 
 # --- Building blocks ------------------------------------------------------------------------------
 
@@ -155,6 +156,8 @@ SCHEMAS: dict[str, dict] = {
             "ack_timeout_minutes": NINT,
             "maintenance_until": NTIME,
             "disabled": BOOL,
+            "auto_resolve_hours": NINT,
+            "group_window_minutes": NINT,
             "created_at": NTIME,
             "integrations": {"type": "array", "items": ref("Integration")},
         }
@@ -346,6 +349,8 @@ SERVICE_FIELDS = {
     "ack_timeout_minutes": {"type": ["integer", "null"], "minimum": 1},
     "maintenance_until": nullable(SENT_TIME),
     "disabled": BOOL,
+    "auto_resolve_hours": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_AUTO_RESOLVE_HOURS},
+    "group_window_minutes": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_GROUP_WINDOW_MINUTES},
 }
 POLICY_FIELDS = {
     "name": text(200),

@@ -67,6 +67,8 @@ def service_json(service: Service) -> dict[str, Any]:
         "ack_timeout_minutes": service.ack_timeout_minutes,
         "maintenance_until": iso(service.maintenance_until),
         "disabled": service.disabled,
+        "auto_resolve_hours": service.auto_resolve_hours,
+        "group_window_minutes": service.group_window_minutes,
         "created_at": iso(service.created_at),
         "integrations": [integration_json(i) for i in service.integrations],
     }
