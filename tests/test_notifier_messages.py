@@ -43,6 +43,7 @@ EVENT_TEXT = st.text(
         " ",
     ]
 )
+SLACK_LINK = re.compile(r"<https?://[^\s<>|]+\|[^<>]*>", re.IGNORECASE)
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -53,6 +54,15 @@ def _xml_ok(text: str) -> None:
 
 def _one_line(value: str) -> None:
     assert not CONTROL.search(value), repr(value)
+
+
+def _slack_texts(blocks: list[dict]) -> list[dict]:
+    """Every text object in Slack blocks (sections, fields, context elements)."""
+    found = []
+    for block in blocks:
+        found += [block["text"]] if "text" in block else []
+        found += block.get("fields", []) + [e for e in block.get("elements", []) if "type" in e and "text" in e]
+    return [t if "type" in t else t["text"] for t in found]
 
 
 def check_wire_formats(message: Message, config: dict) -> None:
@@ -79,16 +89,24 @@ def check_wire_formats(message: Message, config: dict) -> None:
     _xml_ok(twiml)
     assert len(twiml) <= twilio.TWIML_MAX_LENGTH
 
-    # Slack: JSON, every text field within Slack's limits, no <...> control sequences from events.
+    # Slack: JSON, every text within Slack's limits, no <...> control sequences from events (the
+    # only ones are the event's links, <https://...|text>, whose address has no space, <, > or |).
     payload = json.loads(json.dumps(slack.payload(message)))
-    texts = [payload["text"]] + [b["text"]["text"] for b in payload["blocks"] if "text" in b]
-    assert all(t.strip() for t in texts), "Slack refuses empty text"
-    assert len(payload["blocks"][0]["text"]["text"]) <= 150
-    assert len(payload["blocks"][1]["text"]["text"]) <= 3000
-    for mrkdwn in (payload["text"], payload["blocks"][1]["text"]["text"]):
-        assert "<" not in mrkdwn and ">" not in mrkdwn
-        assert not re.search(r"&(?!amp;|lt;|gt;)", mrkdwn), "a bare & or a cut-off entity"
-    _one_line(payload["blocks"][0]["text"]["text"])
+    assert len(payload["blocks"]) <= 50
+    header = payload["blocks"][0]["text"]["text"]
+    assert header.strip() and len(header) <= 150
+    _one_line(header)
+    mrkdwn = [payload["text"]] + [t["text"] for t in _slack_texts(payload["blocks"]) if t["type"] == "mrkdwn"]
+    assert all(t.strip() for t in mrkdwn), "Slack refuses empty text"
+    for text in mrkdwn:
+        assert len(text) <= 3000
+        bare = SLACK_LINK.sub("", text)
+        assert "<" not in bare and ">" not in bare, text
+        assert not re.search(r"&(?!amp;|lt;|gt;)", bare), "a bare & or a cut-off entity"
+    for block in payload["blocks"]:
+        assert all(len(f["text"]) <= 2000 for f in block.get("fields", []))
+        for button in block.get("elements", []) if block["type"] == "actions" else []:
+            assert re.fullmatch(r"https?://\S+", button["url"]) and 0 < len(button["text"]["text"]) <= 75
 
     # Pushover: form params within its limits.
     push = pushover.params("u" * 30, message, "token")
@@ -119,25 +137,39 @@ def test_any_message_fields_make_valid_wire_formats(app, subject, body, short):
     check_wire_formats(message, app.config)
 
 
-@given(summary=EVENT_TEXT, service=EVENT_TEXT, details=EVENT_TEXT, folded=st.integers(1, 12))
+def _event_details(text: str) -> dict:
+    """Details as the ingest stores them, every key, value, link and name made of event text."""
+    return {
+        "custom_details": {text: text, f"{text}2": [text, {text: 1.5}], "n": None, "x" * 300: text * 3},
+        "links": [{"href": "https://example.com/" + text, "text": text}, {"href": text, "text": text}, {"href": 5}],
+        "client": text,
+        "client_url": "http://" + text,
+    }
+
+
+@given(summary=EVENT_TEXT, service=EVENT_TEXT, details=EVENT_TEXT, name=EVENT_TEXT, folded=st.integers(1, 12))
 @PROPERTY
-def test_any_event_text_makes_valid_messages_on_every_channel(app, summary, service, details, folded):
-    """Event text -> incidents -> build_message (one page, or several folded) -> every channel."""
+def test_any_event_text_makes_valid_messages_on_every_channel(app, summary, service, details, name, folded):
+    """Event text -> incidents -> build_message (one page, or several folded) -> every channel:
+    summaries, service names, custom_details keys and values, links and the names of the others
+    paged."""
     user = User(email="alice@example.com", name="Alice")
+    other = User(email="bob@example.com", name=name[:200])
     method = ContactMethod(user=user, kind="sms", address="+14155550101")
     svc = Service(name=service[:200])
     summary = summary[:MAX_SUMMARY]  # what the ingest stores at most
     batch = []
     for n in range(folded):
-        incident = Incident(
-            service=svc, dedup_key=f"k{n}", summary=summary, number=n + 1, status="triggered", details={"d": details}
-        )
+        incident = Incident(service=svc, dedup_key=f"k{n}", summary=summary, number=n + 1, status="triggered",
+                            source=details[:255], details=_event_details(details))  # fmt: skip
         batch.append(Notification(incident=incident, user=user, contact_method=method, kind="sms",
                                   address=method.address, purpose="page"))  # fmt: skip
+        db.session.add(Notification(incident=incident, user=other, kind="email", address=other.email, status="sent"))
     try:
         db.session.add_all(batch)
         db.session.flush()
-        for kind, purpose in (("sms", "page"), ("email", "page"), ("voice", "page"), ("email", "resolve")):
+        for kind, purpose in (("sms", "page"), ("email", "page"), ("voice", "page"), ("email", "resolve"),
+                              ("sms", "resolve"), ("pushover", "page")):  # fmt: skip
             for row in batch:
                 row.kind, row.purpose = kind, purpose
             check_wire_formats(build_message(batch), app.config)

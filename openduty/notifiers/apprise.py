@@ -47,8 +47,8 @@ def admin_only_reason(url: str) -> str | None:
 
 
 def title_and_body(message: Message) -> tuple[str, str]:
-    """A one-line title and a plain-text body ending with the acknowledge link."""
-    body = message.text() + (f"\n\n{message.action_url}" if message.action_url else "")
+    """A one-line title and the short form's lines, ending with the acknowledge link."""
+    body = message.short_lines() + (f"\n\n{message.action_url}" if message.action_url else "")
     return message.title(TITLE_MAX_LENGTH), body
 
 

@@ -53,8 +53,8 @@ class Message:
     html: str | None = None
     # One or two lines for channels where length costs (SMS, push, voice).
     short: str = ""
-    # The incidents this message is about (a throttled message folds several): dicts with
-    # id, number, summary, service, severity, status, url.
+    # The incidents this message is about (a throttled message folds several): dicts with the
+    # fields the webhook sends (docs/notifications.md), text as stored; channels clean what they show.
     incidents: list[dict] = field(default_factory=list)
     # The signed token that acknowledges these incidents as the recipient (links, voice keypad).
     ack_token: str | None = None
@@ -75,6 +75,10 @@ class Message:
     def short_text(self, max_length: int) -> str:
         """The short form (SMS, push, voice) on one line, at most `max_length` characters."""
         return one_line(self.short, max_length) or self.title(max_length)
+
+    def short_lines(self, max_length: int | None = None) -> str:
+        """The short form keeping its lines (push and chat), at most `max_length` characters."""
+        return plain_text(self.short, max_length).strip() or self.text(max_length)
 
 
 class Notifier(ABC):

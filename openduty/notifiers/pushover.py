@@ -14,7 +14,7 @@ def params(address: str, message: Message, token: str) -> dict:
         "token": token,
         "user": address,
         "title": message.title(TITLE_MAX_LENGTH),
-        "message": message.short_text(MESSAGE_MAX_LENGTH) if message.short else message.text(MESSAGE_MAX_LENGTH),
+        "message": message.short_lines(MESSAGE_MAX_LENGTH),
         "priority": 1 if message.purpose == "page" else 0,
     }
     if message.action_url and len(message.action_url) <= URL_MAX_LENGTH:

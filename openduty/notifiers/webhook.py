@@ -1,7 +1,9 @@
 """Generic webhook: a JSON POST, signed with HMAC-SHA256 when WEBHOOK_SECRET is set.
 
-Headers: `X-Openduty-Timestamp: <unix seconds>` and `X-Openduty-Signature: sha256=<hex>`, the
-HMAC-SHA256 of `<timestamp>.<body>` keyed with WEBHOOK_SECRET (the timestamp stops replays).
+Headers: `X-Openduty-Webhook-Version` (the payload's `version`), and with a secret
+`X-Openduty-Timestamp: <unix seconds>` and `X-Openduty-Signature: sha256=<hex>`, the HMAC-SHA256 of
+`<timestamp>.<body>` keyed with WEBHOOK_SECRET (the timestamp stops replays). The payload's fields,
+version by version, are in docs/notifications.md.
 """
 
 import hashlib
@@ -13,6 +15,10 @@ from openduty.notifiers import http
 from openduty.notifiers.base import Message, Notifier
 
 SUBJECT_MAX_LENGTH = 250
+# The payload's version: 2 added `version` and each incident's urgency, source, service_id,
+# dedup_key, alert_count, created_at, open_seconds, open_for, details, highlights, links, paged,
+# incident_url and acknowledge_url; every version 1 field is still there.
+VERSION = "2"
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -24,6 +30,7 @@ def payload(message: Message) -> dict:
     """What the receiver gets: `subject` on one line, `message` plain text, and each incident's
     fields as stored (JSON carries any text; receivers format it themselves)."""
     return {
+        "version": VERSION,
         "event": message.purpose,  # page | resolve | test
         "subject": message.title(SUBJECT_MAX_LENGTH),
         "message": message.text(),
@@ -42,7 +49,7 @@ class WebhookNotifier(Notifier):
 
     def send(self, address: str, message: Message) -> str:
         data = body(message)
-        headers = {"Content-Type": "application/json", "User-Agent": "Openduty"}
+        headers = {"Content-Type": "application/json", "User-Agent": "Openduty", "X-Openduty-Webhook-Version": VERSION}
         secret = self.config.get("WEBHOOK_SECRET")
         if secret:
             timestamp = str(int(time.time()))

@@ -8,8 +8,8 @@ XMPP_TIMEOUT = 20
 
 
 def chat_body(message: Message) -> str:
-    """The chat text: the plain-text body (only characters XML allows) and the acknowledge link."""
-    return message.text() + (f"\n{message.action_url}" if message.action_url else "")
+    """The chat text: the short form's lines (only characters XML allows) and the acknowledge link."""
+    return message.short_lines() + (f"\nAcknowledge: {message.action_url}" if message.action_url else "")
 
 
 def stanza(message: Message, to: str) -> str:
