@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from openduty import validation
 from openduty.models.incident import SEVERITIES
 
 # The event's own fields a condition may name; anything else is a path into the details.
@@ -137,10 +138,10 @@ class Condition:
 
 
 def compile_condition(data: dict[str, Any]) -> Condition:
-    """A stored condition, compiled (raises PathError or re.error for one that is not valid)."""
+    """A stored condition, compiled (raises PathError or FieldError for one that is not valid)."""
     operator = data["operator"]
     value = "" if operator in VALUELESS else str(data.get("value") or "")
-    pattern = re.compile(value) if operator.endswith("matches") else None
+    pattern = validation.regex(value) if operator.endswith("matches") else None
     return Condition(parse_path(data["field"]), operator, value, pattern)
 
 
@@ -174,7 +175,7 @@ def compile_rule(rule) -> CompiledRule | None:
     """An `EventRule` row compiled for evaluation; None if a condition no longer compiles (never matches)."""
     try:
         conditions = tuple(compile_condition(c) for c in rule.conditions or [])
-    except (PathError, re.error, KeyError, TypeError):
+    except (PathError, validation.FieldError, KeyError, TypeError):
         return None
     return CompiledRule(
         rule.id,
@@ -323,6 +324,13 @@ def describe(verdict: Verdict, book: RuleBook) -> tuple[str, str]:
     return said, result
 
 
+def _search(pattern: str, text: str) -> bool:
+    try:
+        return validation.regex(pattern).search(text) is not None
+    except validation.FieldError:
+        return False
+
+
 def never_match_warnings(conditions: list[dict[str, Any]], match: str) -> list[str]:
     """Why a (valid) rule could never match, if it could not: shown beside it, it is still saved."""
     warnings = []
@@ -333,7 +341,7 @@ def never_match_warnings(conditions: list[dict[str, Any]], match: str) -> list[s
         never = (
             (op == "equals" and value not in SEVERITIES)
             or op == "not_exists"
-            or (op == "matches" and not any(re.search(value, s) for s in SEVERITIES))
+            or (op == "matches" and not any(_search(value, s) for s in SEVERITIES))
             or (op == "contains" and not any(value in s for s in SEVERITIES))
         )
         if never:

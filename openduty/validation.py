@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
+import re2
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import func, select
@@ -401,3 +402,27 @@ def aware_datetime(value: Any, *, label: str = "This", local_zone: str | None = 
             raise FieldError(f"{label} needs a UTC offset, e.g. 2026-03-01T09:00:00+01:00 or ...Z.")
         parsed = parsed.replace(tzinfo=ZoneInfo(local_zone))
     return parsed.astimezone(UTC)
+
+
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern is the user's error, said in the answer, not logged
+    options.max_mem = 8 << 20  # a pattern whose automaton needs more is refused at compile time
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+RegexError = re2.error
+
+
+def regex(value: str):
+    """`value` compiled by RE2, whose matching takes time linear in the text whatever the pattern
+    (no catastrophic backtracking: patterns come from users and run on every event). RE2 has no
+    backreferences or lookarounds; a pattern using them is refused with RE2's reason."""
+    try:
+        return re2.compile(value, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise FieldError(
+            f"Not a valid regular expression ({reason}); the syntax is RE2's: no backreferences or lookarounds."
+        ) from None

@@ -216,3 +216,16 @@ def test_a_rule_that_can_never_match_is_saved_with_a_warning(app):
     assert event_rule_edit.warnings({"match": "any", "conditions": both}) == []
     regex = [{"field": "severity", "operator": "matches", "value": "^sev"}]
     assert event_rule_edit.warnings({"match": "all", "conditions": regex})
+
+
+def test_regexes_run_in_linear_time_and_backtracking_constructs_are_refused(app):
+    """Rules run on every event: a pattern that would backtrack for ever with Python's re (nested
+    quantifiers on a long near-miss) finishes at once under RE2; constructs RE2 lacks are refused."""
+    catastrophic = rule(conditions=[("summary", "matches", r"^(a+)+$")], action="suppress")
+    assert verdict(event(summary="a" * 5000 + "b"), catastrophic).suppressed is False
+    assert verdict(event(summary="a" * 5000), catastrophic).suppressed is True
+    for pattern in (r"(a)\1", r"(?<=a)b", r"x(?!y)"):
+        message = _errors(
+            {"action": "suppress", "conditions": [{"field": "summary", "operator": "matches", "value": pattern}]}
+        )
+        assert "RE2" in message["conditions.0.value"] and message["conditions.0.value"].startswith("Not a valid")
