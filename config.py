@@ -170,6 +170,8 @@ class Config:
     AUDIT_RETENTION_DAYS = _env_days("AUDIT_RETENTION_DAYS", 365)
     # Change events are kept this many days after they arrive (0: forever); purged daily.
     CHANGE_EVENT_RETENTION_DAYS = _env_days("CHANGE_EVENT_RETENTION_DAYS", 90)
+    # Alerts a suppress rule kept are kept this many days (0: forever); purged daily.
+    SUPPRESSED_ALERT_RETENTION_DAYS = _env_days("SUPPRESSED_ALERT_RETENTION_DAYS", 30)
 
     # Worker: the RQ queue names, highest priority first.
     RQ_QUEUES = ["high", "default", "low"]

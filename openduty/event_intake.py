@@ -1,5 +1,5 @@
 """Intake: ingest's pre-pass over a batch of events (event rules, time-window grouping), the
-suppressed alerts it stores, and the auto-resolve sweep.
+suppressed alerts it stores (purged after SUPPRESSED_ALERT_RETENTION_DAYS), and the auto-resolve sweep.
 
 `prepare()` runs before `openduty.events.apply_events()` opens anything: every event goes through
 the event rules (openduty.event_rules.evaluate, compiled once into a cached `RuleBook`), then a
@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, object_session
 
@@ -209,6 +209,15 @@ def suppressed_alerts(service_id: int, limit: int = SUPPRESSED_SHOWN) -> tuple[l
     latest = list(db.session.scalars(query.order_by(SuppressedAlert.at.desc(), SuppressedAlert.id.desc()).limit(limit)))
     total = db.session.scalar(select(func.count()).where(SuppressedAlert.service_id == service_id)) or 0
     return latest, total
+
+
+def purge_suppressed(now: datetime | None = None) -> int:
+    """Delete suppressed alerts older than SUPPRESSED_ALERT_RETENTION_DAYS (0 keeps them); returns how many."""
+    days = current_app.config["SUPPRESSED_ALERT_RETENTION_DAYS"]
+    if not days:
+        return 0
+    cutoff = (now or clock.now()) - timedelta(days=days)
+    return db.session.execute(delete(SuppressedAlert).where(SuppressedAlert.at < cutoff)).rowcount or 0
 
 
 def auto_resolve() -> int:

@@ -127,6 +127,14 @@ def purge_change_events() -> int:
     return removed
 
 
+def purge_suppressed_alerts() -> int:
+    """Periodic (daily): delete suppressed alerts older than SUPPRESSED_ALERT_RETENTION_DAYS."""
+    timers.schedule_periodic("openduty.jobs.purge_suppressed_alerts", timers.AUDIT_PURGE_INTERVAL)
+    removed = event_intake.purge_suppressed()
+    db.session.commit()
+    return removed
+
+
 def auto_resolve_incidents() -> int:
     """Periodic (every minute): resolve incidents whose service auto-resolves after N hours without
     a new alert (openduty.event_intake.auto_resolve)."""

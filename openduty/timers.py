@@ -374,6 +374,7 @@ PERIODIC_JOBS: list[tuple[str, int | str]] = [
     ("openduty.jobs.sync_directory", "LDAP_SYNC_MINUTES"),
     ("openduty.jobs.purge_audit_log", AUDIT_PURGE_INTERVAL),
     ("openduty.jobs.purge_change_events", AUDIT_PURGE_INTERVAL),
+    ("openduty.jobs.purge_suppressed_alerts", AUDIT_PURGE_INTERVAL),
     ("openduty.jobs.auto_resolve_incidents", AUTO_RESOLVE_INTERVAL),
 ]
 

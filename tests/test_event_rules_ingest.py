@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from openduty import event_intake, timers
+from openduty import event_intake, jobs, timers
 from openduty.event_commit import apply_and_commit
 from openduty.events import Event
 from openduty.extensions import db
@@ -189,3 +189,17 @@ def test_rule_book_is_loaded_once_per_batch_not_per_event(app, integration, monk
     events = [Event(integration.key, "trigger", f"k{n}", "x") for n in range(20)]
     outcomes = apply_and_commit(events)
     assert {o.result for o in outcomes} == {"opened"} and len(loads) == 1
+
+
+def test_suppressed_alerts_are_purged_after_their_retention(app, client, clock, integration):
+    factories_events.make_rule(integration.service, "suppress", [("summary", "contains", "noisy")])
+    send(client, integration.key, "A noisy disk")
+    clock.advance(days=app.config["SUPPRESSED_ALERT_RETENTION_DAYS"] - 1)
+    send(client, integration.key, "A noisy fan")
+    assert jobs.purge_suppressed_alerts() == 0
+    clock.advance(days=2)
+    assert jobs.purge_suppressed_alerts() == 1
+    assert [a.summary for a in db.session.scalars(select(SuppressedAlert))] == ["A noisy fan"]
+    app.config["SUPPRESSED_ALERT_RETENTION_DAYS"] = 0  # kept for ever
+    clock.advance(days=400)
+    assert jobs.purge_suppressed_alerts() == 0
