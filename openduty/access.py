@@ -8,6 +8,8 @@ tests/test_access.py fails until the route has a row there and here.
 Rules say who may reach an endpoint at all. What a caller may do with one object (their own
 profile, their own shifts) is decided by the view or the domain with `may_manage()` and the
 domain's own rules (e.g. `overrides.can_add_override`). docs/security.md describes the roles.
+
+One module because the table is the point: every endpoint's rule is read and reviewed in one place.
 """
 
 import hmac
@@ -21,6 +23,7 @@ from openduty import audit, clock, ical
 from openduty.errors import ApiError
 from openduty.extensions import db, login_manager
 from openduty.models import ApiToken, EscalationPolicy, Schedule, Service, Team, User
+from openduty.models.maintenance import window_team_ids
 from openduty.notifiers.twilio import request_signature
 
 
@@ -82,6 +85,8 @@ _POLICIES = manage("change escalation policies")
 _SCHEDULES = manage("change schedules and their layers")
 _TEAM = manage("change this team")
 _GLOBAL_RULES = admin("manage global event rules")
+_WINDOWS = manage("change maintenance windows (of services their teams own)")
+_API_WINDOWS = api_manage("change maintenance windows")
 
 RULES: dict[str, Rule] = {
     "static": PUBLIC,
@@ -156,7 +161,7 @@ RULES: dict[str, Rule] = {
     "services.show": LOGIN,
     "services.create": _SERVICES,
     "services.edit": _SERVICES,
-    "services.maintenance": _SERVICES,
+    "services.maintenance_now": _SERVICES,
     "services.delete": _SERVICES,
     "services.add_integration": _SERVICES,
     "services.regenerate_key": _SERVICES,
@@ -169,6 +174,9 @@ RULES: dict[str, Rule] = {
     "event_rules.global_rules": _GLOBAL_RULES,
     "event_rules.test_global_rules": _GLOBAL_RULES,
     **{f"event_rules.{verb}_global_rule": _GLOBAL_RULES for verb in ("new", "edit", "move", "delete")},
+    # Maintenance windows: everyone reads; admins and the managers of every service in a window change it.
+    "maintenance.index": LOGIN,
+    **{f"maintenance.{verb}": _WINDOWS for verb in ("create", "edit", "end", "delete")},
     # Users: the admin pages, and profiles (one's own, or anyone's for admins: may_manage).
     "users.index": _USERS,
     "users.create": _USERS,
@@ -270,6 +278,9 @@ RULES: dict[str, Rule] = {
     "api.reassign_incident": API_RESPOND,
     "api.add_note": API_RESPOND,
     "api.list_audit": api_manage("read the audit log"),
+    "api.list_maintenance_windows": API,
+    "api.get_maintenance_window": API,
+    **{f"api.{verb}_maintenance_window": _API_WINDOWS for verb in ("create", "update", "end", "delete")},
     "api.list_teams": API,
     "api.get_team": API,
     "api.create_team": api_admin("create teams"),
@@ -333,12 +344,14 @@ def _respond(rule: Rule):
     return None
 
 
-# Path parameters that name an object owned by a team, and how to find that team.
+# Path parameters that name an object owned by a team, and how to find that team: the column
+# holding it, or a function giving the teams of an object owned by several (all of them needed).
 OWNED_BY = (
     ("team_id", Team.id),
     ("service_id", Service.team_id),
     ("policy_id", EscalationPolicy.team_id),
     ("schedule_id", Schedule.team_id),
+    ("window_id", window_team_ids),
 )
 
 
@@ -346,11 +359,14 @@ def may_manage_path(user: User, view_args: dict | None) -> bool:
     """Whether `user` may change the object the path names (or, without one, create in a team)."""
     if user.is_admin:
         return True
-    for name, column in OWNED_BY:
+    for name, owner in OWNED_BY:
         if name in (view_args or {}):
-            owner_key = column.class_.id
-            team_id = db.session.scalar(select(column).where(owner_key == view_args[name]))
-            return team_id is not None and team_id in user.managed_team_ids()
+            if callable(owner):
+                team_ids = owner(view_args[name])
+            else:
+                team_ids = [db.session.scalar(select(owner).where(owner.class_.id == view_args[name]))]
+            managed = user.managed_team_ids()
+            return bool(team_ids) and all(t is not None and t in managed for t in team_ids)
     return bool(user.managed_team_ids())
 
 

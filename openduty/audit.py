@@ -41,6 +41,8 @@ from openduty.models import (
     Heartbeat,
     Integration,
     LayerParticipant,
+    MaintenanceWindow,
+    MaintenanceWindowService,
     NotificationRule,
     Schedule,
     ScheduleLayer,
@@ -211,6 +213,16 @@ AUDITED: dict[type, Audited] = {
         ("service_id", "position", "name", "match", "conditions", "action", "severity", "urgency")
         + ("route_to_service_id", "continue_matching"),
         lambda s: str(s.get("name") or f"rule {s.get('position')}"),
+    ),
+    MaintenanceWindow: Audited(
+        "maintenance window",
+        ("start", "end", "description", "created_by_id"),
+        lambda s: str(s.get("description") or f"maintenance window #{s.get('id')}"),
+    ),
+    MaintenanceWindowService: Audited(
+        "maintenance window service",
+        ("window_id", "service_id"),
+        lambda s: f"service #{s.get('service_id')} in maintenance window #{s.get('window_id')}",
     ),
     ScheduleOverride: Audited(
         "override",

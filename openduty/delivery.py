@@ -16,7 +16,8 @@ tries again shortly; after the send, the thread keeps trying to record the outco
 dies mid-send leaves the row `sending`; reconcile sends it again (docs/reliability.md).
 
 SMS and voice are throttled per number: at most one message a minute. A throttled page waits for
-the next free minute, and whichever page takes that slot carries every page due to that number.
+the next free minute, and whichever page takes that slot carries every page due (by then) to that
+number. A page of a service in maintenance is cancelled at send time, never sent nor folded in.
 """
 
 import logging
@@ -35,6 +36,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from openduty import clock
 from openduty.escalation import queue_resolve_notices
 from openduty.extensions import db
+from openduty.maintenance import cancel_pages_in_maintenance
 from openduty.messages import build_message, failure_note, given_up_unconfirmed, sent_note
 from openduty.models import Incident, Notification
 from openduty.models.notification import MAX_UNCONFIRMED, THROTTLED_KINDS, ContactThrottle, this_process
@@ -107,6 +109,7 @@ def _claim_and_send(notification_id: int) -> str:
     if reason:
         notification.status = "cancelled"
         notification.last_error = reason
+    if reason or cancel_pages_in_maintenance([notification], now):
         db.session.commit()
         return "cancelled"
     if not _claim(notification.id, now):
@@ -339,7 +342,8 @@ def _defer(notification: Notification, free_at: datetime) -> str:
 
 
 def _fold(primary: Notification, now: datetime) -> list[Notification]:
-    """Claim every other page due to the same number, to send them in one message."""
+    """Claim every other page due now (never early) to the same number, to send them in one
+    message; a page whose service is in maintenance is cancelled, never folded in."""
     others = db.session.scalars(
         select(Notification)
         .where(
@@ -347,13 +351,15 @@ def _fold(primary: Notification, now: datetime) -> list[Notification]:
             Notification.kind == primary.kind,
             Notification.address == primary.address,
             Notification.status == "pending",
-            Notification.send_at <= now + timedelta(seconds=THROTTLE_SECONDS),
+            Notification.send_at <= now,
+            or_(Notification.retry_at.is_(None), Notification.retry_at <= now),
         )
         .order_by(Notification.send_at, Notification.id)
     ).all()
+    maintenance = cancel_pages_in_maintenance(list(others), now)
     folded = []
     for other in others:
-        if _no_longer_owed(other):
+        if other.id in maintenance or _no_longer_owed(other):
             continue
         if _claim(other.id, now):
             _claimed(other, now)

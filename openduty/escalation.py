@@ -31,6 +31,7 @@ from openduty.models import (
     Service,
     User,
 )
+from openduty.models.maintenance import maintenance_ends
 from openduty.models.notification import THROTTLED_KINDS, this_process
 from openduty.models.user import CONTACT_KIND_LABELS
 from openduty.timers import enqueue_escalation, escalation_job_id, track_incident, track_notification
@@ -145,17 +146,20 @@ def _names(users: list[User]) -> str:
 # --- Paging: called inside the transaction of an incident's change (the caller commits) ---------
 
 
-def incident_triggered(incident: Incident) -> None:
-    """A new incident opened (not a duplicate): start its escalation at level 1, right away.
+def incident_triggered(incident: Incident, maintenance: dict[int, datetime] | None = None) -> None:
+    """A new incident opened (not a duplicate): start its escalation at level 1, right away, or hold
+    it if its service is in maintenance.
 
-    Called before commit by every path that opens an incident (events, API, web).
+    Called before commit by every path that opens an incident (events, API, web). `maintenance` is
+    `maintenance_ends()` of the services, when the caller (ingest) looked them up for a whole batch.
     """
     service = incident.service
     now = clock.now()
-    if service.in_maintenance(now):
-        until = service.maintenance_until.strftime("%Y-%m-%d %H:%M UTC")
-        incident.log("maintenance", f"Service {service.name} is in maintenance until {until}: nobody is paged.")
-        incident.next_escalation_at = None
+    if maintenance is None:
+        maintenance = maintenance_ends([service.id], now)
+    if service.id in maintenance:
+        _held(incident, f"Service {service.name} is in maintenance until {maintenance[service.id]:%Y-%m-%d %H:%M} "
+              "UTC: nobody is paged; the escalation starts at level 1 when the maintenance ends.")  # fmt: skip
         return
     if service.escalation_policy_id is None:
         incident.log("nobody_to_page", f"Service {service.name} has no escalation policy: nobody to page.")
@@ -165,6 +169,13 @@ def incident_triggered(incident: Incident) -> None:
     incident.escalation_loop = 0
     incident.next_escalation_at = now
     track_incident(incident)
+
+
+def _held(incident: Incident, message: str) -> None:
+    """Hold an incident for its service's maintenance (openduty.maintenance resumes it at the end)."""
+    incident.log("maintenance", message)
+    incident.in_maintenance = True
+    incident.next_escalation_at = None
 
 
 def queue_resolve_notices(incident: Incident) -> None:
@@ -290,12 +301,10 @@ def run_escalation(incident_id: int, epoch: int, send_now: list[Notification] | 
         incident.escalation_loop = 0
         incident.log("retrigger", f"Re-triggered: {reason}. Escalating from level 1.")
         outcome = "retriggered"
-    if service.in_maintenance(now):
-        until = service.maintenance_until
-        incident.log("maintenance", f"Service {service.name} is in maintenance until {until:%Y-%m-%d %H:%M} UTC: "
-             "nobody is paged; the escalation continues when it ends.")  # fmt: skip
-        incident.next_escalation_at = until
-        track_incident(incident)
+    maintenance = maintenance_ends([service.id], now)
+    if maintenance:
+        _held(incident, f"Service {service.name} is in maintenance until {maintenance[service.id]:%Y-%m-%d %H:%M} "
+              "UTC: nobody is paged; the escalation starts again at level 1 when the maintenance ends.")  # fmt: skip
         return "maintenance"
     policy = service.escalation_policy
     if policy is None or not policy.levels:

@@ -29,6 +29,7 @@ from openduty import clock, escalation, event_intake, incidents
 from openduty.extensions import db
 from openduty.integration_keys import services_by_key
 from openduty.models import Counter, Incident, LogEntry
+from openduty.models.maintenance import maintenance_ends
 
 # The partial unique index's predicate, as literal SQL: a bound parameter in ON CONFLICT's WHERE
 # makes PostgreSQL fail to infer the index once psycopg 3 switches to a generic plan.
@@ -274,8 +275,13 @@ class _Applying:
             first_number = next_incident_numbers(len(self.opened))
             for offset, incident in enumerate(self.opened):
                 incident.number = first_number + offset
+        # Which services of the new incidents are in maintenance: one query for the whole batch.
+        maintenance = maintenance_ends({i.service_id for i in self.opened}, self.now) if self.opened else {}
         for hook, incident in self.hooks:
-            hook(incident)
+            if hook is escalation.incident_triggered:
+                hook(incident, maintenance)
+            else:
+                hook(incident)
 
 
 _VIA = {

@@ -21,6 +21,7 @@ from openduty import (
     event_intake,
     heartbeats,
     ical,
+    maintenance,
     password_reset,
     timers,
 )
@@ -53,6 +54,8 @@ def escalate(incident_id: int, epoch: int) -> str:
 # the transaction that takes the row; it may arm the timer again.
 TIMER_HANDLERS: dict[str, Callable[[int, datetime], object]] = {
     heartbeats.TIMER_KIND: heartbeats.missed,
+    maintenance.START_TIMER: maintenance.window_started,
+    maintenance.END_TIMER: maintenance.window_ended,
 }
 
 

@@ -21,11 +21,12 @@ SERVICE_FIELDS = (
     "team_id",
     "escalation_policy_id",
     "ack_timeout_minutes",
-    "maintenance_until",
     "disabled",
     "auto_resolve_hours",
     "group_window_minutes",
 )
+# What the API still answers about maintenance (read-only; windows are openduty.maintenance).
+READ_ONLY_FIELDS = {"maintenance_until": "Read-only: schedule maintenance with POST /api/v1/maintenance-windows."}
 INTEGRATION_FIELDS = ("kind", "name", *heartbeats.SETTINGS)
 # An unacknowledged incident re-triggers after at most a week.
 MAX_ACK_TIMEOUT_MINUTES = 7 * 24 * 60
@@ -45,15 +46,12 @@ def _policy_id(value: Any) -> int:
     return policy_id
 
 
-def clean_service(
-    data: dict[str, Any], service: Service | None = None, local_zone: str | None = None, actor: User | None = None
-) -> dict:
+def clean_service(data: dict[str, Any], service: Service | None = None, actor: User | None = None) -> dict:
     """Validate the service fields present in `data` (all required ones when creating).
 
-    Returns the clean values; raises ValidationError naming every bad field. `local_zone` reads a
-    maintenance time without an offset (a datetime-local form field) in that zone.
+    Returns the clean values; raises ValidationError naming every bad field.
     """
-    validation.refuse_unknown(data, SERVICE_FIELDS)
+    validation.refuse_unknown(data, SERVICE_FIELDS + tuple(READ_ONLY_FIELDS))
     checks = {
         "name": lambda: validation.unique_name(
             data.get("name"), Service, service, "Another service already has this name."
@@ -64,16 +62,13 @@ def clean_service(
             data.get("ack_timeout_minutes"),
             lambda v: validation.integer(v, minimum=1, maximum=MAX_ACK_TIMEOUT_MINUTES, label="Ack timeout"),
         ),
-        "maintenance_until": lambda: _optional(
-            data.get("maintenance_until"),
-            lambda v: validation.aware_datetime(v, label="Maintenance end", local_zone=local_zone),
-        ),
         "disabled": lambda: validation.boolean(data.get("disabled", False), "Disabled"),
         **_intake_checks(data),
     }
     if service is not None:  # an update changes only what it names
         checks = {name: check for name, check in checks.items() if name in data}
-    return validation.collect({**checks, **teams.owner_check(data, actor, service)})
+    read_only = {name: _refuse(message) for name, message in READ_ONLY_FIELDS.items() if name in data}
+    return validation.collect({**checks, **teams.owner_check(data, actor, service), **read_only})
 
 
 def _intake_checks(data: dict[str, Any]) -> dict:
@@ -90,12 +85,17 @@ def _intake_checks(data: dict[str, Any]) -> dict:
     }
 
 
-def save_service(
-    service: Service | None, data: dict[str, Any], local_zone: str | None = None, actor: User | None = None
-) -> Service:
+def _refuse(message: str):
+    def check():
+        raise validation.FieldError(message)
+
+    return check
+
+
+def save_service(service: Service | None, data: dict[str, Any], actor: User | None = None) -> Service:
     """Create a service (`service` None) or change the fields `data` names; ValidationError if any is bad.
     `actor` (the caller) decides which teams it may go to (openduty.teams.team_choice)."""
-    clean = clean_service(data, service, local_zone=local_zone, actor=actor)
+    clean = clean_service(data, service, actor=actor)
     if service is None:
         service = Service(**clean)
         db.session.add(service)

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from openduty import maintenance
 from openduty.access import RULES
 from openduty.ack_links import ack_token
 from openduty.extensions import db
@@ -133,7 +134,12 @@ ROWS = {
     "services.show": row("GET", "/services/{service}", LOGIN),
     "services.create": row("GET", "/services/new", MANAGE),
     "services.edit": row("GET", "/services/{service}/edit", MANAGE),
-    "services.maintenance": row("POST", "/services/{service}/maintenance", MANAGE, data={"hours": "1"}),
+    "services.maintenance_now": row("POST", "/services/{service}/maintenance", MANAGE, data={"minutes": "60"}),
+    "maintenance.index": row("GET", "/maintenance", LOGIN),
+    "maintenance.create": row("GET", "/maintenance/new", MANAGE),
+    "maintenance.edit": row("GET", "/maintenance/{window}/edit", MANAGE),
+    "maintenance.end": row("POST", "/maintenance/{window}/end", MANAGE),  # upcoming: refused with a message
+    "maintenance.delete": row("POST", "/maintenance/{window}/delete", MANAGE),
     "services.delete": row("POST", "/services/{service}/delete", MANAGE),
     "services.add_integration": row("POST", "/services/{service}/integrations", MANAGE, data={"kind": "generic"}),
     "services.regenerate_key": row("POST", "/services/{service}/integrations/{integration}/regenerate", MANAGE),
@@ -263,6 +269,12 @@ ROWS = {
     "api.list_oncalls": row("GET", "/api/v1/oncalls", API),
     "api.list_incidents": row("GET", "/api/v1/incidents", API),
     "api.list_audit": row("GET", "/api/v1/audit", API_MANAGE),
+    "api.list_maintenance_windows": row("GET", "/api/v1/maintenance-windows", API),
+    "api.get_maintenance_window": row("GET", "/api/v1/maintenance-windows/{window}", API),
+    "api.create_maintenance_window": row("POST", "/api/v1/maintenance-windows", API_MANAGE, json={}),
+    "api.update_maintenance_window": row("PATCH", "/api/v1/maintenance-windows/{window}", API_MANAGE, json={}),
+    "api.end_maintenance_window": row("POST", "/api/v1/maintenance-windows/{window}/end", API_MANAGE),
+    "api.delete_maintenance_window": row("DELETE", "/api/v1/maintenance-windows/{window}", API_MANAGE),
     "api.list_teams": row("GET", "/api/v1/teams", API),
     "api.get_team": row("GET", "/api/v1/teams/{team}", API),
     "api.create_team": row("POST", "/api/v1/teams", API_ADMIN, json={"name": "New team"}),
@@ -319,6 +331,10 @@ def _team_objects(team: Team, member, clock) -> dict:
     incident = factories_events.make_incident(integration)
     log = db.session.scalar(db.select(LogEntry).where(LogEntry.incident_id == incident.id))
     level = policy.levels[0]
+    start = clock.now() + timedelta(days=1)
+    window = maintenance.save_window(
+        None, {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(), "service_ids": [service.id]}
+    )
     db.session.commit()
     nothing = [("summary", "equals", "no such alert")]  # the other set's incident still opens
     event_rule = factories_events.make_rule(service, "drop", nothing)
@@ -336,6 +352,7 @@ def _team_objects(team: Team, member, clock) -> dict:
         "log": log.id,
         "eventrule": event_rule.id,
         "globalrule": global_rule.id,
+        "window": window.id,
         "ack": ack_token([incident.id], member.id),
         "keys": {"key": integration.key, "amkey": am.key, "generickey": generic.key, "hbkey": heartbeat.key},
     }

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from openduty import audit, audit_log
+from openduty import audit, audit_log, maintenance
 from openduty.extensions import db
 from openduty.models import ApiToken, AuditEntry, Integration, Schedule, User
 from tests import factories, factories_escalation, factories_events, factories_schedules
@@ -24,6 +24,8 @@ LAYER_FORM = {
     "shift_unit": "weeks",
     "participants": "bob@example.com",
 }
+WINDOW_FORM = {"start": "2030-01-01T10:00", "end": "2030-01-01T11:00", "service_ids": "{service}"}
+WINDOW_JSON = {"start": "2030-01-01T10:00:00Z", "end": "2030-01-01T11:00:00Z", "service_ids": ["{service}"]}
 LAYER_JSON = {"kind": "rotation", "name": "API layer", "start": "2026-03-02T09:00", "shift_length": 1,
               "shift_unit": "weeks", "participants": ["bob@example.com"]}  # fmt: skip
 
@@ -59,9 +61,19 @@ def world(app, admin):
     override = factories_schedules.make_override(
         schedule, bob, datetime(2026, 3, 12, tzinfo=UTC), datetime(2026, 3, 13, tzinfo=UTC)
     )
+    now = datetime.now(UTC)
+    windows = [
+        maintenance.save_window(
+            None,
+            {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(), "service_ids": [service.id]},
+        )  # fmt: skip
+        for start in (now + timedelta(days=1), now)
+    ]
     db.session.commit()
     level = policy.levels[0]
     return {
+        "window": windows[0].id,
+        "current_window": windows[1].id,
         "admin": admin.id,
         "bob": bob.id,
         "cm": method.id,
@@ -102,7 +114,12 @@ FORM_CHANGES = [
     case("POST", "/users/{bob}/notification-rules/{rule}/delete", "notification rule", "deleted"),
     case("POST", "/services/new", "service", "created", data={"name": "Search"}),
     case("POST", "/services/{service}/edit", "service", "changed", data={"name": "Checkout 2"}),
-    case("POST", "/services/{service}/maintenance", "service", "changed", data={"hours": "1"}),
+    case("POST", "/services/{service}/maintenance", "maintenance window", "created", data={"minutes": "60"}),
+    case("POST", "/maintenance/new", "maintenance window", "created", data=WINDOW_FORM),
+    case("POST", "/maintenance/{window}/edit", "maintenance window", "changed",
+         data={**WINDOW_FORM, "end": "2030-01-01T12:00"}),
+    case("POST", "/maintenance/{current_window}/end", "maintenance window", "changed"),
+    case("POST", "/maintenance/{window}/delete", "maintenance window", "deleted"),
     case("POST", "/services/{service}/delete", "service", "deleted"),
     case("POST", "/services/{service}/integrations", "integration", "created", data={"kind": "generic", "name": ""}),
     case("POST", "/services/{service}/integrations/{integration}/regenerate", "integration", "changed"),
@@ -143,6 +160,10 @@ API_CHANGES = [
     case("POST", "/api/v1/services", "service", "created", json={"name": "Search"}),
     case("PATCH", "/api/v1/services/{service}", "service", "changed", json={"description": "The shop"}),
     case("DELETE", "/api/v1/services/{service}", "service", "deleted"),
+    case("POST", "/api/v1/maintenance-windows", "maintenance window", "created", json=WINDOW_JSON),
+    case("PATCH", "/api/v1/maintenance-windows/{window}", "maintenance window", "changed", json={"description": "DB"}),
+    case("POST", "/api/v1/maintenance-windows/{current_window}/end", "maintenance window", "changed"),
+    case("DELETE", "/api/v1/maintenance-windows/{window}", "maintenance window", "deleted"),
     case("POST", "/api/v1/services/{service}/integrations", "integration", "created",
          json={"kind": "generic", "name": "hook"}),
     case("POST", "/api/v1/services/{service}/integrations/{integration}/regenerate", "integration", "changed"),

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
+from openduty import maintenance
 from openduty.extensions import db
 from openduty.models import ApiToken, EscalationLevel, LogEntry, Team, TeamMember
 from tests import factories, factories_escalation, factories_events, factories_schedules
@@ -105,6 +106,8 @@ def world(app, admin, member):
     token, _ = ApiToken.issue(admin, "other")
     team = Team(name="Web", description="", members=[TeamMember(user=member)])
     db.session.add(team)
+    planned = {"start": (start + timedelta(days=2)).isoformat(), "end": (start + timedelta(days=3)).isoformat()}
+    window = maintenance.save_window(None, {**planned, "service_ids": [service.id]})
     db.session.commit()
     event_rule = factories_events.make_rule(service, "drop", [("summary", "equals", "x")])
     global_rule = factories_events.make_rule(None, "drop", [("summary", "equals", "x")])
@@ -127,6 +130,7 @@ def world(app, admin, member):
             "target_id": level.targets[0].id,
             "token_id": token.id,
             "team_id": team.id,
+            "window_id": window.id,
         },
         "admin": admin,
         "member": member,
@@ -190,6 +194,8 @@ def _api_bodies(world) -> dict[tuple[str, str], dict]:
     admin, member, schedule = world["admin"], world["member"], world["schedule"]
     start = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
     override = {"user_id": member.id, "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
+    window = {**{k: v for k, v in override.items() if k != "user_id"}, "description": "d",
+              "service_ids": [world["ids"]["service_id"]]}  # fmt: skip
     layer = {
         "name": "L",
         "start": "2026-01-05T09:00",
@@ -215,7 +221,6 @@ def _api_bodies(world) -> dict[tuple[str, str], dict]:
             "description": "d",
             "escalation_policy_id": world["policy"].id,
             "ack_timeout_minutes": 30,
-            "maintenance_until": start.isoformat(),
             "disabled": False,
         },
         ("POST", "/api/v1/services/<int:service_id>/integrations"): {"kind": "events_v2", "name": "i"},
@@ -239,6 +244,8 @@ def _api_bodies(world) -> dict[tuple[str, str], dict]:
         ("POST", "/api/v1/schedules/<int:schedule_id>/layers"): layer,
         ("PATCH", "/api/v1/schedules/<int:schedule_id>/layers/<int:layer_id>"): {**layer, "position": 1},
         ("POST", "/api/v1/schedules/<int:schedule_id>/overrides"): {**override, "note": "n"},
+        ("POST", "/api/v1/maintenance-windows"): window,
+        ("PATCH", "/api/v1/maintenance-windows/<int:window_id>"): {**window, "description": "d2"},
         ("POST", "/api/v1/incidents/<int:incident_id>/notes"): {"note": "n"},
         ("POST", "/api/v1/incidents/<int:incident_id>/snooze"): {"minutes": 5},
         ("POST", "/api/v1/incidents/<int:incident_id>/reassign"): {"user_id": member.id},
@@ -395,7 +402,6 @@ FORM_FIELDS = (
     "is_admin",
     "kind",
     "label",
-    "maintenance_until",
     "minutes",
     "name",
     "note",
@@ -404,6 +410,7 @@ FORM_FIELDS = (
     "position",
     "repeat_count",
     "restrictions",
+    "service_ids",
     "shift_length",
     "shift_unit",
     "start",

@@ -134,7 +134,16 @@ def test_upgrade_indexes_earlier_incidents_for_search(tmp_path):
                 " VALUES ('Databases', '', false, CURRENT_TIMESTAMP) RETURNING id"
             )
         ).scalar_one()
-        db.session.add(Incident(service_id=service_id, number=1, dedup_key="lag-1", summary="Replication lag"))
+        # And the incidents table as it was then.
+        db.session.execute(
+            text(
+                "INSERT INTO incidents (number, service_id, dedup_key, status, summary, severity, source, details,"
+                " alert_count, created_at, last_event_at, epoch, escalation_level, escalation_loop) VALUES"
+                " (1, :service, 'lag-1', 'triggered', 'Replication lag', 'critical', '', '{}', 1,"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0, 0, 0)"
+            ),
+            {"service": service_id},
+        )
         db.session.commit()
         upgrade()
 

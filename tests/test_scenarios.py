@@ -124,33 +124,6 @@ def test_resolve_stops_paging_and_sends_resolve_notices(pager):
     assert sorted(pager.who("resolve")) == [("email", "a@example.com"), ("slack", "/slack/ok")]
 
 
-def test_maintenance_window_pages_nobody(pager):
-    from datetime import timedelta
-
-    alice = make_pager("Alice", {"sms": ("+14155550101", 0)})
-    service = make_service(make_policy([(5, [alice])]), maintenance_until=pager.clock.now() + timedelta(hours=1))
-    incident = open_incident(service)
-    pager.advance(minutes=90)
-    assert pager.pages() == []
-    assert "maintenance" in _kinds(incident.id)
-
-
-def test_maintenance_started_mid_escalation_defers_it(pager):
-    from datetime import timedelta
-
-    alice = make_pager("Alice", {"sms": ("+14155550101", 0)})
-    bob = make_pager("Bob", {"sms": ("+14155550102", 0)})
-    service = make_service(make_policy([(5, [alice]), (5, [bob])]))
-    open_incident(service)
-    pager.run()
-    service.maintenance_until = pager.clock.now() + timedelta(minutes=30)
-    db.session.commit()
-    pager.advance(minutes=6)
-    assert pager.who() == [("sms", "+14155550101")]
-    pager.advance(minutes=25)
-    assert pager.who() == [("sms", "+14155550101"), ("sms", "+14155550102")]
-
-
 def test_deactivated_user_is_skipped_and_empty_level_skipped_at_once(pager):
     ghost = make_pager("Ghost", {"sms": ("+14155550109", 0)}, active=False)
     bob = make_pager("Bob", {"sms": ("+14155550102", 0)})

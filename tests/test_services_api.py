@@ -1,5 +1,7 @@
 """Services and integrations API."""
 
+from datetime import timedelta
+
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, Service
 from tests import factories
@@ -19,15 +21,11 @@ def test_create_read_update_delete_service(api, admin):
     assert service["integrations"] == []
     response = api.patch(
         f"/api/v1/services/{service['id']}",
-        json={
-            "escalation_policy_id": policy.id,
-            "ack_timeout_minutes": 30,
-            "maintenance_until": "2030-01-01T10:00:00Z",
-        },
+        json={"escalation_policy_id": policy.id, "ack_timeout_minutes": 30},
     )
     assert response.status_code == 200
     assert response.json["escalation_policy_id"] == policy.id
-    assert response.json["maintenance_until"] == "2030-01-01T10:00:00+00:00"
+    assert response.json["maintenance_until"] is None
     assert api.get("/api/v1/services").json["services"][0]["name"] == "Payments"
     assert api.delete(f"/api/v1/services/{service['id']}").status_code == 204
     assert api.get(f"/api/v1/services/{service['id']}").status_code == 404
@@ -100,3 +98,19 @@ def test_integrations_keys_and_urls(api, admin, app):
     assert api.delete(f"/api/v1/services/{service_id}/integrations/{am['id']}").status_code == 204
     assert len(api.get(f"/api/v1/services/{service_id}/integrations").json["integrations"]) == 1
     assert api.get(f"/api/v1/services/{service_id}/integrations/{am['id']}").status_code == 404
+
+
+def test_maintenance_until_is_read_only_and_derived_from_the_windows(api, admin, clock):
+    api.as_user(admin)
+    service_id = api.post("/api/v1/services", json={"name": "Payments"}).json["id"]
+    refused = api.patch(f"/api/v1/services/{service_id}", json={"maintenance_until": "2030-01-01T10:00:00Z"})
+    assert refused.status_code == 422
+    assert "/api/v1/maintenance-windows" in refused.json["error"]["fields"]["maintenance_until"]
+    now = clock.now()
+    for hours in (1, 3):
+        window = {"start": now.isoformat(), "end": (now + timedelta(hours=hours)).isoformat(),
+                  "service_ids": [service_id]}  # fmt: skip
+        assert api.post("/api/v1/maintenance-windows", json=window).status_code == 201
+    until = (now + timedelta(hours=3)).isoformat()
+    assert api.get(f"/api/v1/services/{service_id}").json["maintenance_until"] == until
+    assert api.get("/api/v1/services").json["services"][0]["maintenance_until"] == until

@@ -5,6 +5,7 @@ from openduty.models.change_event import ChangeEvent
 from openduty.models.event_rule import EventRule, SuppressedAlert
 from openduty.models.heartbeat import Heartbeat
 from openduty.models.incident import Counter, Incident, LogEntry
+from openduty.models.maintenance import MaintenanceWindow, MaintenanceWindowService
 from openduty.models.notification import Notification
 from openduty.models.policy import EscalationLevel, EscalationPolicy, EscalationTarget
 from openduty.models.schedule import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride
@@ -29,6 +30,8 @@ __all__ = [
     "LayerEvent",
     "LayerParticipant",
     "LogEntry",
+    "MaintenanceWindow",
+    "MaintenanceWindowService",
     "Notification",
     "NotificationRule",
     "Schedule",

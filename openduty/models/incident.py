@@ -4,7 +4,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, event, text
+from sqlalchemy import DDL, JSON, ForeignKey, Index, String, Text, event, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from openduty import clock
@@ -90,6 +90,9 @@ class Incident(db.Model):
     escalation_loop: Mapped[int] = mapped_column(default=0)
     next_escalation_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Held by a maintenance window of its service: nobody is paged; the window's end resumes it
+    # (openduty.maintenance). A server default only, so that ingest's bulk insert need not name it.
+    in_maintenance: Mapped[bool] = mapped_column(server_default=false())
 
     service: Mapped["Service"] = relationship()  # noqa: F821
     acknowledged_by: Mapped["User | None"] = relationship(foreign_keys=[acknowledged_by_id])  # noqa: F821

@@ -40,8 +40,6 @@ class Service(db.Model):
     )
     # Minutes after an acknowledge at which the incident re-triggers; None: never.
     ack_timeout_minutes: Mapped[int | None] = mapped_column()
-    # Until this time incidents open but nobody is paged.
-    maintenance_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled: Mapped[bool] = mapped_column(default=False)
     # Intake (openduty.event_intake): resolve an open incident after this many hours without a new
     # alert; alerts sent without a dedup key join the incident opened in the last this-many minutes.
@@ -56,15 +54,12 @@ class Service(db.Model):
         back_populates="service", cascade="all, delete-orphan", order_by="Integration.id"
     )
 
-    def in_maintenance(self, at: datetime | None = None) -> bool:
-        return self.maintenance_until is not None and self.maintenance_until > (at or clock.now())
-
-    @property
-    def state(self) -> str:
-        """disabled, maintenance or active, for badges."""
+    def state(self, in_maintenance: bool) -> str:
+        """disabled, maintenance or active, for badges (the view knows which services are in
+        maintenance: openduty.models.maintenance.maintenance_ends)."""
         if self.disabled:
             return "disabled"
-        return "maintenance" if self.in_maintenance() else "active"
+        return "maintenance" if in_maintenance else "active"
 
 
 class Integration(db.Model):

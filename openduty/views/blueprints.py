@@ -17,6 +17,7 @@ from openduty.views import (
     health,
     home,
     incidents,
+    maintenance,
     policies,
     schedules,
     services,
@@ -40,6 +41,7 @@ BLUEPRINTS = (
     audit,
     teams,
     event_rules,
+    maintenance,
 )
 
 

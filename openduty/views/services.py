@@ -4,19 +4,27 @@ Anyone logged in can look; only admins change things. The rules are openduty.ser
 with the API.
 """
 
-from datetime import timedelta
-from zoneinfo import ZoneInfo
-
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from openduty import change_events, clock, escalation, event_intake, heartbeats, oncall, reachability, teams
+from openduty import (
+    change_events,
+    clock,
+    escalation,
+    event_intake,
+    heartbeats,
+    maintenance,
+    oncall,
+    reachability,
+    teams,
+)
 from openduty import services as domain
 from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, Integration, Service
+from openduty.models.maintenance import maintenance_ends
 from openduty.models.service import INTEGRATION_KIND_LABELS
 from openduty.views import get_or_404, render
 
@@ -25,13 +33,15 @@ INTAKE_FIELDS = ("auto_resolve_hours", "group_window_minutes")  # templates/serv
 bp = Blueprint("services", __name__, url_prefix="/services")
 
 
-def _zone() -> str:
-    return getattr(current_user, "time_zone", None) or "UTC"
-
-
 @bp.get("")
 def index():
-    return render("services/index.html", services=domain.all_services(), open_counts=domain.open_counts())
+    services = domain.all_services()
+    return render(
+        "services/index.html",
+        services=services,
+        open_counts=domain.open_counts(),
+        in_maintenance=maintenance_ends([s.id for s in services], clock.now()),
+    )
 
 
 @bp.get("/<int:service_id>")
@@ -43,13 +53,16 @@ def _show_page(service_id: int, status: int = 200, **context):
     """The service page; a refused form re-renders it (422) with its errors in `context`."""
     service = get_or_404(Service, service_id, options=[selectinload(Service.integrations)], populate_existing=True)
     policy = service.escalation_policy
+    windows = maintenance.windows_by_state(clock.now(), service_id=service.id)
     return render(
         "services/show.html",
         status=status,
         heartbeats=heartbeats.of_integrations([i.id for i in service.integrations]),
         changes=change_events.for_service(service.id),
-        **context,
+        **{"minutes_error": None, **context},
         service=service,
+        windows=windows,
+        may_change_window=lambda window: maintenance.may_manage(current_user, window),
         gaps=oncall.policy_gap_warnings(service.escalation_policy),
         reach=reachability.policy_warnings(policy),
         kinds=INTEGRATION_KIND_LABELS,
@@ -70,7 +83,6 @@ def _form_data() -> dict:
         "team_id": form.get("team_id", ""),
         "escalation_policy_id": form.get("escalation_policy_id", ""),
         "ack_timeout_minutes": form.get("ack_timeout_minutes", ""),
-        "maintenance_until": form.get("maintenance_until", ""),
         "disabled": "disabled" in form,
         **{name: form.get(name, "") for name in INTAKE_FIELDS},
     }
@@ -90,15 +102,12 @@ def _render_form(service: Service | None, values: dict, errors: dict | None = No
 
 
 def _values_of(service: Service) -> dict:
-    until = service.maintenance_until
-    local = until.astimezone(ZoneInfo(_zone())).strftime("%Y-%m-%dT%H:%M") if until else ""
     return {
         "name": service.name,
         "description": service.description,
         "team_id": service.team_id or "",
         "escalation_policy_id": service.escalation_policy_id or "",
         "ack_timeout_minutes": service.ack_timeout_minutes or "",
-        "maintenance_until": local,
         "disabled": service.disabled,
         **{name: getattr(service, name) or "" for name in INTAKE_FIELDS},
     }
@@ -107,7 +116,7 @@ def _values_of(service: Service) -> dict:
 def _save(service: Service | None):
     values = _form_data()
     try:
-        service = domain.save_service(service, values, local_zone=_zone(), actor=current_user)
+        service = domain.save_service(service, values, actor=current_user)
     except ValidationError as exc:
         return _render_form(service, values, exc.fields, status=422)
     db.session.commit()
@@ -131,19 +140,16 @@ def edit(service_id: int):
 
 
 @bp.post("/<int:service_id>/maintenance")
-def maintenance(service_id: int):
-    """Quick maintenance: start for `hours` (1-168), or end it with hours=0."""
+def maintenance_now(service_id: int):
+    """ "Start now for N minutes": a maintenance window of this service alone (openduty.maintenance)."""
     service = get_or_404(Service, service_id)
     try:
-        hours = int(request.form.get("hours", ""))
-        if not 0 <= hours <= 168:
-            raise ValueError
-    except ValueError:
-        flash("Maintenance length must be 0 to 168 hours.", "error")
-        return redirect(url_for("services.show", service_id=service_id))
-    service.maintenance_until = clock.now() + timedelta(hours=hours) if hours else None
+        window = maintenance.start_now(service, request.form.get("minutes", ""), actor=current_user)
+    except ValidationError as exc:
+        db.session.rollback()
+        return _show_page(service_id, 422, minutes_error=exc.fields.get("minutes") or next(iter(exc.fields.values())))
     db.session.commit()
-    flash(f"Maintenance {'started for ' + str(hours) + ' h' if hours else 'ended'} on {service.name}.")
+    flash(f"Maintenance started on {service.name} until {window.end:%Y-%m-%d %H:%M} UTC: nobody is paged.")
     return redirect(url_for("services.show", service_id=service_id))
 
 

@@ -70,6 +70,7 @@ from openduty.views.api import (  # noqa: E402,F401
     escalation,
     event_rules,
     incidents,
+    maintenance,
     oncalls,
     openapi,
     policies,

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import jsonify
 
-from openduty.views.api import bp, openapi_intake
+from openduty.views.api import bp, openapi_intake, openapi_maintenance
 from openduty.views.api.openapi_operations import EVENT_OPERATIONS, EVENT_RESULT, HEARTBEAT_RESULT, OPERATIONS
 from openduty.views.api.openapi_schemas import ANY_OBJECT, BODIES, ID, SCHEMAS, STR, param, ref
 
@@ -31,7 +31,11 @@ def _path_params(path: str) -> list[dict]:
 def build() -> dict:
     """The whole document (built per request: cheap, and always what this code answers)."""
     paths: dict[str, dict] = {}
-    for method, path, summary, status, answer, body, query in [*OPERATIONS, *openapi_intake.OPERATIONS]:
+    for method, path, summary, status, answer, body, query in [
+        *OPERATIONS,
+        *openapi_intake.OPERATIONS,
+        *openapi_maintenance.OPERATIONS,
+    ]:
         operation: dict[str, Any] = {
             "summary": summary,
             "parameters": _path_params(path) + query,
@@ -96,7 +100,13 @@ def build() -> dict:
                     "description": "`Token <token>`; create one on your profile.",
                 }
             },
-            "schemas": {**SCHEMAS, **BODIES, **openapi_intake.SCHEMAS, **openapi_intake.BODIES},
+            "schemas": {
+                **SCHEMAS,
+                **BODIES,
+                **openapi_intake.SCHEMAS,
+                **openapi_intake.BODIES,
+                **openapi_maintenance.SCHEMAS,
+            },
         },
     }
 

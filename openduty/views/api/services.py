@@ -3,16 +3,18 @@
 The rules (validation, changes) are openduty.services, shared with the services pages.
 """
 
+from datetime import datetime
 from typing import Any
 
 from flask import jsonify, request, url_for
 from sqlalchemy import select
 
-from openduty import change_events, heartbeats
+from openduty import change_events, clock, heartbeats
 from openduty import services as domain
 from openduty.errors import ApiError
 from openduty.extensions import db
 from openduty.models import ChangeEvent, Heartbeat, Integration, Service
+from openduty.models.maintenance import maintenance_ends
 from openduty.views.api import api_user, bp, created, get_or_404, iso, json_body
 
 
@@ -57,7 +59,9 @@ def change_event_json(change: ChangeEvent) -> dict[str, Any]:
     }
 
 
-def service_json(service: Service) -> dict[str, Any]:
+def service_json(service: Service, maintenance_until: datetime | None) -> dict[str, Any]:
+    """The service; `maintenance_until` (read-only) is the latest end of the maintenance windows
+    covering it now (openduty.models.maintenance.maintenance_ends), null when none does."""
     return {
         "id": service.id,
         "name": service.name,
@@ -65,7 +69,7 @@ def service_json(service: Service) -> dict[str, Any]:
         "team_id": service.team_id,
         "escalation_policy_id": service.escalation_policy_id,
         "ack_timeout_minutes": service.ack_timeout_minutes,
-        "maintenance_until": iso(service.maintenance_until),
+        "maintenance_until": iso(maintenance_until),
         "disabled": service.disabled,
         "auto_resolve_hours": service.auto_resolve_hours,
         "group_window_minutes": service.group_window_minutes,
@@ -77,27 +81,36 @@ def service_json(service: Service) -> dict[str, Any]:
 @bp.get("/services")
 def list_services():
     services = db.session.scalars(select(Service).order_by(Service.name)).all()
-    return jsonify({"services": [service_json(s) for s in services]})
+    ends = maintenance_ends([s.id for s in services], clock.now())
+    return jsonify({"services": [service_json(s, ends.get(s.id)) for s in services]})
+
+
+def _one(service: Service):
+    return jsonify(service_json(service, maintenance_ends([service.id], clock.now()).get(service.id)))
+
+
+# Read-only fields are named so that a client still sending one is told why (not "unknown field").
+_ACCEPTED = domain.SERVICE_FIELDS + tuple(domain.READ_ONLY_FIELDS)
 
 
 @bp.post("/services")
 def create_service():
-    service = domain.save_service(None, json_body(domain.SERVICE_FIELDS), actor=api_user())
+    service = domain.save_service(None, json_body(_ACCEPTED), actor=api_user())
     db.session.commit()
-    return created(service_json(service), url_for("api.get_service", service_id=service.id))
+    return created(service_json(service, None), url_for("api.get_service", service_id=service.id))
 
 
 @bp.get("/services/<int:service_id>")
 def get_service(service_id: int):
-    return jsonify(service_json(get_or_404(Service, service_id, "service")))
+    return _one(get_or_404(Service, service_id, "service"))
 
 
 @bp.patch("/services/<int:service_id>")
 def update_service(service_id: int):
     service = get_or_404(Service, service_id, "service")
-    domain.save_service(service, json_body(domain.SERVICE_FIELDS), actor=api_user())
+    domain.save_service(service, json_body(_ACCEPTED), actor=api_user())
     db.session.commit()
-    return jsonify(service_json(service))
+    return _one(service)
 
 
 @bp.delete("/services/<int:service_id>")
