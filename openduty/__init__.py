@@ -80,6 +80,8 @@ def create_app(config_class=None) -> Flask:
         template_folder=os.path.join(root, "templates"),
         static_folder=os.path.join(root, "static"),
     )
+    # "/users" and "/users/", "/schedules" and "/schedules/" are the same page (no 404, no redirect).
+    app.url_map.strict_slashes = False
     app.config.from_object(config_class)
     os.makedirs(app.instance_path, exist_ok=True)
     if app.config["BASE_URL"].lower().startswith("https://"):

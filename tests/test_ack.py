@@ -115,7 +115,7 @@ def test_send_test_notification_button(pager, client, auth):
     profile = client.get("/profile").get_data(as_text=True)
     assert f'action="/contact-methods/{method.id}/test"' in profile  # the button is on the profile
     response = client.post(f"/contact-methods/{method.id}/test", data={"csrf_token": auth.csrf_token()})
-    assert response.status_code == 303
+    assert response.status_code == 303 and response.headers["Location"] == "/profile"
     pager.run()
     assert [(p.kind, p.purpose) for p in pager.pages(None)] == [("webhook", "test")]
     other = make_pager("Other", {"webhook": (pager.httpserver.url_for("/hook/ok"), 0)})
@@ -123,6 +123,15 @@ def test_send_test_notification_button(pager, client, auth):
         f"/contact-methods/{other.contact_methods[0].id}/test", data={"csrf_token": auth.csrf_token()}
     )
     assert forbidden.status_code == 403
+
+
+def test_an_admins_test_without_javascript_returns_to_that_users_page(pager, client, auth, admin):
+    """Issue 15, finding 6: the button on /users/<id> led back to the admin's own profile."""
+    bob = make_pager("Bob", {"webhook": (pager.httpserver.url_for("/hook/ok"), 0)})
+    auth.login(admin.email)
+    response = client.post(f"/contact-methods/{bob.contact_methods[0].id}/test", data={"csrf_token": auth.csrf_token()})
+    assert response.status_code == 303 and response.headers["Location"] == f"/users/{bob.id}"
+    assert "Test notification sent" in client.get(response.headers["Location"]).get_data(as_text=True)
 
 
 def test_test_notifications_are_rate_limited_per_user(pager, client, auth, app, api):

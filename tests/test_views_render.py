@@ -99,3 +99,11 @@ def test_api_404s_stay_json_with_their_messages(api, world, admin):
     foreign = api.get(f"/api/v1/services/{service.id}/integrations/{integration['id']}")
     assert foreign.status_code == 404
     assert foreign.get_json()["error"]["message"].endswith(f"has no integration with id {integration['id']}.")
+
+
+def test_list_pages_answer_with_or_without_a_trailing_slash(client, auth, admin):
+    """Issue 15, finding 9: /users/ needed its slash while /schedules/ answered 404."""
+    auth.login(admin.email)
+    for path in ("/users", "/schedules", "/services", "/policies", "/incidents", "/teams"):
+        assert client.get(path).status_code == 200, path
+        assert client.get(path + "/").status_code == 200, path + "/"

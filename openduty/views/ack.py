@@ -10,7 +10,7 @@ access rule in openduty.access).
 import re
 from xml.sax.saxutils import escape
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -150,5 +150,6 @@ def test_contact_method(method_id: int):
     if is_htmx():
         return render("notifications/_test_sent.html", text=text)
     flash(text, "success")
-    back = "users.profile" if "users.profile" in current_app.view_functions else "home.index"
-    return redirect(url_for(back), code=303)
+    # Back to the page the button was on: the owner's profile, or (an admin's test) the user's page.
+    own = method.user_id == current_user.id
+    return redirect(url_for("users.profile") if own else url_for("users.show", user_id=method.user_id), code=303)
