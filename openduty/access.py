@@ -186,6 +186,7 @@ RULES: dict[str, Rule] = {
     "users.profile": LOGIN,
     "users.change_password": LOGIN,
     "users.end_sessions": LOGIN,
+    "users.save_shift_notices": LOGIN,
     "users.create_token": LOGIN,
     "users.show": LOGIN,
     "users.contact_methods": LOGIN,

@@ -63,6 +63,8 @@ RETRY_WINDOW_SECONDS = 600
 LOG_FAILURES_EVERY = 12
 # At most one SMS or call per number in this many seconds; more pages fold into the next one.
 THROTTLE_SECONDS = 60
+# Only pages and resolve notices fold into one message; shift notices are sent on their own.
+FOLDED_PURPOSES = ("page", "resolve")
 # A database error after the send: keep trying to record the outcome for this long, pausing at
 # most RECORD_RETRY_PAUSE between tries (so the outcome is written within that of the database
 # coming back). Past it the row stays `sending` and reconcile sends it again.
@@ -117,11 +119,11 @@ def _claim_and_send(notification_id: int) -> str:
         return "skipped"
     _claimed(notification, now)
     batch = [notification]
-    if notification.kind in THROTTLED_KINDS:
+    if notification.kind in THROTTLED_KINDS:  # notices (reminders, ...) wait their turn but fold nothing
         free_at = _take_slot(notification.kind, notification.address, now)
         if free_at is not None:
             return _defer(notification, free_at)
-        batch += _fold(notification, now)
+        batch += _fold(notification, now) if notification.purpose in FOLDED_PURPOSES else []
     message = build_message(batch)
     db.session.commit()  # the claim is visible before anything is sent
     _start(_Send([row.id for row in batch], notification.kind, notification.address, message))
@@ -351,6 +353,7 @@ def _fold(primary: Notification, now: datetime) -> list[Notification]:
             Notification.kind == primary.kind,
             Notification.address == primary.address,
             Notification.status == "pending",
+            Notification.purpose.in_(FOLDED_PURPOSES),
             Notification.send_at <= now,
             or_(Notification.retry_at.is_(None), Notification.retry_at <= now),
         )

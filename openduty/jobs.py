@@ -23,6 +23,7 @@ from openduty import (
     ical,
     maintenance,
     password_reset,
+    shift_notices,
     timers,
 )
 from openduty.extensions import db
@@ -56,6 +57,9 @@ TIMER_HANDLERS: dict[str, Callable[[int, datetime], object]] = {
     heartbeats.TIMER_KIND: heartbeats.missed,
     maintenance.START_TIMER: maintenance.window_started,
     maintenance.END_TIMER: maintenance.window_ended,
+    shift_notices.REMINDER_KIND: shift_notices.fire,
+    shift_notices.PLAN_KIND: shift_notices.replan_schedule,
+    shift_notices.SUMMARY_KIND: shift_notices.send_summary,
 }
 
 

@@ -19,10 +19,11 @@ from urllib.parse import quote
 from flask import current_app, get_template_attribute, render_template
 from sqlalchemy import func, select
 
-from openduty import clock, masking
+from openduty import clock, masking, shift_notices
 from openduty.ack_links import ack_token, ack_url
 from openduty.extensions import db
 from openduty.models import Incident, Notification, User
+from openduty.models.shift_notice import NOTICE_KINDS
 from openduty.models.user import CONTACT_KIND_LABELS
 from openduty.notifiers.base import Message, NotifierError
 from openduty.notifiers.text import one_line, plain_text, truncate
@@ -262,6 +263,8 @@ def build_message(batch: list[Notification]) -> Message:
     primary = batch[0]
     if primary.purpose == "test":
         return _test_message(primary)
+    if primary.purpose in NOTICE_KINDS:  # reminders, handoffs, summaries: their own words
+        return shift_notices.message(primary)
     user = primary.user
     base_url = current_app.config["BASE_URL"].rstrip("/")
     now = clock.now()

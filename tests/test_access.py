@@ -180,6 +180,7 @@ ROWS = {
     "users.profile": row("GET", "/profile", LOGIN),
     "users.change_password": row("POST", "/profile/password", LOGIN),
     "users.end_sessions": row("POST", "/profile/sessions/end", LOGGED_OUT),
+    "users.save_shift_notices": row("POST", "/profile/shift-notices", LOGIN, data={"reminder_hours": "6"}),
     "users.create_token": row("POST", "/profile/tokens", LOGIN, data={"token-name": "ci"}),
     "users.show": row("GET", "/users/{member}", OWN),
     "users.contact_methods": row("GET", "/users/{member}/contact-methods", OWN),

@@ -42,6 +42,9 @@ OPERATIONAL = {
     "Timer",
     "ChangeEvent",
     "SuppressedAlert",
+    # Reminders/summaries sent, and a person's own reminder preferences (not shared configuration).
+    "ShiftNotice",
+    "ShiftNoticeSettings",
 }
 
 

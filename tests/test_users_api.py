@@ -56,6 +56,9 @@ def test_list_users(api, admin, member):
         "has_password": True,
         "auth_source": "local",
         "created_at": member.created_at.isoformat(),
+        "reminder_hours": 12,
+        "reminder_contact_method_id": None,
+        "weekly_summary": False,
     }
 
 

@@ -10,6 +10,7 @@ from openduty.models.notification import Notification
 from openduty.models.policy import EscalationLevel, EscalationPolicy, EscalationTarget
 from openduty.models.schedule import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, ScheduleOverride
 from openduty.models.service import Integration, Service
+from openduty.models.shift_notice import ShiftNotice, ShiftNoticeSettings
 from openduty.models.team import Team, TeamMember
 from openduty.models.timer import Timer
 from openduty.models.user import ApiToken, ContactMethod, NotificationRule, User
@@ -39,6 +40,8 @@ __all__ = [
     "ScheduleOverride",
     "Service",
     "SuppressedAlert",
+    "ShiftNotice",
+    "ShiftNoticeSettings",
     "Team",
     "TeamMember",
     "Timer",

@@ -19,7 +19,7 @@ from openduty.liveness import host_id, pid_alive
 from openduty.models.types import UTCDateTime
 
 NOTIFICATION_STATUSES = ("pending", "sending", "sent", "failed", "cancelled")
-NOTIFICATION_PURPOSES = ("page", "resolve", "test")
+NOTIFICATION_PURPOSES = ("page", "resolve", "test", "reminder", "handoff", "summary")
 # A page that may have reached its receiver this many times (unanswered requests, a worker that
 # died mid-send) is not sent again: "at most twice", see docs/reliability.md.
 MAX_UNCONFIRMED = 2
@@ -59,7 +59,7 @@ class Notification(db.Model):
     # login address, with no contact method), so a later edit cannot redirect a page in flight.
     kind: Mapped[str] = mapped_column(String(16), default="email")
     address: Mapped[str] = mapped_column(String(1000), default="")
-    purpose: Mapped[str] = mapped_column(String(16), default="page")  # page | resolve | test
+    purpose: Mapped[str] = mapped_column(String(16), default="page")  # NOTIFICATION_PURPOSES
     # Where in the policy the page came from (None for reassign, resolve notices and tests).
     level: Mapped[int | None] = mapped_column()
     loop: Mapped[int | None] = mapped_column()

@@ -16,7 +16,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
 
-from openduty import ical, notifiers, oncall, users
+from openduty import ical, notifiers, oncall, shift_notices, users
 from openduty.access import may_manage
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
@@ -83,6 +83,17 @@ def _kind_choice(kind: str) -> SelectChoice:
 class RuleForm(FlaskForm):
     contact_method_id = SelectField("Contact method", validate_choice=False)
     delay_minutes = StringField("Minutes after being paged", default="0")
+
+
+class ShiftNoticeForm(FlaskForm):  # before and after a shift (openduty.shift_notices)
+    reminder_hours = StringField("Remind me this many hours before a shift (0: never)")
+    reminder_contact_method_id = SelectField("Send reminders, handoffs and summaries to", validate_choice=False)
+    weekly_summary = BooleanField("Weekly summary (Mondays 08:00 in my time zone)")
+
+    def __init__(self, user: User, formdata):
+        super().__init__(formdata=formdata, data=shift_notices.settings_json(user))
+        methods = [(str(m.id), str(m)) for m in user.contact_methods]
+        self.reminder_contact_method_id.choices = [("", "My first email"), *methods]
 
 
 class TokenForm(FlaskForm):
@@ -214,6 +225,7 @@ def _profile_page(user: User, block: str | None = None, status: int = 200, **for
         "contact_form": ContactMethodForm(formdata=None),
         "rule_form": _rule_form(user),
         "token_form": TokenForm(formdata=None, prefix="token"),
+        "notice_form": ShiftNoticeForm(user, None),
         "new_token": None,
         "time_zones": time_zones(),
         "local_time": _local_time,
@@ -302,6 +314,22 @@ def change_password():
         return _profile_page(user, block="password", saved="password")
     flash("Changed your password. Every other session is logged out.")
     return redirect(url_for("users.profile"))
+
+
+@bp.post("/profile/shift-notices")
+def save_shift_notices():
+    user = current_user._get_current_object()
+    form = ShiftNoticeForm(user, request.form)
+    try:
+        shift_notices.save_settings(user, form.data)
+    except ValidationError as exc:
+        db.session.rollback()
+        _show_errors(form, exc)
+        return _profile_page(user, block="shift_notices", status=422, notice_form=form)
+    db.session.commit()
+    if not is_htmx():
+        return redirect(url_for("users.profile"))
+    return _profile_page(user, block="shift_notices", saved="shift_notices")
 
 
 @bp.post("/profile/sessions/end")

@@ -60,6 +60,15 @@ def nullable(schema: dict) -> dict:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+# Before and after a shift (docs/notifications.md): reminder hours (0: off), where notices go
+# (null: the first email), the weekly summary.
+SHIFT_NOTICE_FIELDS = {
+    "reminder_hours": {"type": "integer", "minimum": 0, "maximum": 168},
+    "reminder_contact_method_id": nullable(ID),
+    "weekly_summary": BOOL,
+}
+
+
 def list_of(key: str, item: dict, **extra) -> dict:
     """A list answered under a plural key, as every list of the API is."""
     return obj({key: {"type": "array", "items": item}, **extra})
@@ -100,6 +109,7 @@ SCHEMAS: dict[str, dict] = {
             "has_password": BOOL,
             "auth_source": STR,
             "created_at": NTIME,
+            **SHIFT_NOTICE_FIELDS,
         }
     ),
     "ContactMethod": obj(
@@ -390,7 +400,9 @@ HEARTBEAT_SETTINGS = {
 }
 BODIES: dict[str, dict] = {
     "UserCreate": obj(USER_FIELDS, required=("email", "name"), closed=True),
-    "UserUpdate": obj({**USER_FIELDS, "active": BOOL, "current_password": STR}, required=(), closed=True),
+    "UserUpdate": obj(
+        {**USER_FIELDS, "active": BOOL, "current_password": STR, **SHIFT_NOTICE_FIELDS}, required=(), closed=True
+    ),
     "ContactMethodCreate": obj(
         {
             "kind": {"enum": list(CONTACT_KINDS)},

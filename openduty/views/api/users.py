@@ -9,7 +9,7 @@ from typing import Any
 from flask import jsonify, request, url_for
 from sqlalchemy import select
 
-from openduty import ical, users, validation
+from openduty import ical, shift_notices, users, validation
 from openduty.access import may_manage
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
@@ -22,7 +22,8 @@ def user_ref(user: User | None) -> dict[str, Any] | None:
     return {"id": user.id, "name": user.name, "email": user.email} if user is not None else None
 
 
-def user_json(user: User) -> dict[str, Any]:
+def user_json(user: User, notices: dict | None = None) -> dict[str, Any]:
+    """A user; `notices` (shift_notices.all_settings()) saves a query per user in lists."""
     return {
         "id": user.id,
         "email": user.email,
@@ -35,6 +36,7 @@ def user_json(user: User) -> dict[str, Any]:
         "has_password": user.password_hash is not None,
         "auth_source": user.auth_source,
         "created_at": iso(user.created_at),
+        **shift_notices.settings_json(user, notices),
     }
 
 
@@ -75,7 +77,8 @@ def list_users():
         except validation.FieldError as exc:
             raise ValidationError({"active": str(exc)}) from exc
         query = query.where(User.active == active)
-    return jsonify({"users": [user_json(u) for u in db.session.scalars(query)]})
+    notices = shift_notices.all_settings()
+    return jsonify({"users": [user_json(u, notices) for u in db.session.scalars(query)]})
 
 
 @bp.post("/users")
@@ -96,7 +99,12 @@ def get_user(user_id: int):
 @bp.patch("/users/<int:user_id>")
 def update_user(user_id: int):
     user = _manageable_user(user_id)
-    users.update_user(user, json_body((*users.USER_FIELDS, "active", "current_password")), actor=api_user())
+    data = json_body((*users.USER_FIELDS, "active", "current_password", *shift_notices.SETTINGS_FIELDS))
+    notices = {key: data.pop(key) for key in shift_notices.SETTINGS_FIELDS if key in data}
+    shift_notices.clean_settings(user, notices)  # every field checked before anything changes
+    users.update_user(user, data, actor=api_user())
+    if notices:
+        shift_notices.save_settings(user, notices)
     db.session.commit()
     return jsonify(user_json(user))
 
