@@ -104,8 +104,9 @@ def test_url_layer_is_fetched_now_and_refreshed_by_the_job(admin, api, ops, http
     httpserver.expect_request("/oncall.ics").respond_with_data(
         ics(event("d1", "dave@example.com", "20260303T000000Z", "20260304T000000Z")), content_type="text/calendar"
     )
+    run_jobs()  # the re-plan of shift notices (openduty.shift_notices) the new layer asked for
     queue("low").enqueue(ical.refresh_ical_sources)
-    assert run_jobs() == 2
+    assert run_jobs() == 3  # the refresh, the layer's fetch, and the re-plan its new events ask for
     db.session.expire_all()
     assert [u.name for u in oncall.who_is_on_call(ops, utc(2026, 3, 3, 12))] == ["Dave"]
 

@@ -18,7 +18,8 @@ def test_the_profile_form_saves_the_settings(client, auth, member, post_form):
     row = db.session.get(ShiftNoticeSettings, member.id)
     assert (row.reminder_hours, row.contact_method_id, row.weekly_summary) == (6, method.id, True)
     assert timers.timer_due(shift_notices.SUMMARY_KIND, member.id) is not None
-    assert post_form("/profile/shift-notices", {"reminder_hours": "0", "reminder_contact_method_id": ""}).status_code == 302
+    off = {"reminder_hours": "0", "reminder_contact_method_id": ""}
+    assert post_form("/profile/shift-notices", off).status_code == 302
     db.session.expire_all()
     row = db.session.get(ShiftNoticeSettings, member.id)
     assert (row.reminder_hours, row.contact_method_id, row.weekly_summary) == (0, None, False)
