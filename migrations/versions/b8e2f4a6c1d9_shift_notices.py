@@ -1,7 +1,7 @@
 """shift notices: reminder/handoff/summary settings per user, and the notices sent
 
 Revision ID: b8e2f4a6c1d9
-Revises: a7e3c1d9b4f2
+Revises: e7c2a9d4b1f8
 Create Date: 2026-12-07 10:30:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b8e2f4a6c1d9'
-down_revision = 'a7e3c1d9b4f2'
+down_revision = 'e7c2a9d4b1f8'
 branch_labels = None
 depends_on = None
 
