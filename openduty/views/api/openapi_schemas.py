@@ -60,8 +60,7 @@ def nullable(schema: dict) -> dict:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-# Before and after a shift (docs/notifications.md): reminder hours (0: off), where notices go
-# (null: the first email), the weekly summary.
+# A user's shift notice settings (docs/notifications.md, "Before and after a shift").
 SHIFT_NOTICE_FIELDS = {
     "reminder_hours": {"type": "integer", "minimum": 0, "maximum": 168},
     "reminder_contact_method_id": nullable(ID),
