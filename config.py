@@ -116,6 +116,15 @@ class Config:
     # made in this process apply at once; from other processes, within this many seconds.
     EVENTS_KEY_CACHE_SECONDS = _env_int("EVENTS_KEY_CACHE_SECONDS", 2)
 
+    # Inbound email (docs/integrations.md): an `email` integration's address is
+    # <key>@INBOUND_EMAIL_DOMAIN. The SMTP listener (`flask openduty smtp`, or a thread of run-all
+    # when INBOUND_SMTP_PORT is set) binds INBOUND_SMTP_HOST:INBOUND_SMTP_PORT and refuses messages
+    # larger than INBOUND_EMAIL_MAX_BYTES (552).
+    INBOUND_EMAIL_DOMAIN = os.environ.get("INBOUND_EMAIL_DOMAIN", "localhost")
+    INBOUND_SMTP_HOST = os.environ.get("INBOUND_SMTP_HOST", "127.0.0.1")
+    INBOUND_SMTP_PORT = _env_int("INBOUND_SMTP_PORT", 0) or None
+    INBOUND_EMAIL_MAX_BYTES = _env_int("INBOUND_EMAIL_MAX_BYTES", 1024 * 1024)
+
     # Delivery (see docs/reliability.md). Sends run on this many threads per worker process, so a
     # slow receiver holds up only its own page (0: send inside the job, one at a time). Outbound
     # HTTP waits NOTIFY_CONNECT_TIMEOUT_SECONDS to connect (not connected: nothing arrived, retry)

@@ -34,6 +34,7 @@ from openduty.models import (
     ApiToken,
     AuditEntry,
     ContactMethod,
+    EmailSettings,
     EscalationLevel,
     EscalationPolicy,
     EscalationTarget,
@@ -179,6 +180,11 @@ AUDITED: dict[type, Audited] = {
         ("integration_id", "interval_seconds", "grace_seconds", "paused"),
         lambda s: f"heartbeat of integration #{s.get('integration_id')}",
     ),
+    EmailSettings: Audited(
+        "email settings",
+        ("integration_id", "dedup_source", "dedup_regex", "resolve_regex"),
+        lambda s: f"email settings of integration #{s.get('integration_id')}",
+    ),
     EscalationPolicy: Audited("escalation policy", ("name", "description", "team_id", "repeat_count"), _named),
     EscalationLevel: Audited(
         "escalation level",
@@ -236,6 +242,7 @@ _PARENTS: dict[type, tuple[str, type, str]] = {
     Integration: ("service", Service, "service_id"),
     Heartbeat: ("integration", Integration, "integration_id"),
     EventRule: ("service", Service, "service_id"),
+    EmailSettings: ("integration", Integration, "integration_id"),
     EscalationLevel: ("policy", EscalationPolicy, "policy_id"),
     EscalationTarget: ("level", EscalationLevel, "level_id"),
     ScheduleLayer: ("schedule", Schedule, "schedule_id"),

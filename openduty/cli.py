@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from waitress.server import create_server
 
-from openduty import audit, directory, timers, validation
+from openduty import audit, directory, inbound_smtp, timers, validation
 from openduty.extensions import (
     db,
     embedded_redis,
@@ -173,6 +173,29 @@ def ldap_sync() -> None:
     )
 
 
+@cli.command("smtp")
+@click.option("--host", default=lambda: current_app.config["INBOUND_SMTP_HOST"], show_default="INBOUND_SMTP_HOST")
+@click.option(
+    "--port",
+    default=lambda: current_app.config["INBOUND_SMTP_PORT"] or 2525,
+    type=int,
+    show_default="INBOUND_SMTP_PORT or 2525",
+)
+def smtp(host: str, port: int) -> None:
+    """Receive inbound email for email integrations (SMTP), until stopped (Ctrl-C or SIGTERM)."""
+    app = current_app._get_current_object()
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: stopping.set())
+    listener = inbound_smtp.controller(app, host, port)
+    listener.start()
+    click.echo(f"Receiving email for @{app.config['INBOUND_EMAIL_DOMAIN']} on {host}:{port} (Ctrl-C stops it)")
+    try:
+        stopping.wait()
+    finally:
+        listener.stop()
+
+
 # Set by run-all for its worker: the pid of the run-all the worker must die with.
 DIE_WITH_PARENT = "OPENDUTY_DIE_WITH_PARENT"
 # run-all restarts a worker that died after this many seconds, doubling (up to the maximum) while
@@ -315,7 +338,14 @@ def run_all(host: str, port: int, threads: int) -> None:
     web_thread = threading.Thread(target=web.run, name="web", daemon=True)
     web_thread.start()
     click.echo(f"Openduty is running at http://{host}:{port}/ (Ctrl-C stops it)")
+    smtp_listener = None
     try:
+        if app.config["INBOUND_SMTP_PORT"]:  # inbound email: aiosmtpd, on a thread of its own
+            smtp_host, smtp_port = app.config["INBOUND_SMTP_HOST"], app.config["INBOUND_SMTP_PORT"]
+            listener = inbound_smtp.controller(app, smtp_host, smtp_port)
+            listener.start()
+            smtp_listener = listener
+            click.echo(f"Receiving email for @{app.config['INBOUND_EMAIL_DOMAIN']} on {smtp_host}:{smtp_port}")
         while not stopping.wait(0.2) and web_thread.is_alive():
             worker.check()
             if check_embedded_redis is not None:
@@ -323,6 +353,8 @@ def run_all(host: str, port: int, threads: int) -> None:
     finally:
         web.close()  # stop accepting; then let the requests in flight finish
         web.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
+        if smtp_listener is not None:
+            smtp_listener.stop()
         _stop([worker.process])
         stop_embedded_redis()
         lock.close()

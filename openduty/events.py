@@ -291,6 +291,7 @@ _VIA = {
     "alertmanager": "Alertmanager",
     "generic": "the generic webhook",
     "heartbeat": "a heartbeat",
+    "email": "email",
 }
 
 

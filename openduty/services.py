@@ -10,7 +10,8 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from openduty import heartbeats, teams, validation
+from openduty import heartbeats, inbound_email, teams, validation
+from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, Incident, Integration, Service, User
 from openduty.models.service import INTEGRATION_KINDS
@@ -27,7 +28,7 @@ SERVICE_FIELDS = (
 )
 # What the API still answers about maintenance (read-only; windows are openduty.maintenance).
 READ_ONLY_FIELDS = {"maintenance_until": "Read-only: schedule maintenance with POST /api/v1/maintenance-windows."}
-INTEGRATION_FIELDS = ("kind", "name", *heartbeats.SETTINGS)
+INTEGRATION_FIELDS = ("kind", "name", "email", *heartbeats.SETTINGS)
 # An unacknowledged incident re-triggers after at most a week.
 MAX_ACK_TIMEOUT_MINUTES = 7 * 24 * 60
 # Auto-resolve after at most 30 days without an alert; group alerts within at most a day.
@@ -105,8 +106,26 @@ def save_service(service: Service | None, data: dict[str, Any], actor: User | No
     return service
 
 
+def _name(data: dict[str, Any]) -> str:
+    return validation.text(data.get("name"), max_length=200, required=False, label="Name")
+
+
+def _email_settings(kind: str | None, value: Any, current: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """An email integration's settings (inbound_email.clean_settings) with each bad field named
+    `email.<field>`; None for other kinds, which may not have any."""
+    if kind != "email":
+        if value is not None:
+            raise ValidationError({"email": "Only email integrations have email settings."})
+        return None
+    try:
+        return inbound_email.clean_settings({} if value is None else value, current)
+    except ValidationError as exc:
+        raise ValidationError({f"email.{name}": message for name, message in exc.fields.items()}) from exc
+
+
 def clean_integration(data: dict[str, Any]) -> dict:
-    """Validate an integration's `kind` and `name` (the name defaults to the kind's title)."""
+    """Validate an integration's `kind`, `name` (defaults to the kind's title) and, for an email
+    integration, its `email` settings; ValidationError names every bad field."""
     validation.refuse_unknown(data, INTEGRATION_FIELDS)
 
     def kind():
@@ -114,27 +133,69 @@ def clean_integration(data: dict[str, Any]) -> dict:
             raise validation.FieldError(f"Use one of {', '.join(INTEGRATION_KINDS)}.")
         return data["kind"]
 
-    clean = validation.collect(
-        {"kind": kind, "name": lambda: validation.text(data.get("name"), max_length=200, required=False, label="Name")}
-    )
+    errors: dict[str, str] = {}
+    try:
+        clean = validation.collect({"kind": kind, "name": lambda: _name(data)})
+    except ValidationError as exc:
+        errors, clean = exc.fields, {}
+    try:
+        clean["email"] = _email_settings(data.get("kind"), data.get("email"))
+    except ValidationError as exc:
+        errors.update(exc.fields)
+    if errors:
+        raise ValidationError(errors)
     clean["name"] = clean["name"] or clean["kind"].replace("_", " ").title()
     return clean
 
 
 def add_integration(service: Service, data: dict[str, Any]) -> Integration:
     """A new integration (with a fresh key) on `service`; ValidationError if `data` is bad. A
-    heartbeat's interval and grace go to its own row (openduty.heartbeats)."""
+    heartbeat's interval and grace go to its own row (openduty.heartbeats), as do an email
+    integration's settings (openduty.inbound_email)."""
     clean = clean_integration(data)
+    email_settings = clean.pop("email")
     heartbeat = heartbeats.clean_settings(data) if clean["kind"] == "heartbeat" else heartbeats.refuse_settings(data)
     integration = Integration(service=service, **clean)  # checked first: this adds it to the session
+    if email_settings is not None:
+        inbound_email.save_settings(integration, email_settings)
     db.session.add(integration)
     if heartbeat is not None:
         heartbeats.add(integration, heartbeat)
     return integration
 
 
+def update_integration(integration: Integration, data: dict[str, Any]) -> Integration:
+    """Change an integration's `name` and (email integrations) `email` settings that `data` names."""
+    validation.refuse_unknown(data, ("name", "email"))
+    checks: dict[str, Any] = {}
+    if "name" in data:
+        checks["name"] = lambda: _name(data) or integration.name
+    errors: dict[str, str] = {}
+    try:
+        clean = validation.collect(checks)
+    except ValidationError as exc:
+        errors, clean = exc.fields, {}
+    if "email" in data:
+        try:
+            current = inbound_email.settings_of(integration) if integration.kind == "email" else None
+            clean["email"] = _email_settings(integration.kind, data["email"], current)
+        except ValidationError as exc:
+            errors.update(exc.fields)
+    if errors:
+        raise ValidationError(errors)
+    email_settings = clean.pop("email", None)
+    if email_settings is not None:
+        inbound_email.save_settings(integration, email_settings)
+    for name, value in clean.items():
+        setattr(integration, name, value)
+    return integration
+
+
 def integration_url(integration: Integration, viewer) -> str:
-    """Where the integration's events go, with the key in it as `viewer` may see it."""
+    """Where the integration's events go, with the key in it as `viewer` may see it (a mailto: URL
+    for an email integration)."""
+    if integration.kind == "email":
+        return "mailto:" + inbound_email.address(integration, viewer)
     return current_app.config["BASE_URL"].rstrip("/") + integration.shown_path(viewer)
 
 

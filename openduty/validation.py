@@ -426,3 +426,20 @@ def regex(value: str):
         raise FieldError(
             f"Not a valid regular expression ({reason}); the syntax is RE2's: no backreferences or lookarounds."
         ) from None
+
+
+def regex_text(value: Any, *, max_length: int, groups: int | None = None, label: str = "This pattern") -> str:
+    """A pattern as text that `regex()` compiles, with exactly `groups` capture groups when given;
+    returned as written (surrounding spaces removed), to be stored."""
+    pattern = text(value, max_length=max_length, label=label)
+    try:
+        compiled = regex(pattern)
+    except FieldError as exc:
+        raise FieldError(f"{label}: {exc}") from None
+    if groups is not None and compiled.groups != groups:
+        found = f"{compiled.groups} capture groups" if compiled.groups != 1 else "1 capture group"
+        raise FieldError(
+            f"{label} must have exactly {groups} capture group (the part in parentheses), not {found}; "
+            "write other groups as (?:...)."
+        )
+    return pattern

@@ -63,3 +63,12 @@ def make_rule(service: Service | None, action: str = "suppress", conditions=(), 
     rule = event_rule_edit.save_rule(service.id if service else None, {**data, **fields})
     db.session.commit()
     return rule
+
+
+def make_email_integration(service: Service | None = None, **settings) -> Integration:
+    """An email integration with its settings (the defaults, changed by `settings`), made as the
+    pages and the API make one."""
+    data = {"kind": "email", "name": "Email", "email": settings}
+    integration = services.add_integration(service or make_service(), data)
+    db.session.commit()
+    return integration

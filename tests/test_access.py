@@ -142,6 +142,9 @@ ROWS = {
     "maintenance.delete": row("POST", "/maintenance/{window}/delete", MANAGE),
     "services.delete": row("POST", "/services/{service}/delete", MANAGE),
     "services.add_integration": row("POST", "/services/{service}/integrations", MANAGE, data={"kind": "generic"}),
+    "services.email_settings": row(
+        "POST", "/services/{service}/integrations/{emailintegration}/email", MANAGE, data={"dedup_source": "subject"}
+    ),
     "services.regenerate_key": row("POST", "/services/{service}/integrations/{integration}/regenerate", MANAGE),
     "services.delete_integration": row("POST", "/services/{service}/integrations/{integration}/delete", MANAGE),
     "services.update_heartbeat": row(
@@ -225,6 +228,9 @@ ROWS = {
     "api.create_integration": row("POST", "/api/v1/services/{service}/integrations", API_MANAGE, json={}),
     "api.regenerate_integration_key": row(
         "POST", "/api/v1/services/{service}/integrations/{integration}/regenerate", API_MANAGE
+    ),
+    "api.update_integration": row(
+        "PATCH", "/api/v1/services/{service}/integrations/{emailintegration}", API_MANAGE, json={"name": "Mail"}
     ),
     "api.delete_integration": row("DELETE", "/api/v1/services/{service}/integrations/{integration}", API_MANAGE),
     "api.list_service_event_rules": row("GET", "/api/v1/services/{service}/event-rules", API),
@@ -329,6 +335,7 @@ def _team_objects(team: Team, member, clock) -> dict:
     am = factories_events.make_integration(service, kind="alertmanager")
     generic = factories_events.make_integration(service, kind="generic")
     heartbeat = factories_events.make_heartbeat(service)
+    email = factories_events.make_email_integration(service)
     incident = factories_events.make_incident(integration)
     log = db.session.scalar(db.select(LogEntry).where(LogEntry.incident_id == incident.id))
     level = policy.levels[0]
@@ -349,6 +356,7 @@ def _team_objects(team: Team, member, clock) -> dict:
         "service": service.id,
         "integration": integration.id,
         "heartbeat": heartbeat.id,
+        "emailintegration": email.id,
         "incident": incident.id,
         "log": log.id,
         "eventrule": event_rule.id,

@@ -2,6 +2,7 @@
 
 from openduty.models.audit import AuditEntry
 from openduty.models.change_event import ChangeEvent
+from openduty.models.email_integration import EmailSettings
 from openduty.models.event_rule import EventRule, SuppressedAlert
 from openduty.models.heartbeat import Heartbeat
 from openduty.models.incident import Counter, Incident, LogEntry
@@ -21,6 +22,7 @@ __all__ = [
     "ChangeEvent",
     "ContactMethod",
     "Counter",
+    "EmailSettings",
     "EscalationLevel",
     "EscalationPolicy",
     "EscalationTarget",

@@ -11,13 +11,14 @@ from openduty import clock, masking
 from openduty.extensions import db
 from openduty.models.types import UTCDateTime
 
-INTEGRATION_KINDS = ("events_v2", "events_v1", "alertmanager", "generic", "heartbeat")
+INTEGRATION_KINDS = ("events_v2", "events_v1", "alertmanager", "generic", "heartbeat", "email")
 INTEGRATION_KIND_LABELS = {
     "events_v2": "PagerDuty Events API v2",
     "events_v1": "PagerDuty Events API v1 (generic)",
     "alertmanager": "Prometheus Alertmanager",
     "generic": "Generic JSON webhook",
     "heartbeat": "Heartbeat (a ping expected every interval)",
+    "email": "Inbound email",
 }
 _KEY_ALPHABET = string.ascii_lowercase + string.digits
 # Every integration key is this long (a PagerDuty integration key's shape); ingest refuses longer.

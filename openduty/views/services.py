@@ -15,6 +15,7 @@ from openduty import (
     escalation,
     event_intake,
     heartbeats,
+    inbound_email,
     maintenance,
     oncall,
     reachability,
@@ -72,6 +73,8 @@ def _show_page(service_id: int, status: int = 200, **context):
         base_url=current_app.config["BASE_URL"].rstrip("/"),
         plan=escalation.preview(policy, clock.now()) if policy else None,
         suppressed=event_intake.suppressed_alerts(service.id),
+        email_integrations=inbound_email.shown(service.integrations, current_user),
+        email_defaults=inbound_email.DEFAULT_SETTINGS,
     )
 
 
@@ -165,7 +168,9 @@ def delete(service_id: int):
 @bp.post("/<int:service_id>/integrations")
 def add_integration(service_id: int):
     service = get_or_404(Service, service_id)
-    values = {name: request.form.get(name, "") for name in domain.INTEGRATION_FIELDS}
+    values = {name: request.form.get(name, "") for name in domain.INTEGRATION_FIELDS if name != "email"}
+    if values["kind"] == "email":
+        values["email"] = inbound_email.form_settings(request.form)
     try:
         integration = domain.add_integration(service, values)
     except ValidationError as exc:  # checked before anything changed
@@ -180,6 +185,36 @@ def _integration_or_404(service_id: int, integration_id: int) -> Integration:
     query = select(Integration).filter_by(id=integration_id, service_id=service_id)
     service = db.get_or_404(Service, service_id)
     return db.one_or_404(query, description=f"{service.name} has no integration with id {integration_id}.")
+
+
+@bp.route("/<int:service_id>/integrations/<int:integration_id>/email", methods=["GET", "POST"])
+def email_settings(service_id: int, integration_id: int):
+    """An email integration's settings: dedup source and resolve pattern."""
+    integration = _integration_or_404(service_id, integration_id)
+    if integration.kind != "email":
+        abort(404, description="Only email integrations have email settings.")
+    values, errors, status = inbound_email.settings_of(integration), {}, 200
+    if request.method == "POST":
+        values = inbound_email.form_settings(request.form)
+        try:
+            domain.update_integration(integration, {"email": values})
+        except ValidationError as exc:
+            errors = {name.removeprefix("email."): message for name, message in exc.fields.items()}
+            status = 422
+        else:
+            db.session.commit()
+            flash(f"Email settings of {integration.name} saved.")
+            return redirect(url_for("services.show", service_id=service_id) + f"#integration-{integration.id}")
+    address = inbound_email.address(integration, current_user)
+    return render(
+        "services/email_settings.html",
+        integration=integration,
+        service=integration.service,
+        address=address,
+        values=values,
+        errors=errors,
+        status=status,
+    )
 
 
 @bp.post("/<int:service_id>/integrations/<int:integration_id>/regenerate")

@@ -1,14 +1,18 @@
 """Fixtures for the events, incidents and services tests."""
 
+import asyncio
 import shutil
+import smtplib
 import ssl
+from email.message import EmailMessage
 
 import pytest
 
+from openduty import inbound_smtp
 from openduty.extensions import db
 from tests import factories_events
 from tests.conftest import _ci_requires
-from tests.processes import ServedApp, self_signed_certificate
+from tests.processes import ServedApp, free_port, self_signed_certificate
 
 
 @pytest.fixture
@@ -40,3 +44,47 @@ def https_live_server(app, tmp_path):
     served.ca_file = str(cert)
     yield served
     served.close()
+
+
+class InboundMail:
+    """The inbound SMTP listener (aiosmtpd) for an app on a free port, and smtplib to send to it."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.listener = inbound_smtp.controller(app, "127.0.0.1", self.port)
+        self.listener.start()
+
+    @staticmethod
+    def message(to, subject: str, body: str = "", html: str | None = None, sender: str = "nagios@example.com"):
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = (
+            sender,
+            ", ".join([to] if isinstance(to, str) else to),
+            subject,
+        )
+        message["Message-ID"] = "<m1@example.com>"
+        if body or html is None:
+            message.set_content(body)
+        if html is not None:
+            if body:
+                message.add_alternative(html, subtype="html")
+            else:
+                message.set_content(html, subtype="html")
+        return message
+
+    def send(self, to, subject: str, body: str = "", html: str | None = None, **kwargs) -> dict:
+        """Send one message (to one address or a list); returns smtplib's refused recipients."""
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as smtp:
+            return smtp.send_message(self.message(to, subject, body, html, **kwargs))
+
+    def stop(self) -> None:
+        self.listener.stop()
+        asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def inbound_mail(app):
+    """The inbound SMTP listener for the test's app: `.send(to, subject, body, html=...)`."""
+    mail = InboundMail(app)
+    yield mail
+    mail.stop()

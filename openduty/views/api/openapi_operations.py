@@ -171,6 +171,15 @@ OPERATIONS: list[tuple[str, str, str, int, dict | None, str | None, list]] = [
         None,
         [],
     ),
+    (
+        "patch",
+        "/services/{service_id}/integrations/{integration_id}",
+        "Change an integration's name or email settings (admins)",
+        200,
+        ref("Integration"),
+        "IntegrationUpdate",
+        [],
+    ),
     ("delete", "/services/{service_id}/integrations/{integration_id}", "Delete an integration", 204, None, None, []),
     (
         "patch",

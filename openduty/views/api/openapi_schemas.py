@@ -8,6 +8,7 @@ event_formats), so the description cannot drift from the checks.
 from typing import Any
 
 from openduty import validation
+from openduty.models.email_integration import DEDUP_SOURCES, MAX_REGEX_LENGTH
 from openduty.models.heartbeat import HEARTBEAT_STATES, MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 from openduty.models.schedule import SHIFT_UNITS
 from openduty.models.service import INTEGRATION_KINDS
@@ -131,8 +132,11 @@ SCHEMAS: dict[str, dict] = {
             "url": STR,
             "created_at": NTIME,
             "heartbeat": nullable(ref("Heartbeat")),
+            "address": NSTR,  # email integrations: <key>@INBOUND_EMAIL_DOMAIN, the key shown as in `key`
+            "email": nullable(ref("EmailSettings")),
         }
     ),
+    "EmailSettings": obj({"dedup_source": {"enum": list(DEDUP_SOURCES)}, "dedup_regex": NSTR, "resolve_regex": NSTR}),
     "Heartbeat": obj(
         {
             "interval_seconds": INT,
@@ -391,6 +395,12 @@ SCHEDULE_FIELDS = {
     "team_id": nullable(ID),
     "layers": {"type": "array", "items": LAYER_BODY},
 }
+_REGEX = {"type": ["string", "null"], "maxLength": MAX_REGEX_LENGTH}
+EMAIL_SETTINGS = obj(  # an email integration's settings (docs/integrations.md), each optional when sent
+    {"dedup_source": {"enum": list(DEDUP_SOURCES)}, "dedup_regex": _REGEX, "resolve_regex": _REGEX},
+    required=(),
+    closed=True,
+)
 NO_FIELDS = obj({}, closed=True)
 # A heartbeat's settings (openduty.heartbeats): for kind heartbeat only; the interval is required there.
 HEARTBEAT_SETTINGS = {
@@ -423,11 +433,15 @@ BODIES: dict[str, dict] = {
             "kind": {"enum": list(INTEGRATION_KINDS)},
             "name": {"type": ["string", "null"], "maxLength": 200},
             **HEARTBEAT_SETTINGS,
+            "email": EMAIL_SETTINGS,
         },
         required=("kind",),
         closed=True,
     ),
     "HeartbeatUpdate": obj({**HEARTBEAT_SETTINGS, "paused": BOOL}, required=(), closed=True),
+    "IntegrationUpdate": obj(
+        {"name": {"type": ["string", "null"], "maxLength": 200}, "email": EMAIL_SETTINGS}, required=(), closed=True
+    ),
     "PolicyCreate": obj(POLICY_FIELDS, required=("name",), closed=True),
     "PolicyUpdate": obj(POLICY_FIELDS, required=(), closed=True),
     "ScheduleCreate": obj(SCHEDULE_FIELDS, required=("name",), closed=True),

@@ -9,7 +9,7 @@ from typing import Any
 from flask import jsonify, request, url_for
 from sqlalchemy import select
 
-from openduty import change_events, clock, heartbeats
+from openduty import change_events, clock, heartbeats, inbound_email
 from openduty import services as domain
 from openduty.errors import ApiError
 from openduty.extensions import db
@@ -21,6 +21,7 @@ from openduty.views.api import api_user, bp, created, get_or_404, iso, json_body
 def integration_json(integration: Integration) -> dict[str, Any]:
     """The integration; its key (and the URL holding it) in full for admins, masked for members."""
     viewer = api_user()
+    email = integration.kind == "email"
     return {
         "id": integration.id,
         "kind": integration.kind,
@@ -29,6 +30,8 @@ def integration_json(integration: Integration) -> dict[str, Any]:
         "url": domain.integration_url(integration, viewer),
         "created_at": iso(integration.created_at),
         "heartbeat": heartbeat_json(heartbeats.of_integration(integration)),
+        "address": inbound_email.address(integration, viewer) if email else None,
+        "email": inbound_email.settings_of(integration) if email else None,
     }
 
 
@@ -129,7 +132,8 @@ def list_integrations(service_id: int):
 
 @bp.post("/services/<int:service_id>/integrations")
 def create_integration(service_id: int):
-    """`{"kind", "name"}` -> 201 `{"id", "kind", "name", "key", "url", ...}`; the key is a 32-character secret."""
+    """`{"kind", "name", "email"}` -> 201 `{"id", "kind", "name", "key", "url", ...}`; the key is a
+    32-character secret; `email` (settings) only for email integrations."""
     service = get_or_404(Service, service_id, "service")
     integration = domain.add_integration(service, json_body(domain.INTEGRATION_FIELDS))
     db.session.commit()
@@ -147,6 +151,15 @@ def _integration(service_id: int, integration_id: int) -> Integration:
 @bp.get("/services/<int:service_id>/integrations/<int:integration_id>")
 def get_integration(service_id: int, integration_id: int):
     return jsonify(integration_json(_integration(service_id, integration_id)))
+
+
+@bp.patch("/services/<int:service_id>/integrations/<int:integration_id>")
+def update_integration(service_id: int, integration_id: int):
+    """`{"name", "email"}`: change the name or (email integrations) the email settings it names."""
+    integration = _integration(service_id, integration_id)
+    domain.update_integration(integration, json_body(("name", "email")))
+    db.session.commit()
+    return jsonify(integration_json(integration))
 
 
 @bp.post("/services/<int:service_id>/integrations/<int:integration_id>/regenerate")
