@@ -396,11 +396,8 @@ SCHEDULE_FIELDS = {
     "layers": {"type": "array", "items": LAYER_BODY},
 }
 _REGEX = {"type": ["string", "null"], "maxLength": MAX_REGEX_LENGTH}
-EMAIL_SETTINGS = obj(  # an email integration's settings (docs/integrations.md), each optional when sent
-    {"dedup_source": {"enum": list(DEDUP_SOURCES)}, "dedup_regex": _REGEX, "resolve_regex": _REGEX},
-    required=(),
-    closed=True,
-)
+_EMAIL = {"dedup_source": {"enum": list(DEDUP_SOURCES)}, "dedup_regex": _REGEX, "resolve_regex": _REGEX}
+EMAIL_SETTINGS = obj(_EMAIL, required=(), closed=True)  # an email integration's settings as sent, each optional
 NO_FIELDS = obj({}, closed=True)
 # A heartbeat's settings (openduty.heartbeats): for kind heartbeat only; the interval is required there.
 HEARTBEAT_SETTINGS = {
