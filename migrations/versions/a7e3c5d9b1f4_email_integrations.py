@@ -1,7 +1,7 @@
 """email_integrations: an inbound-email integration's own settings (dedup source, resolve pattern)
 
 Revision ID: a7e3c5d9b1f4
-Revises: e7c2a9d4b1f8
+Revises: b8e2f4a6c1d9
 Create Date: 2026-12-07 09:30:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a7e3c5d9b1f4'
-down_revision = 'e7c2a9d4b1f8'
+down_revision = 'b8e2f4a6c1d9'
 branch_labels = None
 depends_on = None
 
