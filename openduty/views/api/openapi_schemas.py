@@ -2,7 +2,9 @@
 
 Kept apart from the operations (openapi_operations) and from the assembly and view (openapi), so
 each reads as one table. The limits come from the code that enforces them (validation, models,
-event_formats), so the description cannot drift from the checks.
+event_formats), so the description cannot drift from the checks. One module because the
+components are one namespace that every `ref()` names: split, a schema and its references would
+live apart (it passed 450 lines with the email integrations' settings).
 """
 
 from typing import Any
