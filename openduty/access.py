@@ -147,6 +147,10 @@ RULES: dict[str, Rule] = {
     "schedules.new_override": RESPOND,
     "schedules.add_override": RESPOND,  # overrides.can_add_override decides which
     "schedules.delete_override": RESPOND,  # overrides.can_delete_override decides which
+    "schedules.ask_cover": RESPOND,  # cover_requests.clean_request: only for one's own on-call time
+    "schedules.confirm_cover": LOGIN,  # the request's page; accepting is its POST
+    "schedules.accept_cover": RESPOND,  # cover_requests.may_accept decides who
+    "schedules.cancel_cover": RESPOND,  # cover_requests.may_cancel decides who
     "schedules.regenerate_calendar_token": LOGIN,  # always the caller's own token
     "schedules.create": _SCHEDULES,
     "schedules.edit": _SCHEDULES,
@@ -267,6 +271,10 @@ RULES: dict[str, Rule] = {
     "api.get_override": API,
     "api.create_override": API_RESPOND,  # overrides.can_add_override decides which
     "api.delete_override": API_RESPOND,  # overrides.can_delete_override decides which
+    "api.list_cover_requests": API,
+    "api.create_cover_request": API_RESPOND,  # as the pages (cover_requests decides the rest)
+    "api.accept_cover_request": API_RESPOND,
+    "api.cancel_cover_request": API_RESPOND,
     "api.schedule_oncall": API,
     "api.schedule_shifts": API,
     "api.list_oncalls": API,

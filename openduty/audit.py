@@ -34,6 +34,7 @@ from openduty.models import (
     ApiToken,
     AuditEntry,
     ContactMethod,
+    CoverRequest,
     EmailSettings,
     EscalationLevel,
     EscalationPolicy,
@@ -235,6 +236,11 @@ AUDITED: dict[type, Audited] = {
         ("schedule_id", "user_id", "start", "end", "note", "created_by_id"),
         lambda s: f"user #{s.get('user_id')} on schedule #{s.get('schedule_id')}",
     ),
+    CoverRequest: Audited(
+        "cover request",
+        ("schedule_id", "layer_id", "requester_id", "start", "end", "note", "status", "accepted_by_id", "override_id"),
+        lambda s: f"cover for user #{s.get('requester_id')} on schedule #{s.get('schedule_id')}",
+    ),
 }
 
 # How an audited object leads to the team that owns it: its own `team_id`, or its parent's.
@@ -248,6 +254,7 @@ _PARENTS: dict[type, tuple[str, type, str]] = {
     ScheduleLayer: ("schedule", Schedule, "schedule_id"),
     LayerParticipant: ("layer", ScheduleLayer, "layer_id"),
     ScheduleOverride: ("schedule", Schedule, "schedule_id"),
+    CoverRequest: ("schedule", Schedule, "schedule_id"),
 }
 
 

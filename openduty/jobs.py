@@ -15,6 +15,7 @@ from openduty import (
     audit_log,
     change_events,
     clock,
+    cover_requests,
     delivery,
     directory,
     escalation,
@@ -60,6 +61,7 @@ TIMER_HANDLERS: dict[str, Callable[[int, datetime], object]] = {
     shift_notices.REMINDER_KIND: shift_notices.fire,
     shift_notices.PLAN_KIND: shift_notices.replan_schedule,
     shift_notices.SUMMARY_KIND: shift_notices.send_summary,
+    cover_requests.EXPIRE_KIND: cover_requests.expire,
 }
 
 

@@ -218,7 +218,7 @@ def fire(user_id: int, due: datetime) -> None:
         for moment, kind, schedule, shift in _owed(user, settings, now):
             if moment <= now:
                 subject, body, short = (reminder_text if kind == "reminder" else handoff_text)(user, schedule, shift)
-                _send(user, settings, kind, schedule.id, shift.start, subject, body, short)
+                send_notice(user, settings, kind, schedule.id, shift.start, subject, body, short)
     plan(user)
 
 
@@ -237,11 +237,11 @@ def send_summary(user_id: int, due: datetime) -> None:
     if not settings.weekly_summary:
         return
     subject, body, short = summary_text(user, due)
-    _send(user, settings, "summary", 0, due, subject, body, short)
+    send_notice(user, settings, "summary", 0, due, subject, body, short)
     timers.set_timer(SUMMARY_KIND, user.id, next_summary_at(user, due + timedelta(minutes=1)))
 
 
-def _send(user, settings, kind, schedule_id, shift_start, subject, body, short) -> None:
+def send_notice(user, settings, kind, schedule_id, shift_start, subject, body, short) -> None:
     """Record the notice (once: a second attempt for the same shift finds it taken) and queue its
     Notification for delivery after commit."""
     method_kind, address, method_id = channel(user, settings)
@@ -265,12 +265,12 @@ def _send(user, settings, kind, schedule_id, shift_start, subject, body, short) 
 # --- What is said --------------------------------------------------------------------------------
 
 
-def _when(at: datetime, tz: ZoneInfo) -> str:
+def when(at: datetime, tz: ZoneInfo) -> str:
     local = at.astimezone(tz)
     return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
-def _base_url() -> str:
+def base_url() -> str:
     return current_app.config["BASE_URL"].rstrip("/")
 
 
@@ -278,10 +278,10 @@ def reminder_text(user: User, schedule: Schedule, shift) -> tuple[str, str, str]
     """'You are on call for Payments from Mon 2 Mar 09:00 to Mon 9 Mar 09:00 (Europe/Budapest)'."""
     tz = ZoneInfo(user.time_zone or "UTC")
     line = (
-        f"You are on call for {schedule.name} from {_when(shift.start, tz)} to {_when(shift.end, tz)} "
+        f"You are on call for {schedule.name} from {when(shift.start, tz)} to {when(shift.end, tz)} "
         f"({user.time_zone or 'UTC'})."
     )
-    body = f"{line}\n\nSchedule: {_base_url()}/schedules/{schedule.id}\n"
+    body = f"{line}\n\nSchedule: {base_url()}/schedules/{schedule.id}\n"
     return f"[Openduty] Reminder: on call for {schedule.name}", body, f"Openduty: {line}"
 
 
@@ -308,14 +308,14 @@ def handoff_text(user: User, schedule: Schedule, shift) -> tuple[str, str, str]:
     tz = ZoneInfo(user.time_zone or "UTC")
     incidents = open_incidents_for(schedule.id)
     lines = [
-        f"Your shift on call for {schedule.name} starts now ({_when(shift.start, tz)} to "
-        f"{_when(shift.end, tz)}, {user.time_zone or 'UTC'}).",
+        f"Your shift on call for {schedule.name} starts now ({when(shift.start, tz)} to "
+        f"{when(shift.end, tz)}, {user.time_zone or 'UTC'}).",
         "",
     ]
     if incidents:
         lines.append(f"Open incidents ({len(incidents)}):")
         lines += [
-            f"- #{i.number} [{i.status}] {i.service.name}: {i.summary[:200]} {_base_url()}/incidents/{i.id}"
+            f"- #{i.number} [{i.status}] {i.service.name}: {i.summary[:200]} {base_url()}/incidents/{i.id}"
             for i in incidents
         ]
     else:
@@ -340,12 +340,12 @@ def summary_text(user: User, at: datetime) -> tuple[str, str, str]:
         .order_by(Notification.sent_at, Notification.id)
     ).all()
     lines = [f"Your week ahead ({user.time_zone or 'UTC'}):"]
-    lines += [f"- {s.name}: {_when(sh.start, tz)} to {_when(sh.end, tz)}" for s, sh in coming] or ["- No shifts."]
+    lines += [f"- {s.name}: {when(sh.start, tz)} to {when(sh.end, tz)}" for s, sh in coming] or ["- No shifts."]
     lines += ["", f"Pages sent to you last week: {len(pages)}"]
     for page in pages:
         incident = page.incident
         what = f"#{incident.number} {incident.summary[:200]}" if incident is not None else "(incident deleted)"
-        lines.append(f"- {_when(page.sent_at, tz)} by {page.kind}: {what}")
+        lines.append(f"- {when(page.sent_at, tz)} by {page.kind}: {what}")
     short = f"Openduty weekly: {len(coming)} shift(s) ahead, {len(pages)} page(s) last week."
     return "[Openduty] Your week on call", "\n".join(lines) + "\n", short
 
@@ -355,7 +355,7 @@ def message(notification: Notification) -> Message:
     notice = db.session.scalar(select(ShiftNotice).where(ShiftNotice.notification_id == notification.id))
     subject, body, short = (notice.subject, notice.body, notice.short) if notice else ("[Openduty]", "", "")
     return Message(
-        subject=subject, body=body, short=short, purpose=notification.purpose, action_url=_base_url() + "/",
+        subject=subject, body=body, short=short, purpose=notification.purpose, action_url=base_url() + "/",
         recipient_is_admin=notification.user.is_admin,
     )  # fmt: skip
 

@@ -26,7 +26,7 @@ from openduty import maintenance
 from openduty.access import RULES
 from openduty.ack_links import ack_token
 from openduty.extensions import db
-from openduty.models import ApiToken, LogEntry, Schedule, Team, TeamMember
+from openduty.models import ApiToken, CoverRequest, LogEntry, Schedule, Team, TeamMember
 from openduty.notifiers.twilio import request_signature
 from tests import factories, factories_escalation, factories_events, factories_schedules
 
@@ -38,7 +38,15 @@ LOGIN = ("login", "ok", "ok", "ok", "ok", "ok")
 RESPOND = ("login", "403", "ok", "ok", "ok", "ok")  # observers only read
 OWN = ("login", "403", "ok", "403", "403", "ok")
 OWN_OR_MANAGER = ("login", "403", "ok", "403", "ok", "ok")  # an override: its people, or the team's managers
-MANAGE = ("login", "403", "403", "403", "ok", "ok")  # team A's things: its managers and admins
+MANAGE = ("login", "403", "403", "403", "ok", "ok")
+COVER_ACCEPT = (
+    "login",
+    "403",
+    "403",
+    "403",
+    "ok",
+    "ok",
+)  # the rotation's others, or the managers: the member asked  # team A's things: its managers and admins
 ADMIN = ("login", "403", "403", "403", "403", "ok")
 LOGGED_OUT = ("login",) * 6
 API = ("401", "ok", "ok", "ok", "ok", "ok")
@@ -46,6 +54,7 @@ API_RESPOND = ("401", "403", "ok", "ok", "ok", "ok")
 API_OWN = ("401", "403", "ok", "403", "403", "ok")
 API_OWN_OR_MANAGER = ("401", "403", "ok", "403", "ok", "ok")
 API_MANAGE = ("401", "403", "403", "403", "ok", "ok")
+API_COVER_ACCEPT = ("401", "403", "403", "403", "ok", "ok")
 API_ADMIN = ("401", "403", "403", "403", "403", "ok")
 BEARER = ("ok",) * 6  # an acknowledge link: whoever holds it, logged in or not
 TWILIO = ("403", "ok", "ok", "ok", "ok", "ok")  # anonymous: unsigned; the others: signed as Twilio would
@@ -121,6 +130,13 @@ ROWS = {
         "POST", "/schedules/{schedule}/overrides", RESPOND, data={"user_id": "{self}", "start": START, "end": END}
     ),
     "schedules.delete_override": row("POST", "/schedules/{schedule}/overrides/{override}/delete", OWN_OR_MANAGER),
+    # Cover requests: the member (on call in the layer) asks; the others' requests are refused with a 422.
+    "schedules.ask_cover": row(
+        "POST", "/schedules/{schedule}/cover-requests", RESPOND, data={"start": START, "end": END}
+    ),
+    "schedules.confirm_cover": row("GET", "/schedules/{schedule}/cover-requests/{cover}/accept", LOGIN),
+    "schedules.accept_cover": row("POST", "/schedules/{schedule}/cover-requests/{cover}/accept", COVER_ACCEPT),
+    "schedules.cancel_cover": row("POST", "/schedules/{schedule}/cover-requests/{cover}/cancel", OWN_OR_MANAGER),
     "schedules.regenerate_calendar_token": row("POST", "/schedules/calendar-token", LOGIN),
     "schedules.create": row("POST", "/schedules", MANAGE, data={"name": "New"}),
     "schedules.edit": row("POST", "/schedules/{schedule}/edit", MANAGE, data={"name": "Renamed"}),
@@ -271,6 +287,19 @@ ROWS = {
         json={"user_id": "{self}", "start": START + ":00Z", "end": END + ":00Z"},
     ),
     "api.delete_override": row("DELETE", "/api/v1/schedules/{schedule}/overrides/{override}", API_OWN_OR_MANAGER),
+    "api.list_cover_requests": row("GET", "/api/v1/schedules/{schedule}/cover-requests", API),
+    "api.create_cover_request": row(
+        "POST",
+        "/api/v1/schedules/{schedule}/cover-requests",
+        API_RESPOND,
+        json={"start": "2026-03-10T10:00:00+00:00", "end": "2026-03-10T11:00:00+00:00"},
+    ),
+    "api.accept_cover_request": row(
+        "POST", "/api/v1/schedules/{schedule}/cover-requests/{cover}/accept", API_COVER_ACCEPT
+    ),
+    "api.cancel_cover_request": row(
+        "POST", "/api/v1/schedules/{schedule}/cover-requests/{cover}/cancel", API_OWN_OR_MANAGER
+    ),
     "api.schedule_oncall": row("GET", "/api/v1/schedules/{schedule}/oncall", API),
     "api.schedule_shifts": row("GET", "/api/v1/schedules/{schedule}/shifts", API),
     "api.list_oncalls": row("GET", "/api/v1/oncalls", API),
@@ -340,6 +369,8 @@ def _team_objects(team: Team, member, clock) -> dict:
     log = db.session.scalar(db.select(LogEntry).where(LogEntry.incident_id == incident.id))
     level = policy.levels[0]
     start = clock.now() + timedelta(days=1)
+    cover = CoverRequest(schedule=schedule, requester=member, start=start, end=start + timedelta(hours=1))
+    db.session.add(cover)
     window = maintenance.save_window(
         None, {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(), "service_ids": [service.id]}
     )
@@ -362,6 +393,7 @@ def _team_objects(team: Team, member, clock) -> dict:
         "eventrule": event_rule.id,
         "globalrule": global_rule.id,
         "window": window.id,
+        "cover": cover.id,
         "ack": ack_token([incident.id], member.id),
         "keys": {"key": integration.key, "amkey": am.key, "generickey": generic.key, "hbkey": heartbeat.key},
     }

@@ -2,6 +2,7 @@
 
 from openduty.models.audit import AuditEntry
 from openduty.models.change_event import ChangeEvent
+from openduty.models.cover_request import CoverRequest
 from openduty.models.email_integration import EmailSettings
 from openduty.models.event_rule import EventRule, SuppressedAlert
 from openduty.models.heartbeat import Heartbeat
@@ -22,6 +23,7 @@ __all__ = [
     "ChangeEvent",
     "ContactMethod",
     "Counter",
+    "CoverRequest",
     "EmailSettings",
     "EscalationLevel",
     "EscalationPolicy",

@@ -19,7 +19,7 @@ from openduty.liveness import host_id, pid_alive
 from openduty.models.types import UTCDateTime
 
 NOTIFICATION_STATUSES = ("pending", "sending", "sent", "failed", "cancelled")
-NOTIFICATION_PURPOSES = ("page", "resolve", "test", "reminder", "handoff", "summary")
+NOTIFICATION_PURPOSES = ("page", "resolve", "test", "reminder", "handoff", "summary", "cover")
 # A page that may have reached its receiver this many times (unanswered requests, a worker that
 # died mid-send) is not sent again: "at most twice", see docs/reliability.md.
 MAX_UNCONFIRMED = 2

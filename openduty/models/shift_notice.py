@@ -2,7 +2,8 @@
 
 A ShiftNotice row is written with the Notification that carries it (same transaction); its unique
 key (user, kind, schedule, shift start) is what makes a reminder or handoff go out once per shift,
-however often the timers fire or re-plan. The weekly summary uses schedule 0 and the week's start.
+however often the timers fire or re-plan. The weekly summary uses schedule 0 and the week's start;
+a cover notice (openduty.cover_requests) its schedule and the cover request's created_at.
 """
 
 from datetime import datetime
@@ -15,7 +16,7 @@ from openduty.extensions import db
 from openduty.models.types import UTCDateTime
 
 # The kinds of notice, each also the purpose of the Notification that carries it.
-NOTICE_KINDS = ("reminder", "handoff", "summary")
+NOTICE_KINDS = ("reminder", "handoff", "summary", "cover")
 DEFAULT_REMINDER_HOURS = 12
 MAX_REMINDER_HOURS = 168
 
@@ -44,7 +45,7 @@ class ShiftNotice(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # reminder | handoff | summary
+    kind: Mapped[str] = mapped_column(String(16))  # NOTICE_KINDS
     # The schedule of the shift (0 for a weekly summary); no foreign key, so the record of what was
     # sent outlives a deleted schedule and the unique key stays simple.
     schedule_id: Mapped[int] = mapped_column(default=0)

@@ -67,6 +67,7 @@ def created(body: dict[str, Any], location: str):
 # Route modules register themselves on `bp`.
 from openduty.views.api import (  # noqa: E402,F401
     audit,
+    cover_requests,
     escalation,
     event_rules,
     incidents,

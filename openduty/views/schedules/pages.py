@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from openduty import clock, ical, oncall, overrides, reachability, schedules, teams
+from openduty import clock, cover_requests, ical, oncall, overrides, reachability, schedules, teams
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, User
@@ -69,6 +69,9 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
         "source_url": lambda layer: layer.shown_ical_url(current_user),
         "source_error": lambda layer: layer.shown_ical_error(current_user),
         "webcal": ical.webcal,
+        "cover": cover_requests.listing(schedule, current_user),
+        "cover_errors": {},
+        "cover_values": {},
     }
 
 

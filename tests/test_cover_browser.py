@@ -1,0 +1,55 @@
+"""Cover requests in a real browser: ask on the schedule page, accept as the other person through
+the request's confirm page, see the override; and the "Before and after a shift" profile form."""
+
+from datetime import datetime
+
+from playwright.sync_api import expect
+
+from openduty.extensions import db
+from openduty.models import CoverRequest, ShiftNoticeSettings
+from tests.factories import PASSWORD
+from tests.factories_schedules import make_layer, make_schedule
+
+
+def _log_in(page, live_server, email: str) -> None:
+    page.goto(f"{live_server.url}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Log out")
+
+
+def test_ask_for_cover_accept_it_and_save_the_reminder_setting(page, live_server, team, clock):
+    alice, bob = team[:2]
+    schedule = make_schedule(name="Payments")
+    make_layer(schedule, [alice, bob], datetime(2026, 3, 3, 0, 0), 1, "days")  # Alice: Tue 3 Mar
+
+    _log_in(page, live_server, alice.email)
+    page.goto(f"{live_server.url}/schedules/{schedule.id}")
+    form = page.locator("#cover-requests form")
+    form.locator("input[name=start]").fill("2026-03-03T10:00")
+    form.locator("input[name=end]").fill("2026-03-03T14:00")
+    form.locator("input[name=note]").fill("Dentist")
+    form.locator("button", has_text="Ask for cover").click()
+    expect(page.locator(".flash").first).to_contain_text("Asked for cover: 1 person was notified.")
+    expect(page.locator("#cover-requests")).to_contain_text("Dentist")
+
+    # The profile's "Before and after a shift" form saves in place (htmx).
+    page.goto(f"{live_server.url}/profile")
+    notices = page.locator("#shift-notices")
+    notices.locator("input[name=reminder_hours]").fill("6")
+    notices.locator("button[type=submit]").click()
+    expect(page.locator("#shift-notices .saved")).to_have_text("Saved.")
+    assert db.session.get(ShiftNoticeSettings, alice.id).reminder_hours == 6
+    page.click("text=Log out")
+
+    cover = db.session.scalars(db.select(CoverRequest)).one()
+    _log_in(page, live_server, bob.email)
+    page.goto(f"{live_server.url}/schedules/{schedule.id}/cover-requests/{cover.id}/accept")
+    expect(page.locator("#cover-request")).to_contain_text("Alice asks for cover on Payments")
+    page.click("text=Accept: I cover this")
+    expect(page.locator(".flash").first).to_contain_text("You cover for Alice")
+    expect(page.locator("[data-date='2026-03-03'] .seg.override")).to_contain_text("Bob")
+    expect(page.locator("#cover-requests")).to_contain_text("covered by Bob")
+    db.session.expire_all()
+    assert db.session.get(CoverRequest, cover.id).status == "accepted"
