@@ -165,7 +165,7 @@ AUDITED: dict[type, Audited] = {
     ),
     NotificationRule: Audited(
         "notification rule",
-        ("user_id", "contact_method_id", "delay_minutes"),
+        ("user_id", "contact_method_id", "delay_minutes", "urgency"),
         lambda s: f"after {s.get('delay_minutes')} min",
     ),
     Service: Audited(

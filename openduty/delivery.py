@@ -65,9 +65,8 @@ LOG_FAILURES_EVERY = 12
 THROTTLE_SECONDS = 60
 # Only pages and resolve notices fold into one message; shift notices are sent on their own.
 FOLDED_PURPOSES = ("page", "resolve")
-# A database error after the send: keep trying to record the outcome for this long, pausing at
-# most RECORD_RETRY_PAUSE between tries (so the outcome is written within that of the database
-# coming back). Past it the row stays `sending` and reconcile sends it again.
+# A database error after the send: keep trying to record the outcome for this long, at most RECORD_RETRY_PAUSE
+# apart (written within that of the database coming back); past it the row stays `sending`, reconcile resends it.
 RECORD_RETRY_SECONDS = 300
 RECORD_RETRY_PAUSE = 1.0
 
@@ -111,6 +110,8 @@ def _claim_and_send(notification_id: int) -> str:
     if reason:
         notification.status = "cancelled"
         notification.last_error = reason
+        if "urgency changed" in reason:  # a page planned for the old urgency: the timeline says so
+            notification.incident.log("notify_cancelled", f"Not sent: {reason}", channel=notification.kind)
     if reason or cancel_pages_in_maintenance([notification], now):
         db.session.commit()
         return "cancelled"
@@ -275,6 +276,8 @@ def _no_longer_owed(notification: Notification) -> str | None:
         incident = notification.incident
         if incident is None or incident.status != "triggered":
             return "The incident was acknowledged or resolved before this page was sent."
+        if notification.urgency not in (None, incident.urgency):  # re-planned by openduty.urgency
+            return f"The incident's urgency changed to {incident.urgency} before this page was due."
     return None
 
 

@@ -54,9 +54,10 @@ class PlannedPage:
     delay_minutes: int
 
 
-def user_pages(user: User) -> list[PlannedPage]:
-    """The pages a user gets when paged: one per notification rule, or email now if they have none."""
-    rules = list(user.notification_rules)
+def user_pages(user: User, urgency: str = "high") -> list[PlannedPage]:
+    """The pages a user gets when paged at `urgency`: one per rule of that urgency's list, or email
+    now (at their login address) if that list is empty."""
+    rules = [rule for rule in user.notification_rules if rule.urgency == urgency]
     if not rules:
         return [PlannedPage(user, "email", user.email, None, 0)]
     return [
@@ -96,11 +97,12 @@ class PreviewStep:
 
 @dataclass
 class Preview:
-    steps: list[PreviewStep]
+    steps: list[PreviewStep]  # a high-urgency incident's pages
     skipped_levels: list[int]  # 1-based numbers of levels with nobody to page
     repeat_count: int
     cycle_minutes: int
     has_levels: bool
+    low_steps: list[PreviewStep] = field(default_factory=list)  # a low-urgency incident's pages
 
     @property
     def pages_anyone(self) -> bool:
@@ -108,11 +110,10 @@ class Preview:
 
 
 def preview(policy: EscalationPolicy, at: datetime) -> Preview:
-    """What would happen if an incident opened at `at`, using the planner the engine uses.
-
-    Covers the first pass through the policy; later passes repeat it every `cycle_minutes`.
+    """What would happen if an incident opened at `at`, at high and at low urgency, using the
+    planner the engine uses. Covers the first pass; later passes repeat it every `cycle_minutes`.
     """
-    by_minute: dict[tuple[int, int], dict[int, tuple[User, list[str]]]] = {}
+    by_minute: dict[str, dict[tuple[int, int], dict[int, tuple[User, list[str]]]]] = {"high": {}, "low": {}}
     skipped: list[int] = []
     offset = 0
     for index, level in enumerate(policy.levels):
@@ -120,10 +121,10 @@ def preview(policy: EscalationPolicy, at: datetime) -> Preview:
         if not users:
             skipped.append(index + 1)
             continue  # the engine skips an empty level at once, without waiting its delay
-        for user in users:
-            for page in user_pages(user):
-                slot = by_minute.setdefault((offset + page.delay_minutes, index + 1), {})
-                entry = slot.setdefault(user.id, (user, []))
+        for urgency, steps in by_minute.items():
+            for page in (page for user in users for page in user_pages(user, urgency)):
+                slot = steps.setdefault((offset + page.delay_minutes, index + 1), {})
+                entry = slot.setdefault(page.user.id, (page.user, []))
                 label = CONTACT_KIND_LABELS.get(page.kind, page.kind)
                 label = label if page.kind in ("sms", "xmpp") else label.lower()
                 if notifiers.missing_settings(page.kind):
@@ -131,11 +132,11 @@ def preview(policy: EscalationPolicy, at: datetime) -> Preview:
                 if label not in entry[1]:
                     entry[1].append(label)
         offset += level.delay_minutes
-    steps = [
-        PreviewStep(minute=minute, level=level, pages=list(users.values()))
-        for (minute, level), users in sorted(by_minute.items())
-    ]
-    return Preview(steps, skipped, policy.repeat_count, offset, bool(policy.levels))
+    high, low = (
+        [PreviewStep(minute, level, list(users.values())) for (minute, level), users in sorted(steps.items())]
+        for steps in by_minute.values()
+    )
+    return Preview(high, skipped, policy.repeat_count, offset, bool(policy.levels), low)
 
 
 def _names(users: list[User]) -> str:
@@ -376,8 +377,11 @@ def page_user(
     added to `send_now`, for the caller to send after the commit: no deliver job, no second
     transaction to claim it. If this process dies before the send, reconcile recovers the claim
     like any other interrupted send. Delayed and throttled pages get a deliver job as before.
+    The pages follow the rules of the incident's urgency, which each page records (delivery does
+    not send it if the urgency changes before its time).
     """
-    for page in user_pages(user):
+    urgency = incident.urgency or "high"  # the column's default, before the row is flushed
+    for page in user_pages(user, urgency):
         notification = Notification(
             incident=incident,
             user=user,
@@ -385,6 +389,7 @@ def page_user(
             kind=page.kind,
             address=page.address,
             purpose="page",
+            urgency=urgency,
             level=level,
             loop=loop,
             send_at=now + timedelta(minutes=page.delay_minutes),

@@ -16,6 +16,7 @@ integration-key cache (integration_keys), one transaction with retries and the c
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
@@ -25,10 +26,10 @@ from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
-from openduty import clock, escalation, event_intake, incidents
+from openduty import clock, escalation, event_intake, incidents, urgency
 from openduty.extensions import db
-from openduty.integration_keys import services_by_key
-from openduty.models import Counter, Incident, LogEntry
+from openduty.integration_keys import KeyedService, services_by_key
+from openduty.models import Counter, Incident, LogEntry, Service
 from openduty.models.maintenance import maintenance_ends
 
 # The partial unique index's predicate, as literal SQL: a bound parameter in ON CONFLICT's WHERE
@@ -105,12 +106,15 @@ def _trigger_upsert(dialect: str):
     ).returning(table.c.id, table.c.service_id, table.c.dedup_key, table.c.alert_count, sort_by_parameter_order=True)
 
 
-def _upsert_triggers(runs: list[tuple[int, Event, int]], now: datetime) -> dict[tuple[int, str], tuple[int, bool]]:
+def _upsert_triggers(
+    runs: list[tuple[int, Event, int]], now: datetime, settings: dict[int, str]
+) -> dict[tuple[int, str], tuple[int, bool]]:
     """Open or fold into incidents for runs of triggers, in one INSERT ... ON CONFLICT DO UPDATE.
 
     `runs` holds (service id, first event, how many triggers) with each (service, dedup key) at
-    most once (PostgreSQL refuses to update one row twice in one statement). Returns, per key,
-    the incident id and whether this statement opened it.
+    most once (PostgreSQL refuses to update one row twice in one statement); `settings` each
+    service's urgency setting at `now` (a new incident's urgency). Returns, per key, the incident
+    id and whether this statement opened it.
     """
     rows = [
         {
@@ -119,6 +123,7 @@ def _upsert_triggers(runs: list[tuple[int, Event, int]], now: datetime) -> dict[
             "status": "triggered",
             "summary": first.summary,
             "severity": first.severity,
+            "urgency": urgency.incident_urgency(settings[service_id], first.severity, first.urgency),
             "source": first.source,
             "details": first.details,
             "alert_count": count,
@@ -159,7 +164,7 @@ def apply_events(events: list[Event]) -> list[Outcome]:
         service = services.get(event.routing_key)
         if service is None:
             outcomes[i] = Outcome("unknown_key", event.dedup_key)
-        elif service[1]:
+        elif service.disabled:
             outcomes[i] = Outcome("disabled", event.dedup_key)
         else:
             candidates.append((i, service[0]))
@@ -174,7 +179,7 @@ def apply_events(events: list[Event]) -> list[Outcome]:
             runnable.append((intake.service_of.get(i, service_id), events[i].dedup_key, i))
     runnable.sort(key=lambda item: (item[0], item[1]))  # stable: order within a key is kept
 
-    applying = _Applying(events, outcomes, now)
+    applying = _Applying(events, outcomes, now, services.values())
     pending: list[tuple[int, list[int]]] = []  # trigger-only keys waiting for one bulk upsert
     for (service_id, _key), items in groupby(runnable, key=lambda item: (item[0], item[1])):
         indexes = [item[2] for item in items]
@@ -198,10 +203,12 @@ def apply_events(events: list[Event]) -> list[Outcome]:
 class _Applying:
     """The state of one apply_events() call: outcomes, loaded incidents, deferred work."""
 
-    def __init__(self, events: list[Event], outcomes: list, now: datetime):
+    def __init__(self, events: list[Event], outcomes: list, now: datetime, services: Iterable[KeyedService]):
         self.events = events
         self.outcomes = outcomes
         self.now = now
+        # Each service's urgency setting now (support hours looked up once per batch, no query).
+        self.urgency_settings = {s.id: urgency.setting_at(s.urgency, s.support_hours, now) for s in services}
         self.opened: list[Incident] = []
         self.hooks: list[tuple[Any, Incident]] = []
         self.loaded: dict[int, Incident] = {}
@@ -211,7 +218,13 @@ class _Applying:
             return
         db.session.flush()
         events = self.events
-        result = _upsert_triggers([(service_id, events[ix[0]], len(ix)) for service_id, ix in runs], self.now)
+        first_events = [(service_id, events[ix[0]], len(ix)) for service_id, ix in runs]
+        routed = {service_id for service_id, _ in runs} - set(self.urgency_settings)
+        if routed:  # an event rule routed events to services no key of the batch named: one query
+            query = select(Service.id, Service.urgency, Service.support_hours).where(Service.id.in_(routed))
+            for service_id, setting, hours in db.session.execute(query):
+                self.urgency_settings[service_id] = urgency.setting_at(setting, hours, self.now)
+        result = _upsert_triggers(first_events, self.now, self.urgency_settings)
         new_ids = [incident_id for incident_id, is_new in result.values() if is_new]
         if new_ids:
             # With their services: the escalation hook reads them (no lazy load per incident).

@@ -46,7 +46,7 @@ from sqlalchemy.orm import joinedload
 from openduty import validation
 from openduty.extensions import db
 from openduty.models import Incident, Service, User
-from openduty.models.incident import FTS_TABLE, OPEN_SQL, SEARCHED
+from openduty.models.incident import FTS_TABLE, OPEN_SQL, SEARCHED, URGENCIES
 from openduty.validation import FieldError
 
 # The console's tabs and the API's `status` values.
@@ -112,6 +112,7 @@ class Filters:
     service_id: int | None = None
     q: str = ""
     assigned_to_id: int | None = None
+    urgency: str | None = None  # high | low; None: both
     # "all", "mine" (the viewer's teams; the console's default for people in a team) or a team's id.
     team: str = "all"
     team_ids: set[int] | None = None  # what `team` means for the viewer (for_viewer): None is everything
@@ -138,6 +139,10 @@ def parse_filters(args: Any, default_status: str = "open", default_team: str = "
     if reason:
         raise FieldError(f"q: the search text {reason}; remove it.")
     filters = Filters(status=status, q=q)
+    urgency = (args.get("urgency") or "").strip().lower()
+    if urgency and urgency not in URGENCIES:
+        raise FieldError("urgency: use high or low (or leave it out for both).")
+    filters.urgency = urgency or None
     team = (args.get("team_id") or "").strip() or default_team
     if team not in ("all", "mine"):
         try:
@@ -180,6 +185,8 @@ def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
         conditions.append(Incident.service_id == filters.service_id)
     if filters.assigned_to_id is not None:
         conditions.append(Incident.assigned_to_id == filters.assigned_to_id)
+    if filters.urgency is not None:
+        conditions.append(Incident.urgency == filters.urgency)
     if filters.team_ids is not None:
         owned = select(Service.id).where(Service.team_id.in_(filters.team_ids or {-1}))
         conditions.append(Incident.service_id.in_(owned))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy import bindparam, select
@@ -20,8 +21,18 @@ from openduty.extensions import db
 from openduty.models import Integration, Service
 
 
-def services_by_key(keys: set[str]) -> dict[str, tuple[int, bool]]:
-    """Integration key -> (service id, service disabled), from the key cache or one query.
+class KeyedService(NamedTuple):
+    """What ingest needs of a key's service: where events go, whether it takes them, and what
+    urgency its new incidents get (openduty.urgency)."""
+
+    id: int
+    disabled: bool
+    urgency: str
+    support_hours: dict[str, Any] | None
+
+
+def services_by_key(keys: set[str]) -> dict[str, KeyedService]:
+    """Integration key -> its KeyedService, from the key cache or one query.
 
     Known keys are cached for EVENTS_KEY_CACHE_SECONDS per process (unknown keys never are, so a
     new integration works at once). A change to a service or integration made through the ORM in
@@ -29,7 +40,7 @@ def services_by_key(keys: set[str]) -> dict[str, tuple[int, bool]]:
     service, regenerating or deleting a key) takes effect here within the TTL.
     """
     ttl = current_app.config["EVENTS_KEY_CACHE_SECONDS"]
-    found: dict[str, tuple[int, bool]] = {}
+    found: dict[str, KeyedService] = {}
     cache = _key_cache() if ttl > 0 else None
     now = time.monotonic()
     missing = keys
@@ -43,10 +54,10 @@ def services_by_key(keys: set[str]) -> dict[str, tuple[int, bool]]:
                 missing.add(key)
     if missing:
         rows = db.session.execute(_services_query(), {"keys": list(missing)})
-        for key, service_id, disabled in rows:
-            found[key] = (service_id, disabled)
+        for key, *columns in rows:
+            found[key] = KeyedService(*columns)
             if cache is not None:
-                cache[key] = (now + ttl, (service_id, disabled))
+                cache[key] = (now + ttl, found[key])
     return found
 
 
@@ -59,24 +70,24 @@ def key_refusal(routing_key: str) -> str | None:
     service = services_by_key({routing_key}).get(routing_key)
     if service is None:
         return "unknown_key"
-    return "disabled" if service[1] else None
+    return "disabled" if service.disabled else None
 
 
 @functools.cache
 def _services_query():
     return (
-        select(Integration.key, Service.id, Service.disabled)
+        select(Integration.key, Service.id, Service.disabled, Service.urgency, Service.support_hours)
         .join(Service, Service.id == Integration.service_id)
         .where(Integration.key.in_(bindparam("keys", expanding=True)))
     )
 
 
-# Integration key -> (expires at, (service id, disabled)), per app; cleared whenever the ORM
+# Integration key -> (expires at, KeyedService), per app; cleared whenever the ORM
 # writes a Service or an Integration in this process (the generation says so).
 _key_cache_generation = 0
 
 
-def _key_cache() -> dict[str, tuple[float, tuple[int, bool]]]:
+def _key_cache() -> dict[str, tuple[float, KeyedService]]:
     holder = current_app.extensions.get("openduty_event_keys")
     if holder is None or holder[0] != _key_cache_generation:
         holder = current_app.extensions["openduty_event_keys"] = (_key_cache_generation, {})

@@ -26,6 +26,7 @@ from openduty import (
     password_reset,
     shift_notices,
     timers,
+    urgency,
 )
 from openduty.extensions import db
 from openduty.models import Notification
@@ -62,6 +63,7 @@ TIMER_HANDLERS: dict[str, Callable[[int, datetime], object]] = {
     shift_notices.PLAN_KIND: shift_notices.replan_schedule,
     shift_notices.SUMMARY_KIND: shift_notices.send_summary,
     cover_requests.EXPIRE_KIND: cover_requests.expire,
+    urgency.TIMER_KIND: urgency.support_hours_began,  # raise low-urgency incidents when support hours begin
 }
 
 

@@ -2,8 +2,8 @@
 
 For a schedule, everyone on call in the next two weeks; for a policy, its users and the people of
 its schedules in that time; for a service, its policy's. A person cannot be reached (or not on
-every channel) when they are deactivated, have no notification rule (only the fallback email goes
-out), a rule's channel is not configured on this server, or a rule's contact method failed its
+every channel) when they are deactivated, have no (high-urgency) notification rule (only the
+fallback email goes out), a rule's channel is not configured on this server, or a rule's contact method failed its
 last test or its last FAILED_PAGES pages.
 """
 
@@ -76,9 +76,11 @@ def _warnings(user_ids: Iterable[int]) -> list[ReachWarning]:
 def _reasons(user: User, failing: dict[int, str]) -> list[str]:
     if not user.active:
         return ["they are deactivated (never paged)"]
-    rules = list(user.notification_rules)
+    # High-urgency pages are the ones that must reach people; low-urgency ones fall back to email by design.
+    rules = [rule for rule in user.notification_rules if rule.urgency == "high"]
     if not rules:
-        return [f"they have no notification rule (only the fallback email to {user.email} goes out)"]
+        which = "high-urgency " if user.notification_rules else ""
+        return [f"they have no {which}notification rule (only the fallback email to {user.email} goes out)"]
     reasons = []
     for method in dict.fromkeys(rule.contact_method for rule in rules):
         problem = notifiers.not_configured(method.kind) or failing.get(method.id)

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from openduty import heartbeats, inbound_email, teams, validation
+from openduty import heartbeats, inbound_email, teams, urgency, validation
 from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, Incident, Integration, Service, User
@@ -25,6 +25,8 @@ SERVICE_FIELDS = (
     "disabled",
     "auto_resolve_hours",
     "group_window_minutes",
+    "urgency",
+    "support_hours",
 )
 # What the API still answers about maintenance (read-only; windows are openduty.maintenance).
 READ_ONLY_FIELDS = {"maintenance_until": "Read-only: schedule maintenance with POST /api/v1/maintenance-windows."}
@@ -65,11 +67,23 @@ def clean_service(data: dict[str, Any], service: Service | None = None, actor: U
         ),
         "disabled": lambda: validation.boolean(data.get("disabled", False), "Disabled"),
         **_intake_checks(data),
+        "urgency": lambda: urgency.clean_setting(data.get("urgency", "by_severity")),
+        "support_hours": lambda: urgency.clean_support_hours(data.get("support_hours")),
     }
     if service is not None:  # an update changes only what it names
         checks = {name: check for name, check in checks.items() if name in data}
     read_only = {name: _refuse(message) for name, message in READ_ONLY_FIELDS.items() if name in data}
-    return validation.collect({**checks, **teams.owner_check(data, actor, service), **read_only})
+    clean = validation.collect({**checks, **teams.owner_check(data, actor, service), **read_only})
+    _needs_support_hours(clean, service)
+    return clean
+
+
+def _needs_support_hours(clean: dict, service: Service | None) -> None:
+    """Paging by support hours needs them set (in this change or before it)."""
+    setting = clean.get("urgency", service.urgency if service is not None else None)
+    hours = clean["support_hours"] if "support_hours" in clean else service and service.support_hours
+    if setting == "support_hours" and not hours:
+        raise ValidationError({"support_hours": "Set the support hours (days, start, end, time zone) to page by them."})
 
 
 def _intake_checks(data: dict[str, Any]) -> dict:
@@ -97,12 +111,17 @@ def save_service(service: Service | None, data: dict[str, Any], actor: User | No
     """Create a service (`service` None) or change the fields `data` names; ValidationError if any is bad.
     `actor` (the caller) decides which teams it may go to (openduty.teams.team_choice)."""
     clean = clean_service(data, service, actor=actor)
+    before = (service.urgency, service.support_hours) if service is not None else None
     if service is None:
         service = Service(**clean)
         db.session.add(service)
     else:
         for name, value in clean.items():
             setattr(service, name, value)
+    after = (service.urgency, service.support_hours)
+    if "support_hours" in (after[0], before and before[0]) and before != after:
+        db.session.flush()
+        urgency.arm_support_hours(service)  # a new setting: its next start, or no timer
     return service
 
 

@@ -15,6 +15,7 @@ from openduty import notifiers, validation
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import ApiToken, ContactMethod, NotificationRule, TeamMember, User
+from openduty.models.incident import URGENCIES
 
 # A rule fires this many minutes after the user is paged; a day covers every sane escalation.
 MAX_RULE_DELAY_MINUTES = 24 * 60
@@ -177,7 +178,8 @@ def delete_contact_method(method: ContactMethod) -> None:
 
 
 def add_notification_rule(user: User, data: Mapping[str, Any]) -> NotificationRule:
-    """Notify `user` on one of their contact methods, `delay_minutes` after they are paged."""
+    """Notify `user` on one of their contact methods, `delay_minutes` after they are paged, for
+    incidents of `urgency` (high, the default, or low: the user's two rule lists)."""
 
     def method_check() -> ContactMethod:
         method_id = validation.object_id(data.get("contact_method_id"), label="Contact method")
@@ -195,15 +197,27 @@ def add_notification_rule(user: User, data: Mapping[str, Any]) -> NotificationRu
                 maximum=MAX_RULE_DELAY_MINUTES,
                 label="Delay",
             ),
+            "urgency": lambda: _rule_urgency(data.get("urgency")),
         }
     )
-    method, delay = clean["contact_method_id"], clean["delay_minutes"]
-    if any(r.contact_method_id == method.id and r.delay_minutes == delay for r in user.notification_rules):
+    method, delay, urgency = clean["contact_method_id"], clean["delay_minutes"], clean["urgency"]
+    if any(
+        (r.contact_method_id, r.delay_minutes, r.urgency) == (method.id, delay, urgency)
+        for r in user.notification_rules
+    ):
         raise ValidationError({"delay_minutes": "This rule exists already."})
-    rule = NotificationRule(user=user, contact_method=method, delay_minutes=delay)
+    rule = NotificationRule(user=user, contact_method=method, delay_minutes=delay, urgency=urgency)
     db.session.add(rule)
     db.session.flush()
     return rule
+
+
+def _rule_urgency(value: Any) -> str:
+    if value in (None, ""):
+        return "high"
+    if value not in URGENCIES:
+        raise validation.FieldError("Use high or low: which incidents the rule pages for.")
+    return value
 
 
 def delete_notification_rule(rule: NotificationRule) -> None:

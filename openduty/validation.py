@@ -69,6 +69,12 @@ def time_zone(value: Any) -> str:
     return value.strip()
 
 
+def time_zone_names() -> list[str]:
+    """Every name `time_zone` accepts, sorted (for a form's picker)."""
+    time_zone("UTC")  # fills _ZONES
+    return sorted(_ZONES or ())
+
+
 PASSWORD_MIN_LENGTH = 8  # with the login throttle, long enough against online guessing
 
 

@@ -29,8 +29,10 @@ def make_contact_method(user: User, kind: str = "email", address: str | None = N
     return method
 
 
-def make_notification_rule(user: User, contact_method: ContactMethod, delay_minutes: int = 0) -> NotificationRule:
-    rule = NotificationRule(user=user, contact_method=contact_method, delay_minutes=delay_minutes)
+def make_notification_rule(
+    user: User, contact_method: ContactMethod, delay_minutes: int = 0, urgency: str = "high"
+) -> NotificationRule:
+    rule = NotificationRule(user=user, contact_method=contact_method, delay_minutes=delay_minutes, urgency=urgency)
     db.session.add(rule)
     db.session.commit()
     return rule

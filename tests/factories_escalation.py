@@ -40,13 +40,20 @@ def make_policy(levels: list[tuple[int, list]] | None = None, repeat_count: int 
     return policy
 
 
-def make_pager(name: str, channels: dict[str, tuple[str, int]] | None = None, **fields) -> User:
-    """A user with notification rules: channels = {"sms": ("+14155550100", 0), "email": (addr, 2)}."""
+def make_pager(
+    name: str,
+    channels: dict[str, tuple[str, int]] | None = None,
+    low: dict[str, tuple[str, int]] | None = None,
+    **fields,
+) -> User:
+    """A user with notification rules: channels = {"sms": ("+14155550100", 0), "email": (addr, 2)}
+    are the high-urgency rules, `low` (the same shape) the low-urgency ones."""
     email = fields.pop("email", f"{name.lower().replace(' ', '.')}{next(_seq)}@example.com")
     user = factories.make_user(name=name, email=email, **fields)
-    for kind, (address, delay) in (channels or {}).items():
-        method = factories.make_contact_method(user, kind=kind, address=address)
-        factories.make_notification_rule(user, method, delay_minutes=delay)
+    for urgency, rules in (("high", channels), ("low", low)):
+        for kind, (address, delay) in (rules or {}).items():
+            method = factories.make_contact_method(user, kind=kind, address=address)
+            factories.make_notification_rule(user, method, delay_minutes=delay, urgency=urgency)
     return user
 
 

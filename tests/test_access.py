@@ -106,6 +106,7 @@ ROWS = {
         "POST", "/incidents/bulk", RESPOND, data={"action": "acknowledge", "incident_ids": "{incident}"}
     ),
     "incidents.add_note": row("POST", "/incidents/{incident}/notes", RESPOND, data={"note": "looking"}),
+    "incidents.set_urgency": row("POST", "/incidents/{incident}/urgency", RESPOND, data={"urgency": "low"}),
     "policies.escalate_incident": row("POST", "/incidents/{incident}/escalate", RESPOND),
     "policies.snooze_incident": row("POST", "/incidents/{incident}/snooze", RESPOND, data={"minutes": "10"}),
     "policies.reassign_incident": row("POST", "/incidents/{incident}/reassign", RESPOND, data={"user_id": "{member}"}),
@@ -329,6 +330,9 @@ ROWS = {
         "POST", "/api/v1/incidents/{incident}/reassign", API_RESPOND, json={"user_id": "{member}"}
     ),
     "api.add_note": row("POST", "/api/v1/incidents/{incident}/notes", API_RESPOND, json={"note": "looking"}),
+    "api.set_incident_urgency": row(
+        "POST", "/api/v1/incidents/{incident}/urgency", API_RESPOND, json={"urgency": "low"}
+    ),
 }
 
 

@@ -15,7 +15,7 @@ def test_list_filter_search_paginate(api, admin):
     assert body["total"] == 31 and len(body["incidents"]) == 25 and body["more"]
     assert body["incidents"][0]["summary"] == "Replication lag"  # newest first
     assert set(body["incidents"][0]) == {
-        "id", "number", "status", "summary", "severity", "service_id", "dedup_key", "alert_count",
+        "id", "number", "status", "summary", "severity", "urgency", "service_id", "dedup_key", "alert_count",
         "created_at", "acknowledged_at", "resolved_at",
     }  # fmt: skip
     assert len(api.get("/api/v1/incidents?page=2").json["incidents"]) == 6

@@ -160,3 +160,67 @@ def test_upgrade_indexes_earlier_incidents_for_search(tmp_path):
             assert set(TRIGRAM_INDEXES.values()) <= set(names)
         db.session.remove()
         db.engine.dispose()
+
+
+def test_upgrade_keeps_existing_services_and_rules_paging_at_high_urgency(tmp_path):
+    """Services from before urgency keep paging as they did (high), their rules become high-urgency
+    rules and their incidents high; services made afterwards start at by_severity."""
+    uri = _fresh_database_uri(tmp_path)
+    config = type("MigrationConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": uri})
+    app = create_app(config)
+    now = {"now": "2026-03-01 09:00:00"}
+    with app.app_context():
+        upgrade(revision="d4f1a8c2e6b9")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, email, name, time_zone, is_admin, active, auth_source,"
+                    " session_generation, observer, created_at)"
+                    " VALUES (1, 'o@example.com', 'O', 'UTC', false, true, 'local', 0, false, :now)"
+                ),
+                now,
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO contact_methods (id, user_id, kind, address, label, created_at)"
+                    " VALUES (1, 1, 'sms', '+14155550100', '', :now)"
+                ),
+                now,
+            )
+            conn.execute(
+                text("INSERT INTO notification_rules (user_id, contact_method_id, delay_minutes) VALUES (1, 1, 0)")
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO services (id, name, description, disabled, created_at)"
+                    " VALUES (1, 'S', '', false, :now)"
+                ),
+                now,
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO incidents (number, service_id, dedup_key, status, summary, severity, source, details,"
+                    " alert_count, created_at, last_event_at, epoch, escalation_level, escalation_loop)"
+                    " VALUES (1, 1, 'k', 'triggered', 'Disk', 'info', '', '{}', 1, :now, :now, 0, 0, 0)"
+                ),
+                now,
+            )
+        upgrade()
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO services (id, name, description, disabled, created_at)"
+                    " VALUES (2, 'T', '', false, :now)"
+                ),
+                now,
+            )
+            found = [
+                conn.execute(text(sql)).scalars().all()
+                for sql in (
+                    "SELECT urgency FROM services ORDER BY id",
+                    "SELECT urgency FROM notification_rules",
+                    "SELECT urgency FROM incidents",
+                )
+            ]
+        db.engine.dispose()
+    assert found == [["high", "by_severity"], ["high"], ["high"]]

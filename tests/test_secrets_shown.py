@@ -13,7 +13,7 @@ from flask_migrate import upgrade
 from config import TestConfig
 from openduty import create_app, masking
 from openduty.extensions import db
-from openduty.models import Incident, LogEntry, Notification, ScheduleLayer
+from openduty.models import LogEntry, ScheduleLayer
 from tests import factories
 from tests.factories_escalation import make_policy, make_service, open_incident
 from tests.factories_events import make_integration
@@ -171,7 +171,17 @@ def test_earlier_timeline_entries_are_masked_by_the_migration(tmp_path):
             ),
             {"now": datetime.now(UTC)},
         ).scalar_one()
-        incident = Incident(service_id=service_id, number=1, dedup_key="k", summary="Disk", status="triggered")
+        # The incidents and notifications tables as they were then, too.
+        now = {"now": datetime.now(UTC)}
+        incident_id = db.session.execute(
+            db.text(
+                "INSERT INTO incidents (number, service_id, dedup_key, status, summary, severity, source, details,"
+                " alert_count, created_at, last_event_at, epoch, escalation_level, escalation_loop)"
+                " VALUES (1, :service_id, 'k', 'triggered', 'Disk', 'critical', '', '{}', 1, :now, :now, 0, 0, 0)"
+                " RETURNING id"
+            ),
+            {"service_id": service_id, **now},
+        ).scalar_one()
         rows = [
             ("slack", slack, "notify", f"Paged Olive by Slack webhook ({slack})."),
             (
@@ -183,11 +193,18 @@ def test_earlier_timeline_entries_are_masked_by_the_migration(tmp_path):
             ("email", "olive@example.com", "notify", "Paged Olive by Email (olive@example.com)."),
         ]
         for kind, address, entry_kind, text in rows:
-            notification = Notification(incident=incident, user_id=user_id, kind=kind, address=address)
-            db.session.add(notification)
-            db.session.flush()
+            notification_id = db.session.execute(
+                db.text(
+                    "INSERT INTO notifications (incident_id, user_id, kind, address, purpose, send_at, status,"
+                    " attempts, created_at) VALUES (:incident_id, :user_id, :kind, :address, 'page', :now,"
+                    " 'pending', 0, :now) RETURNING id"
+                ),
+                {"incident_id": incident_id, "user_id": user_id, "kind": kind, "address": address, **now},
+            ).scalar_one()
             db.session.add(
-                LogEntry(incident=incident, kind=entry_kind, message=text, data={"notification_id": notification.id})
+                LogEntry(
+                    incident_id=incident_id, kind=entry_kind, message=text, data={"notification_id": notification_id}
+                )
             )
         db.session.commit()
         db.session.remove()

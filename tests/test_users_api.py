@@ -324,7 +324,9 @@ def test_notification_rules_crud(api, member):
     response = api.post(url, json={"contact_method_id": method.id, "delay_minutes": 5})
     assert response.status_code == 201
     rule = response.get_json()
-    assert rule == {"id": rule["id"], "user_id": member.id, "contact_method_id": method.id, "delay_minutes": 5}
+    assert rule == {
+        "id": rule["id"], "user_id": member.id, "contact_method_id": method.id, "delay_minutes": 5, "urgency": "high"
+    }  # fmt: skip
     assert response.headers["Location"] == f"{url}/{rule['id']}"
     assert api.get(response.headers["Location"]).get_json() == rule
     immediate = api.post(url, json={"contact_method_id": method.id}).get_json()

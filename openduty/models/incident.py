@@ -13,6 +13,8 @@ from openduty.models.types import UTCDateTime
 
 STATUSES = ("triggered", "acknowledged", "resolved")
 SEVERITIES = ("critical", "error", "warning", "info")
+# An incident pages by its users' rules of this urgency (openduty.urgency).
+URGENCIES = ("high", "low")
 # Open means "not resolved", written as literal SQL so that partial indexes match it (a bound
 # parameter does not prove the index's predicate, and psycopg 3's generic plans use parameters).
 OPEN_SQL = "status <> 'resolved'"
@@ -59,6 +61,7 @@ class Incident(db.Model):
             sqlite_where=text(OPEN_SQL),
             postgresql_where=text(OPEN_SQL),
         ),
+        Index("ix_incidents_urgency_created", "urgency", "created_at", "id"),
         # Search on PostgreSQL: trigram indexes serve ILIKE '%text%' (pg_trgm). SQLite's is FTS_TABLE.
         *(
             Index(name, c, postgresql_using="gin", postgresql_ops={c: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
@@ -73,6 +76,8 @@ class Incident(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="triggered")
     summary: Mapped[str] = mapped_column(String(1024))
     severity: Mapped[str] = mapped_column(String(16), default="critical")
+    # high | low: whose rules page (set at trigger from the event or the service; people change it).
+    urgency: Mapped[str] = mapped_column(String(8), default="high", server_default="high")
     source: Mapped[str] = mapped_column(String(255), default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     alert_count: Mapped[int] = mapped_column(default=1)

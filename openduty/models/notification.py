@@ -63,6 +63,9 @@ class Notification(db.Model):
     # Where in the policy the page came from (None for reassign, resolve notices and tests).
     level: Mapped[int | None] = mapped_column()
     loop: Mapped[int | None] = mapped_column()
+    # The incident urgency a page was planned for (None for notices and tests): delivery does not
+    # send a page whose incident's urgency has changed since.
+    urgency: Mapped[str | None] = mapped_column(String(8))
     send_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, index=True)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -4,7 +4,7 @@ import secrets
 import string
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from openduty import clock, masking
@@ -23,6 +23,16 @@ INTEGRATION_KIND_LABELS = {
 _KEY_ALPHABET = string.ascii_lowercase + string.digits
 # Every integration key is this long (a PagerDuty integration key's shape); ingest refuses longer.
 INTEGRATION_KEY_LENGTH = 32
+
+
+# A service's urgency setting: what urgency its new incidents get (openduty.urgency, docs/escalation.md).
+SERVICE_URGENCIES = ("high", "low", "by_severity", "support_hours")
+SERVICE_URGENCY_LABELS = {
+    "high": "High: page by the high-urgency rules",
+    "low": "Low: notify by the low-urgency rules",
+    "by_severity": "By severity: critical and error high, warning and info low",
+    "support_hours": "By support hours: high within them, low outside",
+}
 
 
 def new_integration_key() -> str:
@@ -49,6 +59,10 @@ class Service(db.Model):
     # The team that owns it: its managers may change it (admins may change everything).
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    # One of SERVICE_URGENCIES; existing services were set to "high" by the migration.
+    urgency: Mapped[str] = mapped_column(String(16), default="by_severity", server_default="by_severity")
+    # {"time_zone": "Europe/Budapest", "days": ["mon", ...], "start": "09:00", "end": "17:00"} or None.
+    support_hours: Mapped[dict | None] = mapped_column(JSON)
 
     escalation_policy: Mapped["EscalationPolicy | None"] = relationship()  # noqa: F821
     integrations: Mapped[list["Integration"]] = relationship(

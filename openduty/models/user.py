@@ -190,6 +190,8 @@ class NotificationRule(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     contact_method_id: Mapped[int] = mapped_column(ForeignKey("contact_methods.id", ondelete="CASCADE"))
     delay_minutes: Mapped[int] = mapped_column(default=0)
+    # Which list the rule is in: "high" rules page for high-urgency incidents, "low" for low ones.
+    urgency: Mapped[str] = mapped_column(String(8), default="high", server_default="high")
 
     user: Mapped[User] = relationship(back_populates="notification_rules")
     contact_method: Mapped[ContactMethod] = relationship(back_populates="rules")

@@ -10,7 +10,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from openduty import change_events, users, validation
+from openduty import change_events, urgency, users, validation
 from openduty import incident_lists as lists
 from openduty import incidents as domain
 from openduty.extensions import db
@@ -74,6 +74,7 @@ def _query_string(filters, **override) -> str:
         "service_id": filters.service_id or "",
         "q": filters.q,
         "mine": "1" if filters.assigned_to_id else "",
+        "urgency": filters.urgency or "",
         "team_id": filters.team if filters.team != _default_team() else "",
         "page": filters.page if filters.page > 1 else "",
         "cursor": filters.cursor.encode() if filters.cursor else "",
@@ -257,3 +258,19 @@ def add_note(incident_id: int):
     db.session.commit()
     flash("Note added.")
     return redirect(url_for("incidents.show", incident_id=incident_id) + "#timeline")
+
+
+@bp.post("/<int:incident_id>/urgency")
+def set_urgency(incident_id: int):
+    """Raise (pages the current level by the high-urgency rules at once) or lower the urgency."""
+    incident = get_or_404(Incident, incident_id, options=SHOWN)
+    try:
+        value = urgency.clean_urgency(request.form.get("urgency"))
+        changed = urgency.change_urgency(incident, value, by=current_user, channel="web")
+    except (validation.FieldError, domain.ActionError) as exc:  # nothing was changed
+        return _page(incident, status=422, urgency_error=str(exc))
+    db.session.commit()
+    back = safe_next(url_for("incidents.show", incident_id=incident_id))
+    if not changed:
+        return _done(back, f"Incident #{incident.number} is already {value} urgency.", "warning", changed=False)
+    return _done(back, f"Incident #{incident.number} is now {value} urgency.")

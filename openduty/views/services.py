@@ -20,13 +20,15 @@ from openduty import (
     oncall,
     reachability,
     teams,
+    urgency,
+    validation,
 )
 from openduty import services as domain
 from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import EscalationPolicy, Integration, Service
 from openduty.models.maintenance import maintenance_ends
-from openduty.models.service import INTEGRATION_KIND_LABELS
+from openduty.models.service import INTEGRATION_KIND_LABELS, SERVICE_URGENCY_LABELS
 from openduty.views import get_or_404, render
 
 INTAKE_FIELDS = ("auto_resolve_hours", "group_window_minutes")  # templates/services/_intake_settings.html
@@ -75,6 +77,7 @@ def _show_page(service_id: int, status: int = 200, **context):
         suppressed=event_intake.suppressed_alerts(service.id),
         email_integrations=inbound_email.shown(service.integrations, current_user),
         email_defaults=inbound_email.DEFAULT_SETTINGS,
+        urgency_text=urgency.describe_setting(service),
     )
 
 
@@ -88,7 +91,23 @@ def _form_data() -> dict:
         "ack_timeout_minutes": form.get("ack_timeout_minutes", ""),
         "disabled": "disabled" in form,
         **{name: form.get(name, "") for name in INTAKE_FIELDS},
+        **_urgency_form(form),
     }
+
+
+def _urgency_form(form) -> dict:
+    """The urgency fields (templates/services/_urgency_fields.html), if the form has them: support
+    hours are kept only when the service pages by them."""
+    if "urgency" not in form:
+        return {}
+    setting = form["urgency"]
+    hours = {
+        "time_zone": form.get("support_time_zone", "").strip(),
+        "days": form.getlist("support_days"),
+        "start": form.get("support_start", ""),
+        "end": form.get("support_end", ""),
+    }
+    return {"urgency": setting, "support_hours": hours if setting == "support_hours" else None}
 
 
 def _render_form(service: Service | None, values: dict, errors: dict | None = None, status: int = 200):
@@ -101,6 +120,8 @@ def _render_form(service: Service | None, values: dict, errors: dict | None = No
         policies=policies,
         team_options=teams.choices_for(current_user),
         status=status,
+        urgencies=SERVICE_URGENCY_LABELS,
+        time_zones=validation.time_zone_names(),
     )
 
 
@@ -113,6 +134,8 @@ def _values_of(service: Service) -> dict:
         "ack_timeout_minutes": service.ack_timeout_minutes or "",
         "disabled": service.disabled,
         **{name: getattr(service, name) or "" for name in INTAKE_FIELDS},
+        "urgency": service.urgency,
+        "support_hours": service.support_hours,
     }
 
 
@@ -131,7 +154,7 @@ def _save(service: Service | None):
 def create():
     if request.method == "POST":
         return _save(None)
-    return _render_form(None, {"disabled": False})
+    return _render_form(None, {"disabled": False, "urgency": "by_severity"})
 
 
 @bp.route("/<int:service_id>/edit", methods=["GET", "POST"])

@@ -83,6 +83,11 @@ def _kind_choice(kind: str) -> SelectChoice:
 class RuleForm(FlaskForm):
     contact_method_id = SelectField("Contact method", validate_choice=False)
     delay_minutes = StringField("Minutes after being paged", default="0")
+    urgency = SelectField(
+        "For incidents of",
+        choices=[SelectChoice("high", "High urgency"), SelectChoice("low", "Low urgency")],
+        default="high",
+    )
 
 
 class ShiftNoticeForm(FlaskForm):  # before and after a shift (openduty.shift_notices)
@@ -404,7 +409,7 @@ def add_notification_rule(user_id: int):
         "rule_form",
         "rule_form",
         NOTIFICATION_RULES_CHANGED,
-        lambda rule: f"Added a rule: {rule.contact_method} after {rule.delay_minutes} min.",
+        lambda rule: f"Added a {rule.urgency}-urgency rule: {rule.contact_method} after {rule.delay_minutes} min.",
     )
 
 

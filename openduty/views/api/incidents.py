@@ -11,7 +11,7 @@ from flask import request, url_for
 
 from openduty import incident_lists as lists
 from openduty import incidents as domain
-from openduty import validation
+from openduty import urgency, validation
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import Incident, LogEntry
@@ -26,6 +26,7 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
         "status": incident.status,
         "summary": incident.summary,
         "severity": incident.severity,
+        "urgency": incident.urgency,
         "service_id": incident.service_id,
         "dedup_key": incident.dedup_key,
         "alert_count": incident.alert_count,
@@ -65,14 +66,14 @@ def log_entry_json(entry: LogEntry) -> dict[str, Any]:
 
 
 # What a `next` link keeps of the request (beside the new cursor).
-LIST_ARGS = ("status", "service_id", "team_id", "q", "assigned_to", "per_page", "total")
+LIST_ARGS = ("status", "service_id", "team_id", "urgency", "q", "assigned_to", "per_page", "total")
 
 
 @bp.get("/incidents")
 def list_incidents():
     """Newest first. `status` is open (default: triggered + acknowledged), triggered, acknowledged,
     resolved or all; `service_id`, `team_id` (a team's id, `mine` for the caller's teams, or `all`, the
-    default), `q` (text or #number), `per_page` (<= 100); `cursor` (from the
+    default), `urgency` (high or low), `q` (text or #number), `per_page` (<= 100); `cursor` (from the
     `next` link) or `page` for later pages; `total=true` to count every match."""
     try:
         filters = lists.parse_filters(request.args)
@@ -145,6 +146,22 @@ def acknowledge_incident(incident_id: int):
 def resolve_incident(incident_id: int):
     """Resolve (200 with `changed: false` if it was already resolved)."""
     return _act(incident_id, "resolve")
+
+
+@bp.post("/incidents/<int:incident_id>/urgency")
+def set_incident_urgency(incident_id: int):
+    """`{"urgency": "high"|"low"}`: raising pages the current level by the high-urgency rules at once,
+    lowering re-plans it by the low-urgency rules; 200 with `changed: false` if it had it already,
+    409 if the incident is resolved."""
+    incident = get_or_404(Incident, incident_id)
+    body = json_body(("urgency",))
+    clean = validation.collect({"urgency": lambda: urgency.clean_urgency(body.get("urgency"))})
+    try:
+        changed = urgency.change_urgency(incident, clean["urgency"], by=api_user(), channel="api")
+    except domain.ActionError as exc:
+        raise ApiError(409, str(exc)) from exc
+    db.session.commit()
+    return {**incident_detail(incident), "changed": changed}
 
 
 @bp.post("/incidents/<int:incident_id>/notes")

@@ -12,8 +12,9 @@ from typing import Any
 from openduty import validation
 from openduty.models.email_integration import DEDUP_SOURCES, MAX_REGEX_LENGTH
 from openduty.models.heartbeat import HEARTBEAT_STATES, MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
+from openduty.models.incident import URGENCIES
 from openduty.models.schedule import SHIFT_UNITS
-from openduty.models.service import INTEGRATION_KINDS
+from openduty.models.service import INTEGRATION_KINDS, SERVICE_URGENCIES
 from openduty.models.user import CONTACT_KINDS
 from openduty.services import MAX_AUTO_RESOLVE_HOURS, MAX_GROUP_WINDOW_MINUTES
 
@@ -84,6 +85,8 @@ def param(name: str, schema: dict, where: str = "query", description: str | None
     return param
 
 
+DAYS = {"type": "array", "minItems": 1, "items": {"enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}}
+URGENCY, SUPPORT_HOURS = {"enum": list(URGENCIES)}, obj({"time_zone": STR, "days": DAYS, "start": STR, "end": STR})
 # --- Objects answered ------------------------------------------------------------------------------
 
 USER_REF = obj({"id": ID, "name": STR, "email": STR})
@@ -124,7 +127,9 @@ SCHEMAS: dict[str, dict] = {
             "created_at": NTIME,
         }
     ),
-    "NotificationRule": obj({"id": ID, "user_id": ID, "contact_method_id": ID, "delay_minutes": INT}),
+    "NotificationRule": obj(
+        {"id": ID, "user_id": ID, "contact_method_id": ID, "delay_minutes": INT, "urgency": URGENCY}
+    ),
     "Integration": obj(
         {
             "id": ID,
@@ -177,6 +182,8 @@ SCHEMAS: dict[str, dict] = {
             "disabled": BOOL,
             "auto_resolve_hours": NINT,
             "group_window_minutes": NINT,
+            "urgency": {"enum": list(SERVICE_URGENCIES)},
+            "support_hours": nullable(SUPPORT_HOURS),
             "created_at": NTIME,
             "integrations": {"type": "array", "items": ref("Integration")},
         }
@@ -269,6 +276,7 @@ SCHEMAS: dict[str, dict] = {
             "status": {"enum": ["triggered", "acknowledged", "resolved"]},
             "summary": STR,
             "severity": STR,
+            "urgency": URGENCY,
             "service_id": ID,
             "dedup_key": STR,
             "alert_count": INT,
@@ -369,6 +377,8 @@ SERVICE_FIELDS = {
     "disabled": BOOL,
     "auto_resolve_hours": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_AUTO_RESOLVE_HOURS},
     "group_window_minutes": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_GROUP_WINDOW_MINUTES},
+    "urgency": {"enum": list(SERVICE_URGENCIES)},
+    "support_hours": nullable(SUPPORT_HOURS),
 }
 POLICY_FIELDS = {
     "name": text(200),
@@ -421,7 +431,7 @@ BODIES: dict[str, dict] = {
         closed=True,
     ),
     "NotificationRuleCreate": obj(
-        {"contact_method_id": ID, "delay_minutes": {"type": ["integer", "null"], "minimum": 0}},
+        {"contact_method_id": ID, "delay_minutes": {"type": ["integer", "null"], "minimum": 0}, "urgency": URGENCY},
         required=("contact_method_id",),
         closed=True,
     ),
@@ -455,6 +465,7 @@ BODIES: dict[str, dict] = {
     "Note": obj({"note": text(5000, minLength=1)}, closed=True),
     "Snooze": obj({"minutes": {"type": "integer", "minimum": 1}}, closed=True),
     "Reassign": obj({"user_id": ID}, closed=True),
+    "Urgency": obj({"urgency": URGENCY}, closed=True),
     "NoFields": NO_FIELDS,
     "TeamBody": obj(
         {"name": text(200), "description": {"type": "string", "maxLength": 2000}}, required=(), closed=True

@@ -35,15 +35,20 @@ def policy_json(policy: EscalationPolicy, with_preview: bool = True) -> dict[str
     }
     if with_preview:
         plan = escalation.preview(policy, clock.now())
-        body["preview"] = [
-            {
-                "minute": step.minute,
-                "level": step.level,
-                "pages": [{"user_id": u.id, "name": u.name, "channels": channels} for u, channels in step.pages],
-            }
-            for step in plan.steps
-        ]
+        body["preview"] = _steps_json(plan.steps)
+        body["preview_low_urgency"] = _steps_json(plan.low_steps)
     return body
+
+
+def _steps_json(steps: list[escalation.PreviewStep]) -> list[dict[str, Any]]:
+    return [
+        {
+            "minute": step.minute,
+            "level": step.level,
+            "pages": [{"user_id": u.id, "name": u.name, "channels": channels} for u, channels in step.pages],
+        }
+        for step in steps
+    ]
 
 
 def _target_json(target: EscalationTarget) -> dict[str, Any]:

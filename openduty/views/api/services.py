@@ -76,6 +76,8 @@ def service_json(service: Service, maintenance_until: datetime | None) -> dict[s
         "disabled": service.disabled,
         "auto_resolve_hours": service.auto_resolve_hours,
         "group_window_minutes": service.group_window_minutes,
+        "urgency": service.urgency,
+        "support_hours": service.support_hours,
         "created_at": iso(service.created_at),
         "integrations": [integration_json(i) for i in service.integrations],
     }

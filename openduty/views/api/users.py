@@ -57,6 +57,7 @@ def notification_rule_json(rule: NotificationRule) -> dict[str, Any]:
         "user_id": rule.user_id,
         "contact_method_id": rule.contact_method_id,
         "delay_minutes": rule.delay_minutes,
+        "urgency": rule.urgency,
     }
 
 
@@ -163,7 +164,7 @@ def list_notification_rules(user_id: int):
 @bp.post("/users/<int:user_id>/notification-rules")
 def create_notification_rule(user_id: int):
     user = _manageable_user(user_id)
-    rule = users.add_notification_rule(user, json_body(("contact_method_id", "delay_minutes")))
+    rule = users.add_notification_rule(user, json_body(("contact_method_id", "delay_minutes", "urgency")))
     db.session.commit()
     location = url_for("api.get_notification_rule", user_id=user.id, rule_id=rule.id)
     return created(notification_rule_json(rule), location)
