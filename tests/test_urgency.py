@@ -226,10 +226,12 @@ def test_filter_by_urgency_in_the_console_and_the_api(app, client, auth, api, ad
 
 
 def test_the_preview_shows_both_urgencies(app, client, auth, admin):
-    alice = make_pager("Alice", {"sms": ("+14155550101", 0)}, low={"email": ("alice@example.com", 5)})
+    alice = make_pager(
+        "Alice", {"webhook": ("https://hooks.example.com/a", 0)}, low={"email": ("alice@example.com", 5)}
+    )
     policy = make_policy([(10, [alice])])
     plan = escalation.preview(policy, datetime.now(UTC))
-    assert [(s.minute, s.pages[0][1]) for s in plan.steps] == [(0, ["SMS"])]
+    assert [(s.minute, s.pages[0][1]) for s in plan.steps] == [(0, ["webhook"])]
     assert [(s.minute, s.pages[0][1]) for s in plan.low_steps] == [(5, ["email"])]
     auth.login(admin.email)
     page = client.get(f"/policies/{policy.id}").get_data(as_text=True)
