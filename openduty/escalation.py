@@ -55,8 +55,7 @@ class PlannedPage:
 
 
 def user_pages(user: User, urgency: str = "high") -> list[PlannedPage]:
-    """The pages a user gets when paged at `urgency`: one per rule of that urgency's list, or email
-    now (at their login address) if that list is empty."""
+    """The pages a user gets when paged at `urgency`: one per rule of that list, or email now if it is empty."""
     rules = [rule for rule in user.notification_rules if rule.urgency == urgency]
     if not rules:
         return [PlannedPage(user, "email", user.email, None, 0)]
@@ -110,9 +109,7 @@ class Preview:
 
 
 def preview(policy: EscalationPolicy, at: datetime) -> Preview:
-    """What would happen if an incident opened at `at`, at high and at low urgency, using the
-    planner the engine uses. Covers the first pass; later passes repeat it every `cycle_minutes`.
-    """
+    """What would happen if an incident opened at `at`, at each urgency (the engine's planner; the first pass)."""
     by_minute: dict[str, dict[tuple[int, int], dict[int, tuple[User, list[str]]]]] = {"high": {}, "low": {}}
     skipped: list[int] = []
     offset = 0
@@ -377,11 +374,8 @@ def page_user(
     added to `send_now`, for the caller to send after the commit: no deliver job, no second
     transaction to claim it. If this process dies before the send, reconcile recovers the claim
     like any other interrupted send. Delayed and throttled pages get a deliver job as before.
-    The pages follow the rules of the incident's urgency, which each page records (delivery does
-    not send it if the urgency changes before its time).
     """
-    urgency = incident.urgency or "high"  # the column's default, before the row is flushed
-    for page in user_pages(user, urgency):
+    for page in user_pages(user, incident.urgency or "high"):  # the column's default, before a flush
         notification = Notification(
             incident=incident,
             user=user,
@@ -389,7 +383,7 @@ def page_user(
             kind=page.kind,
             address=page.address,
             purpose="page",
-            urgency=urgency,
+            urgency=incident.urgency or "high",  # delivery does not send it if the urgency changes
             level=level,
             loop=loop,
             send_at=now + timedelta(minutes=page.delay_minutes),
