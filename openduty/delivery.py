@@ -8,12 +8,12 @@ pages sent while another thread records are recorded together, in one transactio
 one commit per batch, not per page). Pages due at once are claimed by the escalate job itself, in
 the transaction that plans the level (escalation.page_user), and handed to `send_claimed`.
 
-Transient failures go back to pending with a `retry_at`, and the thread arms the retry; the row's
-`send_at` and RETRY_WINDOW_SECONDS decide when to give up. Permanent failures fail at once. A request that went out but
-got no answer in time (UnconfirmedError) may have arrived: it is sent at most once more. Both are
-written to the incident's timeline. A database error is nobody's attempt: before the claim the job
-tries again shortly; after the send, the thread keeps trying to record the outcome. A worker that
-dies mid-send leaves the row `sending`; reconcile sends it again (docs/reliability.md).
+Transient failures go back to pending with a `retry_at`, and the thread arms the retry; the row's `send_at` and
+RETRY_WINDOW_SECONDS decide when to give up. Permanent failures fail at once. A request that went out but got no
+answer in time (UnconfirmedError) may have arrived: it is sent at most once more. Both are written to the incident's
+timeline. A database error is nobody's attempt: before the claim the job tries again shortly; after the send, the
+thread keeps trying to record the outcome. A worker that dies mid-send leaves the row `sending`; reconcile sends it
+again (docs/reliability.md).
 
 SMS and voice are throttled per number: at most one message a minute. A throttled page waits for
 the next free minute, and whichever page takes that slot carries every page due (by then) to that
@@ -65,8 +65,7 @@ LOG_FAILURES_EVERY = 12
 THROTTLE_SECONDS = 60
 # Only pages and resolve notices fold into one message; shift notices are sent on their own.
 FOLDED_PURPOSES = ("page", "resolve")
-# A database error after the send: keep trying to record the outcome for this long, at most RECORD_RETRY_PAUSE
-# apart (written within that of the database coming back); past it the row stays `sending`, reconcile resends it.
+# A database error after the send: retry recording the outcome this long, RECORD_RETRY_PAUSE apart at most.
 RECORD_RETRY_SECONDS = 300
 RECORD_RETRY_PAUSE = 1.0
 
@@ -108,8 +107,7 @@ def _claim_and_send(notification_id: int) -> str:
         return "early"
     reason = _no_longer_owed(notification)
     if reason:
-        notification.status = "cancelled"
-        notification.last_error = reason
+        notification.status, notification.last_error = "cancelled", reason
         if "urgency changed" in reason:  # a page planned for the old urgency: the timeline says so
             notification.incident.log("notify_cancelled", f"Not sent: {reason}", channel=notification.kind)
     if reason or cancel_pages_in_maintenance([notification], now):
