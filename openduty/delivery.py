@@ -1,12 +1,11 @@
 """Delivering one Notification row: claim it, throttle and fold, send, record the outcome.
 
-The deliver job claims the row (pending -> sending, one conditional UPDATE, so a duplicate job
-sends nothing), builds the message and hands the send to one of the worker's sender threads
-(DELIVERY_THREADS): the job is done in milliseconds, and a slow receiver holds up only its own
-page, never anyone else's page or an escalation. The thread sends and records the outcome; the
-pages sent while another thread records are recorded together, in one transaction (a burst costs
-one commit per batch, not per page). Pages due at once are claimed by the escalate job itself, in
-the transaction that plans the level (escalation.page_user), and handed to `send_claimed`.
+The deliver job claims the row (pending -> sending, one conditional UPDATE, so a duplicate job sends nothing), builds
+the message and hands the send to one of the worker's sender threads (DELIVERY_THREADS): the job is done in
+milliseconds, and a slow receiver holds up only its own page, never anyone else's page or an escalation. The thread
+sends and records the outcome; the pages sent while another thread records are recorded together, in one transaction
+(a burst costs one commit per batch, not per page). Pages due at once are claimed by the escalate job itself, in the
+transaction that plans the level (escalation.page_user), and handed to `send_claimed`.
 
 Transient failures go back to pending with a `retry_at`, and the thread arms the retry; the row's `send_at` and
 RETRY_WINDOW_SECONDS decide when to give up. Permanent failures fail at once. A request that went out but got no

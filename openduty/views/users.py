@@ -83,11 +83,7 @@ def _kind_choice(kind: str) -> SelectChoice:
 class RuleForm(FlaskForm):
     contact_method_id = SelectField("Contact method", validate_choice=False)
     delay_minutes = StringField("Minutes after being paged", default="0")
-    urgency = SelectField(
-        "For incidents of",
-        choices=[SelectChoice("high", "High urgency"), SelectChoice("low", "Low urgency")],
-        default="high",
-    )
+    urgency = SelectField("Urgency", choices=[SelectChoice(u, f"{u.title()} urgency") for u in ("high", "low")])
 
 
 class ShiftNoticeForm(FlaskForm):  # before and after a shift (openduty.shift_notices)
