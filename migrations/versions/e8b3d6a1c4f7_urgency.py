@@ -7,7 +7,7 @@ rules are emailed at their login address for low-urgency incidents (openduty.esc
 Existing incidents are high.
 
 Revision ID: e8b3d6a1c4f7
-Revises: e7c2a9d4b1f8
+Revises: b8e2f4a6c1d9
 Create Date: 2026-12-07 09:20:00
 
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e8b3d6a1c4f7'
-down_revision = 'e7c2a9d4b1f8'
+down_revision = 'b8e2f4a6c1d9'
 branch_labels = None
 depends_on = None
 
