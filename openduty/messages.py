@@ -53,11 +53,6 @@ PAGED_NAMES = 10
 _PAGED_STATUSES = ("sending", "sent")
 
 
-def urgency_of(incident: Incident) -> str | None:
-    """The incident's urgency ('high' | 'low'), or None where this build has none."""
-    return getattr(incident, "urgency", None)
-
-
 def open_for(seconds: float, spoken: bool = False) -> str:
     """'12 min', '3 h 5 min', '2 d 4 h' (spoken: '12 minutes', ...): how long an incident is open."""
     minutes = max(int(seconds // 60), 0)
@@ -163,7 +158,7 @@ def _incident_info(incident: Incident, user_id: int, paged: list[str], base_url:
         "service": incident.service.name,
         "service_id": incident.service_id,
         "severity": incident.severity,
-        "urgency": urgency_of(incident),
+        "urgency": incident.urgency,
         "status": incident.status,
         "source": incident.source or "",
         "dedup_key": incident.dedup_key,

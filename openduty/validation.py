@@ -410,14 +410,9 @@ def aware_datetime(value: Any, *, label: str = "This", local_zone: str | None = 
     return parsed.astimezone(UTC)
 
 
-def _re2_options() -> re2.Options:
-    options = re2.Options()
-    options.log_errors = False  # a refused pattern is the user's error, said in the answer, not logged
-    options.max_mem = 8 << 20  # a pattern whose automaton needs more is refused at compile time
-    return options
-
-
-_RE2_OPTIONS = _re2_options()
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is the user's error, said in the answer, not logged
+_RE2_OPTIONS.max_mem = 8 << 20  # a pattern whose automaton needs more is refused at compile time
 RegexError = re2.error
 
 

@@ -71,7 +71,7 @@ def test_every_channel_carries_the_whole_page(client, pager, app):
     mail = pages["email"].raw["message"]
     assert str(mail["Subject"]) == f"[Openduty] #{number} TRIGGERED: Disk full on db1"
     text = mail.get_body(("plain",)).get_content()
-    for expected in (f"#{number} Disk full on db1", "Service:    Payments", "Severity:   error",
+    for expected in (f"#{number} Disk full on db1", "Service:    Payments", "Severity:   error", "Urgency:    high",
                      "Source:     db1.example", "Open for:   12 min", "Also paged: Bob", 'field1: {"disk": "97%"}',
                      "field5: value 5", "Grafana: https://grafana.example/d/db?from=now-1h&to=now",
                      "Runbook: https://runbook.example/disk%20full", f"Incident:   {incident_url}",
@@ -88,7 +88,8 @@ def test_every_channel_carries_the_whole_page(client, pager, app):
     kinds = [b["type"] for b in slack["blocks"]]
     assert kinds == ["header", "section", "section", "section", "context", "actions"]
     facts = [f["text"] for f in slack["blocks"][2]["fields"]]
-    assert {"*Service*\nPayments", "*Severity*\nerror", "*Source*\ndb1.example", "*Open for*\n12 min"} <= set(facts)
+    expected = {"*Service*\nPayments", "*Severity*\nerror", "*Urgency*\nhigh", "*Source*\ndb1.example"}
+    assert expected | {"*Open for*\n12 min"} <= set(facts)
     details = [f["text"] for f in slack["blocks"][3]["fields"]]
     assert len(details) == DETAIL_FIELDS and details[1] == "*field2*\nvalue 2"
     context = " ".join(e["text"] for e in slack["blocks"][4]["elements"])
@@ -105,23 +106,25 @@ def test_every_channel_carries_the_whole_page(client, pager, app):
     assert {"event", "subject", "message", "acknowledge_url"} <= set(hook)  # version 1's fields stay
     assert {"id", "number", "summary", "service", "severity", "status", "url"} <= set(sent)
     assert sent["details"]["custom_details"] == DETAILS and sent["source"] == "db1.example"
+    assert sent["urgency"] == "high"
     assert sent["paged"] == ["Bob"] and 720 <= sent["open_seconds"] < 780 and sent["open_for"] == "12 min"
     assert sent["incident_url"] == incident_url and sent["acknowledge_url"] == sent["url"] == hook["acknowledge_url"]
     assert [link["text"] for link in sent["links"]] == ["Grafana", "Runbook"]
     assert len(sent["highlights"]) == DETAIL_FIELDS and sent["service_id"] == service.id
 
     sms = pages["sms"].text
-    for expected in (f"#{number} Disk full on db1", "Payments, error, from db1.example, open 12 min",
+    for expected in (f"#{number} Disk full on db1", "Payments, error, high urgency, from db1.example, open 12 min",
                      "Also paged: Bob", incident_url, "field2: value 2", f"Reply 'ack {number}'"):  # fmt: skip
         assert expected in sms, (expected, sms)
     assert re.search(r" http://\S+/ack/\S+$", sms)
 
     voice = pages["voice"].text
-    assert f"Incident {number}, service Payments: Disk full on db1. Severity error. Open for 12 minutes." in voice
+    spoken = f"Incident {number}, service Payments: Disk full on db1. Severity error, high urgency. Open for 12 min"
+    assert spoken in voice
     assert "Press 1 to acknowledge" in voice
 
     push = pages["pushover"].raw
-    assert "Payments, error, from db1.example, open 12 min" in push["message"][0]
+    assert "Payments, error, high urgency, from db1.example, open 12 min" in push["message"][0]
     assert incident_url in push["message"][0] and "/ack/" in push["url"][0]
 
 

@@ -7,7 +7,7 @@ rules are emailed at their login address for low-urgency incidents (openduty.esc
 Existing incidents are high.
 
 Revision ID: e8b3d6a1c4f7
-Revises: b8e2f4a6c1d9
+Revises: a7e3c5d9b1f4
 Create Date: 2026-12-07 09:20:00
 
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e8b3d6a1c4f7'
-down_revision = 'b8e2f4a6c1d9'
+down_revision = 'a7e3c5d9b1f4'
 branch_labels = None
 depends_on = None
 
