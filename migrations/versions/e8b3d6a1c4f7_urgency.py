@@ -7,7 +7,7 @@ rules are emailed at their login address for low-urgency incidents (openduty.esc
 Existing incidents are high.
 
 Revision ID: e8b3d6a1c4f7
-Revises: a7e3c5d9b1f4
+Revises: c3f9a1e7d2b6
 Create Date: 2026-12-07 09:20:00
 
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e8b3d6a1c4f7'
-down_revision = 'a7e3c5d9b1f4'
+down_revision = 'c3f9a1e7d2b6'
 branch_labels = None
 depends_on = None
 
