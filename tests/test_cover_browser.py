@@ -1,7 +1,7 @@
 """Cover requests in a real browser: ask on the schedule page, accept as the other person through
 the request's confirm page, see the override; and the "Before and after a shift" profile form."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from playwright.sync_api import expect
 
@@ -19,7 +19,7 @@ def _log_in(page, live_server, email: str) -> None:
     page.wait_for_selector("text=Log out")
 
 
-def test_ask_for_cover_accept_it_and_save_the_reminder_setting(page, live_server, team, clock):
+def test_ask_for_cover_accept_it_and_save_the_reminder_setting(page, live_server, team, clock, smtp_server, run_jobs):
     alice, bob = team[:2]
     schedule = make_schedule(name="Payments")
     make_layer(schedule, [alice, bob], datetime(2026, 3, 3, 0, 0), 1, "days")  # Alice: Tue 3 Mar
@@ -53,3 +53,19 @@ def test_ask_for_cover_accept_it_and_save_the_reminder_setting(page, live_server
     expect(page.locator("#cover-requests")).to_contain_text("covered by Bob")
     db.session.expire_all()
     assert db.session.get(CoverRequest, cover.id).status == "accepted"
+
+    # The clock moves: the reminder set in the browser (6 h) and the handoff reach Alice by email.
+    def mail_to(address: str) -> list[str]:
+        subjects = [str(m["Subject"]) for m in smtp_server.messages if address in str(m["To"])]
+        return [s for s in subjects if "Cover" not in s]  # the cover notices went out when it was asked
+
+    clock.set(datetime(2026, 3, 2, 17, 50, tzinfo=UTC))
+    run_jobs()
+    assert mail_to(alice.email) == []
+    clock.set(datetime(2026, 3, 2, 18, 1, tzinfo=UTC))  # 6 hours before Tue 00:00
+    run_jobs()
+    assert mail_to(alice.email) == ["[Openduty] Reminder: on call for Payments"]
+    clock.set(datetime(2026, 3, 3, 0, 1, tzinfo=UTC))
+    run_jobs()
+    assert mail_to(alice.email)[-1] == "[Openduty] Handoff: on call for Payments"
+    assert "[Openduty] Reminder: on call for Payments" in mail_to(bob.email)  # his cover, 12 h ahead
