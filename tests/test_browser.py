@@ -51,7 +51,7 @@ def test_profile_contact_method_and_rule_inline(page, live_server, app):
 
     page.locator("#contact-method-list button", has_text="Remove").click()
     expect(page.locator("#contact-method-list")).to_contain_text("No contact methods yet.")
-    expect(page.locator("#rule-list")).to_contain_text("No rules")
+    expect(page.locator("#rule-list")).to_contain_text("No high-urgency rules")
 
     page.locator("#token-form input[name=token-name]").fill("laptop")
     page.locator("#token-form button[type=submit]").click()
