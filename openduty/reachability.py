@@ -25,14 +25,21 @@ FAILED_PAGES = 3
 
 @dataclass(frozen=True)
 class ReachWarning:
-    """One person who may be paged within HORIZON, and why a page may not reach them."""
+    """People who may be paged within HORIZON, and why a page may not reach them (the same reasons
+    for each of them: one warning per set of reasons, so a team without rules is one line)."""
 
-    user: User
+    users: tuple[User, ...]
     reasons: tuple[str, ...]
 
     @property
+    def user_ids(self) -> list[int]:
+        return [u.id for u in self.users]
+
+    @property
     def message(self) -> str:
-        return f"{self.user.name} may be paged in the next 14 days, but: {'; '.join(self.reasons)}."
+        names = [u.name for u in self.users]
+        who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return f"{who} may be paged in the next 14 days, but: {'; '.join(self.reasons)}."
 
 
 def schedule_warnings(schedule: Schedule) -> list[ReachWarning]:
@@ -65,12 +72,12 @@ def _warnings(user_ids: Iterable[int]) -> list[ReachWarning]:
     ).all()
     failing = _failing_methods(ids)
     by_id = {u.id: u for u in people}
-    found = []
+    grouped: dict[tuple[str, ...], list[User]] = {}
     for user_id in ids:
         user = by_id.get(user_id)
         if user is not None and (reasons := _reasons(user, failing)):
-            found.append(ReachWarning(user, tuple(reasons)))
-    return found
+            grouped.setdefault(tuple(reasons), []).append(user)
+    return [ReachWarning(tuple(users), reasons) for reasons, users in grouped.items()]
 
 
 def _reasons(user: User, failing: dict[int, str]) -> list[str]:
@@ -80,7 +87,7 @@ def _reasons(user: User, failing: dict[int, str]) -> list[str]:
     rules = [rule for rule in user.notification_rules if rule.urgency == "high"]
     if not rules:
         which = "high-urgency " if user.notification_rules else ""
-        return [f"they have no {which}notification rule (only the fallback email to {user.email} goes out)"]
+        return [f"they have no {which}notification rule (only the fallback email to their login address goes out)"]
     reasons = []
     for method in dict.fromkeys(rule.contact_method for rule in rules):
         problem = notifiers.not_configured(method.kind) or failing.get(method.id)

@@ -46,9 +46,10 @@ def test_schedule_warns_about_people_on_call_within_two_weeks(people):
     order = ["healthy", "no_rules", "sms", "pages", "test"]
     schedule = make_schedule(name="Ops")
     make_layer(schedule, [people[k] for k in order], datetime(2026, 3, 2), 1, "days")
-    found = {w.user.name: w.reasons for w in reachability.schedule_warnings(schedule)}
+    found = {u.name: w.reasons for w in reachability.schedule_warnings(schedule) for u in w.users}
     assert set(found) == {"Nora", "Sam", "Paula", "Ted"}
-    assert found["Nora"] == ("they have no notification rule (only the fallback email to nora@example.com goes out)",)
+    fallback = "they have no notification rule (only the fallback email to their login address goes out)"
+    assert found["Nora"] == (fallback,)
     assert found["Sam"][0].startswith("SMS: +14155550100: SMS (Twilio) is not configured on this server")
     assert found["Sam"][-1] == "no notification rule of theirs can reach them"
     assert found["Paula"] == ("Webhook: https://hooks.example/p: its last 3 pages failed",)  # email still works
@@ -67,7 +68,7 @@ def test_policy_and_service_pages_show_warnings_and_mark_the_preview(people, cli
     make_layer(schedule, [people["sms"]], datetime(2026, 3, 1), 1, "weeks")
     policy = make_policy([(5, [people["healthy"], gone]), (10, [schedule])], name="Primary")
     service = make_service(policy, name="Checkout")
-    found = {w.user.name: w.reasons for w in reachability.policy_warnings(policy)}
+    found = {u.name: w.reasons for w in reachability.policy_warnings(policy) for u in w.users}
     assert found == {"Gus": ("they are deactivated (never paged)",), "Sam": found["Sam"]}
     auth.login(admin.email)
     for url in (f"/policies/{policy.id}", f"/services/{service.id}", f"/policies/{policy.id}/preview"):
@@ -92,3 +93,13 @@ def test_warnings_cost_a_fixed_number_of_queries(people):
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
     assert len(counted) <= 5, counted  # however many people: users, rules, methods, failures
+
+
+def test_people_with_the_same_problem_share_one_warning(app, clock):
+    clock.set(NOW)
+    people = [factories.make_user(name=n, email=f"{n.lower()}@example.com") for n in ("Ann", "Ben", "Cy")]
+    schedule = make_schedule()
+    make_layer(schedule, people, datetime(2026, 3, 2), 1, "days")
+    [warning] = reachability.schedule_warnings(schedule)
+    assert warning.message.startswith("Ann, Ben and Cy may be paged in the next 14 days, but: they have no")
+    assert warning.user_ids == [p.id for p in people]
