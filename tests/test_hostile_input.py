@@ -12,7 +12,7 @@ import pytest
 
 from openduty import maintenance
 from openduty.extensions import db
-from openduty.models import ApiToken, EscalationLevel, LogEntry, Team, TeamMember
+from openduty.models import ApiToken, CoverRequest, EscalationLevel, LogEntry, Team, TeamMember
 from tests import factories, factories_escalation, factories_events, factories_schedules
 from tests.conftest import AuthActions
 
@@ -111,6 +111,10 @@ def world(app, admin, member):
     db.session.commit()
     event_rule = factories_events.make_rule(service, "drop", [("summary", "equals", "x")])
     global_rule = factories_events.make_rule(None, "drop", [("summary", "equals", "x")])
+    cover = CoverRequest(schedule_id=schedule.id, requester_id=member.id, start=start + timedelta(minutes=30),
+                         end=start + timedelta(hours=1), status="open", created_at=start)  # fmt: skip
+    db.session.add(cover)
+    db.session.commit()
     return {
         "ids": {
             "user_id": member.id,
@@ -131,6 +135,7 @@ def world(app, admin, member):
             "token_id": token.id,
             "team_id": team.id,
             "window_id": window.id,
+            "request_id": cover.id,
         },
         "admin": admin,
         "member": member,
