@@ -172,7 +172,13 @@ def test_a_locked_database_answers_451_and_stores_nothing_until_the_retry(app, i
         holder.close()
     time.sleep(0.5)  # whatever the batcher still held was rolled back, never committed
     assert _incidents() == []
-    inbound_mail.send(_address(integration), "Disk full")  # the sender's retry
+    for attempt in range(20):  # the sender retries, as a mail server does after a 451
+        try:
+            inbound_mail.send(_address(integration), "Disk full")
+            break
+        except smtplib.SMTPDataError as again:  # a loaded machine may still be freeing the lock
+            assert again.smtp_code == 451 and attempt < 19
+            time.sleep(0.5)
     [incident] = _incidents()
     assert incident.alert_count == 1
 
