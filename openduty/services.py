@@ -220,7 +220,10 @@ def integration_url(integration: Integration, viewer) -> str:
 
 def all_services() -> list[Service]:
     """Every service by name, with its policy and integrations (the list shows both)."""
-    query = select(Service).options(joinedload(Service.escalation_policy), selectinload(Service.integrations))
+    query = select(Service).options(
+        joinedload(Service.escalation_policy),
+        selectinload(Service.integrations).selectinload(Integration.email_settings),
+    )
     return list(db.session.scalars(query.order_by(Service.name)))
 
 

@@ -54,7 +54,9 @@ def show(service_id: int):
 
 def _show_page(service_id: int, status: int = 200, **context):
     """The service page; a refused form re-renders it (422) with its errors in `context`."""
-    service = get_or_404(Service, service_id, options=[selectinload(Service.integrations)], populate_existing=True)
+    # With each integration's email settings: inbound_email.shown reads them (no lazy load per integration).
+    integrations = selectinload(Service.integrations).selectinload(Integration.email_settings)
+    service = get_or_404(Service, service_id, options=[integrations], populate_existing=True)
     policy = service.escalation_policy
     windows = maintenance.windows_by_state(clock.now(), service_id=service.id)
     return render(
