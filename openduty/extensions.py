@@ -12,6 +12,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from redis import Redis
 from redis.exceptions import RedisError
+from redis.sentinel import Sentinel
 from rq import Queue
 from sqlalchemy.orm import DeclarativeBase
 
@@ -113,17 +114,74 @@ def stop_orphan_embedded_redis(path: str) -> int | None:
     return pid
 
 
+def sentinel_addresses(value: str) -> list[tuple[str, int]]:
+    """REDIS_SENTINELS ("host:port,host:port", IPv6 as "[::1]:26379") as (host, port) pairs;
+    RuntimeError naming the entry to fix."""
+    addresses = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        host, colon, port = entry.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise RuntimeError(
+                f"REDIS_SENTINELS: {entry!r} is not host:port; give each sentinel as host:port, comma-separated "
+                "(e.g. 10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379)"
+            )
+        addresses.append((host, int(port)))
+    return addresses
+
+
 class RedisConnection:
-    """The app's Redis connection: REDIS_URL if set, else the embedded server in instance/."""
+    """The app's Redis connection, the one the web app, the RQ workers and the scheduler all use:
+    the Redis master that the sentinels in REDIS_SENTINELS name (followed through a failover),
+    else REDIS_URL, else the embedded server in instance/."""
 
     def init_app(self, app: Flask) -> None:
         app.extensions["openduty_redis"] = None
+        self._check(app)
+
+    @staticmethod
+    def _check(app: Flask) -> None:
+        """Refuse to start on Sentinel settings that could not work, saying what to fix."""
+        sentinels = sentinel_addresses(app.config.get("REDIS_SENTINELS") or "")
+        master = app.config.get("REDIS_SENTINEL_MASTER")
+        if sentinels and app.config.get("REDIS_URL"):
+            raise RuntimeError(
+                "Set REDIS_SENTINELS or REDIS_URL, not both: with sentinels the master is found through them."
+            )
+        if sentinels and not master:
+            raise RuntimeError(
+                "REDIS_SENTINEL_MASTER must be set with REDIS_SENTINELS: the name the sentinels monitor "
+                "(their `sentinel monitor NAME host port quorum` line)."
+            )
+        if master and not sentinels:
+            raise RuntimeError(
+                "REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS is empty: list the sentinels as host:port."
+            )
+
+    @staticmethod
+    def embedded(app: Flask) -> bool:
+        """Whether this app uses the embedded Redis (neither REDIS_URL nor REDIS_SENTINELS is set)."""
+        return not (app.config.get("REDIS_URL") or sentinel_addresses(app.config.get("REDIS_SENTINELS") or ""))
 
     @staticmethod
     def _create(app: Flask) -> Redis:
-        url = app.config.get("REDIS_URL")
+        config = app.config
+        timeouts = {"socket_timeout": 5, "socket_connect_timeout": 2}
+        sentinels = sentinel_addresses(config.get("REDIS_SENTINELS") or "")
+        if sentinels:
+            # Each new connection asks the sentinels for the master's address, and a connection
+            # that finds itself on a demoted master drops: a failover is followed by itself.
+            sentinel_kwargs = {**timeouts, "password": config.get("REDIS_SENTINEL_PASSWORD") or None}
+            sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs)
+            return sentinel.master_for(
+                config["REDIS_SENTINEL_MASTER"], db=config.get("REDIS_DB", 0),
+                password=config.get("REDIS_PASSWORD") or None, health_check_interval=30, **timeouts,
+            )  # fmt: skip
+        url = config.get("REDIS_URL")
         if url:
-            return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+            return Redis.from_url(url, health_check_interval=30, **timeouts)
         embedded = embedded_redis(os.path.join(app.instance_path, "redis.db"))
         return Redis(unix_socket_path=embedded.socket_file, socket_timeout=5)
 
@@ -135,7 +193,7 @@ class RedisConnection:
         return conn
 
     def url(self, app: Flask | None = None) -> str:
-        """A URL other processes can use to reach the same Redis."""
+        """A URL other processes can use to reach the same Redis (REDIS_URL, or the embedded one's)."""
         app = app or current_app._get_current_object()
         if app.config.get("REDIS_URL"):
             return app.config["REDIS_URL"]

@@ -59,6 +59,12 @@ class FastScheduler(RQScheduler):
     is SCHEDULER_INTERVAL.
     """
 
+    def __init__(self, queues, connection, **kwargs) -> None:
+        super().__init__(queues, connection=connection, **kwargs)
+        # A thread of this process: the app's own connection (which follows a Sentinel failover),
+        # not the copy RQ rebuilds from the connection's settings for a forked scheduler.
+        self._connection = connection
+
     def prepare_registries(self, queue_names=None):
         super().prepare_registries(queue_names)
         self._scheduled_job_registries = [

@@ -28,6 +28,7 @@ from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 FLASK = [sys.executable, "-m", "flask", "--app", "app"]
+GUNICORN_CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0, interval: float = 0.05) -> float:
@@ -275,9 +276,11 @@ class AppProcesses:
         return process
 
     def gunicorn(self, port: int, workers: int = 2, label: str = "web") -> subprocess.Popen:
-        """The web app under gunicorn (the production shape) on `port`; waits until /healthz answers 200."""
-        command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
-        process = self.start(label, "app:app", command=command)
+        """The web app under gunicorn with the committed config (deploy/gunicorn.conf.py: the
+        production shape) on `port`; waits until /healthz answers 200."""
+        command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG)]
+        env = {"GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers)}
+        process = self.start(label, "app:app", command=command, env=env)
         wait_for(lambda: healthy(port) or process.poll() is not None, "gunicorn to be healthy", timeout=30)
         assert process.poll() is None, f"gunicorn exited:\n{self.log(label)}"
         return process
