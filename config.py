@@ -92,6 +92,9 @@ class Config:
     PUSHOVER_BASE_URL = os.environ.get("PUSHOVER_BASE_URL", "https://api.pushover.net")
     XMPP_JID = os.environ.get("XMPP_JID") or None
     XMPP_PASSWORD = os.environ.get("XMPP_PASSWORD") or None
+    # The XMPP server to connect to; unset: the JID's domain, found through its DNS SRV records.
+    XMPP_HOST = os.environ.get("XMPP_HOST") or None
+    XMPP_PORT = _env_int("XMPP_PORT", 5222)
     WEBHOOK_SECRET = os.environ.get("WEBHOOK_SECRET") or None
     # Destinations users choose (webhook, Slack and Apprise contact methods, iCal layer URLs) may
     # only be public addresses; these comma-separated CIDR networks are allowed as well, e.g.
