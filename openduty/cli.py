@@ -1,9 +1,11 @@
 """`flask --app app openduty ...` commands."""
 
 import fcntl
+import json
 import os
 import secrets
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,7 +18,18 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from waitress.server import create_server
 
-from openduty import audit, directory, inbound_smtp, timers, validation
+from openduty import (
+    audit,
+    backup,
+    config_export,
+    config_import,
+    directory,
+    inbound_smtp,
+    timers,
+    transactions,
+    validation,
+)
+from openduty.errors import ValidationError
 from openduty.extensions import (
     db,
     embedded_redis,
@@ -116,6 +129,66 @@ def ensure_admin() -> None:
     click.echo(f"  password: {password}")
     click.echo("Change both on your profile page.")
     click.echo("=" * 64)
+
+
+@cli.command("export")
+@click.argument("path", default="-")
+@click.option("--with-secrets", is_flag=True, help="Include password hashes, tokens, keys, secret addresses.")
+def export(path: str, with_secrets: bool) -> None:
+    """Write the whole configuration as one JSON document to PATH (- : standard output)."""
+    text = json.dumps(config_export.export_config(with_secrets), indent=2, ensure_ascii=False) + "\n"
+    db.session.rollback()
+    if path == "-":
+        click.echo(text, nl=False)
+        return
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+        out.write(text)  # 0600: a configuration names people (and with secrets, holds keys)
+    click.echo(f"Exported the configuration to {path}{' with secrets' if with_secrets else ''}.", err=True)
+
+
+@cli.command("import")
+@click.argument("path")
+@click.option("--dry-run", is_flag=True, help="Print the changes and change nothing.")
+@click.option("--with-secrets", is_flag=True, help="Apply the document's secrets (else keep or generate them).")
+def import_(path: str, dry_run: bool, with_secrets: bool) -> None:
+    """Apply a configuration document (from export) in one transaction: create or update by name."""
+    audit.set_actor(audit.CLI)
+    try:
+        with click.open_file(path, encoding="utf-8") as source:
+            document = validation.loads(source.read())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        _fail(f"Cannot read {path} as JSON: {exc}")
+    transactions.begin_write()
+    try:
+        changes = config_import.import_config(document, with_secrets)
+    except (config_import.ConfigError, ValidationError) as exc:
+        db.session.rollback()
+        if isinstance(exc, ValidationError):
+            exc = config_import.ConfigError(sorted(exc.fields.items()))
+        _fail(str(exc))
+    for line in changes:
+        click.echo(line)
+    if dry_run or not changes:
+        db.session.rollback()
+        said = "No changes: the database has this configuration already." if not changes else ""
+        click.echo(said or f"Dry run: {len(changes)} change(s) shown, none made.")
+        return
+    db.session.commit()
+    click.echo(f"Imported: {len(changes)} change(s) made.")
+
+
+@cli.command("backup")
+@click.argument("path")
+@click.option("--print-command", is_flag=True, help="PostgreSQL: print the pg_dump command, run nothing.")
+def backup_(path: str, print_command: bool) -> None:
+    """Back the database up to PATH: SQLite's online backup, or pg_dump for PostgreSQL."""
+    try:
+        result = backup.backup(path, run_pg_dump=not print_command)
+    except (backup.BackupError, OSError, sqlite3.Error) as exc:
+        _fail(f"No backup made: {exc}")
+    click.echo(result.message)
+    if not result.made and not print_command:
+        sys.exit(1)
 
 
 @cli.command("worker")

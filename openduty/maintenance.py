@@ -130,6 +130,20 @@ def save_window(
     return window
 
 
+def restore_window(
+    start: datetime, end: datetime, description: str, service_ids: list[int], created_by: User | None
+) -> MaintenanceWindow:
+    """A window restored from a configuration document (openduty.config_import): it may have
+    started already (a backup taken during it), so unlike save_window a past start is kept; its
+    timers are armed and what is due now is applied, as for any new window."""
+    window = MaintenanceWindow(start=start, end=end, description=description, created_by=created_by)
+    window.links = [MaintenanceWindowService(service_id=i) for i in service_ids]
+    db.session.add(window)
+    db.session.flush()
+    _settle(window, set())
+    return window
+
+
 def start_now(service: Service, minutes: Any, actor: User | None = None) -> MaintenanceWindow:
     """ "Start now for N minutes" on one service (the service page)."""
     try:
