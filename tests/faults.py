@@ -2,26 +2,26 @@
 
 A `Stack` is a PostgreSQL cluster of its own (initdb/pg_ctl, own port), a redis-server of its own,
 the web app under gunicorn (or `run-all`), `flask openduty worker` processes and a webhook
-receiver (http.server, threads). `run_fault` triggers incidents through the events API at a steady
+receiver (tests/receiver.py). `run_fault` triggers incidents through the events API at a steady
 rate, injects a fault in the middle and ends it, then counts for every incident accepted (each
 owes exactly one page): pages received, duplicated and lost, and how late each page arrived after
 the fault ended. Monitoring tools retry refused events, and so does the load here: an event is
-owed once it is accepted.
+owed once it is accepted, and must then be in the database (an answer of 202 that was not stored
+is counted as an event lost).
 
 Nothing here needs pytest: tests/test_faults.py runs short faults and asserts the promise,
 bench/faults.py runs longer ones and prints the table for docs/reliability.md.
 """
 
 import contextlib
-import json
 import os
 import signal
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
@@ -35,78 +35,13 @@ from openduty.models import Incident, Service
 from tests.factories_escalation import make_pager, make_policy, make_service
 from tests.factories_events import make_integration
 from tests.processes import AppProcesses, OwnPostgres, RedisServer, base_env, children, free_port, wait_for
+from tests.receiver import Receiver
 
 # The promise (docs/reliability.md): every owed page is sent, once (twice at most where a send may
 # have been cut short), within this many seconds of the fault ending.
 PROMISE_SECONDS = 10
 # The suite's read timeout, so that "slower than the timeout" takes seconds, not half a minute.
 READ_TIMEOUT_SECONDS = 8
-
-
-class Receiver:
-    """A webhook receiver recording every page it reads: when, which path, event, incident number.
-
-    `down()` closes its socket (connections are refused) and `up()` reopens it on the same port;
-    `failing = True` answers 500; `slow[path] = s` waits s seconds before answering on that path.
-    A page counts as received when its request was read whole and answered 2xx (or would have
-    been: a client that gave up waiting still delivered it).
-    """
-
-    def __init__(self):
-        self.port = free_port()
-        self.received: list[tuple[float, str, str, int]] = []
-        self.in_flight = 0
-        self.failing = False
-        self.slow: dict[str, float] = {}
-        self.lock = threading.Lock()
-        self.server: ThreadingHTTPServer | None = None
-        self.up()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def up(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if receiver.failing:
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                now = time.time()
-                numbers = [i["number"] for i in body.get("incidents", [])]
-                with receiver.lock:
-                    receiver.received.extend((now, self.path, body["event"], n) for n in numbers)
-                    receiver.in_flight += 1
-                try:
-                    time.sleep(receiver.slow.get(self.path, 0))
-                    self.send_response(204)
-                    self.end_headers()
-                except OSError:
-                    pass  # the sender gave up waiting: the page was still delivered
-                finally:
-                    with receiver.lock:
-                        receiver.in_flight -= 1
-
-            def log_message(self, *args):
-                pass
-
-        ThreadingHTTPServer.allow_reuse_address = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def down(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
-
-    def pages(self, since: float) -> list[tuple[float, str, str, int]]:
-        with self.lock:
-            return [r for r in self.received if r[0] >= since]
 
 
 @dataclass
@@ -122,12 +57,14 @@ class Result:
     most_copies: int = 0  # the most times one page arrived
     latest_incident: int | None = None  # the number of the incident whose page came latest
     notes: list[str] = field(default_factory=list)
+    answers: Counter = field(default_factory=Counter)  # what the events API answered (or the error)
+    events_lost: int = 0  # events answered 202 that were never stored
 
     def holds(self, duplicates_allowed: bool) -> bool:
-        """Whether the promise held: nothing lost, nothing late, no page more than twice (and
-        none twice unless the fault is a documented "at most twice" case)."""
+        """Whether the promise held: no page and no accepted event lost, nothing late, no page
+        more than twice (and none twice unless the fault is a documented "at most twice" case)."""
         most = 2 if duplicates_allowed else 1
-        return self.lost == 0 and self.late_s <= PROMISE_SECONDS and self.most_copies <= most
+        return self.lost == 0 and self.events_lost == 0 and self.late_s <= PROMISE_SECONDS and self.most_copies <= most
 
 
 class Stack:
@@ -238,8 +175,10 @@ class Stack:
 
     # --- load ---
 
-    def trigger(self, dedup_key: str, service: int, deadline: float) -> bool:
-        """Send one trigger event, retrying (as monitoring tools do) until it is accepted."""
+    def trigger(self, dedup_key: str, service: int, deadline: float, answers: list | None = None) -> bool:
+        """Send one trigger event, retrying (as monitoring tools do) until it is accepted; each
+        answer (a status, or the error's name) is added to `answers`."""
+        answers = [] if answers is None else answers
         body = {
             "routing_key": self.keys[service],
             "event_action": "trigger",
@@ -249,12 +188,22 @@ class Stack:
         while time.monotonic() < deadline:
             try:
                 response = self.http.post(f"http://127.0.0.1:{self.port}/v2/enqueue", json=body, timeout=10)
+                answers.append(response.status_code)
                 if response.status_code == 202:
                     return True
-            except requests.RequestException:
-                pass
+            except requests.RequestException as exc:
+                answers.append(type(exc).__name__)
             time.sleep(0.5)
         return False
+
+    def stored_keys(self, prefix: str) -> set[str]:
+        """The dedup keys of this run's incidents in the database."""
+        app = self._app()
+        with app.app_context():
+            keys = set(db.session.scalars(select(Incident.dedup_key).where(Incident.dedup_key.like(f"{prefix}-%"))))
+            db.session.remove()
+            db.engine.dispose()
+        return keys
 
     def incidents(self, prefix: str) -> dict[int, tuple[datetime, str]]:
         """number -> (when accepted, the hook path it pages) for this run's incidents."""
@@ -372,12 +321,16 @@ def run_fault(stack: Stack, fault: Fault, duration: float, rate: float = 3, befo
     started = time.time()
     stop = threading.Event()
     sent_events: list = []
+    answers: list[list] = []  # per event, every answer it met
     pool = ThreadPoolExecutor(max_workers=16)
 
     def load():
         i = 0
         while not stop.is_set():
-            sent_events.append(pool.submit(stack.trigger, f"{prefix}-{i}", i % stack.users, time.monotonic() + 90))
+            answers.append([])
+            sent_events.append(
+                pool.submit(stack.trigger, f"{prefix}-{i}", i % stack.users, time.monotonic() + 90, answers[-1])
+            )
             i += 1
             stop.wait(1 / rate)
 
@@ -397,6 +350,9 @@ def run_fault(stack: Stack, fault: Fault, duration: float, rate: float = 3, befo
     result = Result(fault.name)
     if not all(accepted):
         result.notes.append(f"{accepted.count(False)} event(s) never accepted")
+    result.answers = Counter(answer for event in answers for answer in event)
+    stored = stack.stored_keys(prefix)
+    result.events_lost = sum(1 for i, ok in enumerate(accepted) if ok and f"{prefix}-{i}" not in stored)
 
     def counted() -> tuple[dict[int, tuple[datetime, str]], dict[int, list[float]]]:
         owed = stack.incidents(prefix)
