@@ -16,6 +16,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from waitress.server import create_server
 
 from openduty import (
@@ -166,6 +167,9 @@ def import_(path: str, dry_run: bool, with_secrets: bool) -> None:
         if isinstance(exc, ValidationError):
             exc = config_import.ConfigError(sorted(exc.fields.items()))
         _fail(str(exc))
+    except IntegrityError as exc:  # a unique value the document gives an object the database gives another
+        db.session.rollback()
+        _fail(f"The document was not imported; nothing changed: a value must be unique ({exc.orig}).")
     for line in changes:
         click.echo(line)
     if dry_run or not changes:

@@ -100,14 +100,20 @@ class _Checker:
             what = "escalation policy" if kind == "policy" else kind
             self.error(path, f"No {what} named {value!r} in the document or the database.")
 
-    def unique(self, items: list[tuple[str, Any]], key: str, what: str) -> None:
+    def unique(self, items: list[tuple[str, Any]], key: str, what: str, fold: bool = True) -> None:
+        """A column the database keeps unique: no two objects of the document may share a value."""
         seen: set[str] = set()
         for path, item in items:
             name = item.get(key) if isinstance(item, dict) else None
             if isinstance(name, str):
-                if name.strip().lower() in seen:
+                name = name.strip().lower() if fold else name
+                if name in seen:
                     self.error(f"{path}.{key}", f"Another {what} of the document has this {key}.")
-                seen.add(name.strip().lower())
+                seen.add(name)
+
+
+def _list(data: dict, key: str) -> list:
+    return data[key] if isinstance(data.get(key), list) else []
 
 
 def _known(document: dict, section: str, key: str, column) -> set[str]:
@@ -131,6 +137,16 @@ def check_document(document: Any) -> None:
         checker.unique(sections[name], key, name[:-1])
     checker.unique(sections["escalation_policies"], "name", "escalation policy")
     checker.unique(sections["services"], "name", "service")
+    checker.unique(sections["users"], "directory_dn", "user", fold=False)
+    checker.unique(sections["users"], "calendar_token", "user", fold=False)
+    checker.unique(sections["teams"], "directory_dn", "team", fold=False)
+    tokens = [
+        (f"{path}.api_tokens[{n}]", token)
+        for path, user in sections["users"]
+        if isinstance(user, dict)
+        for n, token in enumerate(_list(user, "api_tokens"))
+    ]
+    checker.unique(tokens, "token_hash", "API token", fold=False)
     for path, item in sections["users"]:
         _user(checker, path, item)
     for path, item in sections["teams"]:
@@ -303,11 +319,11 @@ def _layer(checker: _Checker, path: str, data: Any) -> None:
         if data.get("ical_data") is not None and not isinstance(data["ical_data"], str):
             checker.error(f"{path}.ical_data", "Must be the text of an .ics file.")
         return
-    for key in rotation:
+    for key in ("start", "participants"):
         if key not in data:
             checker.error(f"{path}.{key}", "Required for a rotation layer.")
     checker.value(f"{path}.start", lambda: _wall_clock(data.get("start")))
-    unit = data.get("shift_unit")
+    unit = data.get("shift_unit", "weeks")
     if unit not in SHIFT_UNITS:
         checker.error(f"{path}.shift_unit", f"Use one of {', '.join(SHIFT_UNITS)}.")
     else:
@@ -421,7 +437,7 @@ def _window(checker: _Checker, path: str, data: Any) -> None:
     if checker.object(data, path, keys, ("start", "end", "services")) is None:
         return
     start, end = _range(checker, data, path)
-    if start and end and not _length_ok(start, end):
+    if start and end and not start < end <= start + MAX_LENGTH:
         checker.error(f"{path}.end", f"End must be after start, at most {MAX_LENGTH.days} days later.")
     _text(checker, data, path, "description", 1000)
     checker.ref("user", data.get("created_by"), f"{path}.created_by", optional=True)
@@ -430,7 +446,3 @@ def _window(checker: _Checker, path: str, data: Any) -> None:
         checker.error(f"{path}.services", f"A window has 1 to {MAX_SERVICES} services.")
     for name_path, name in names:
         checker.ref("service", name, name_path)
-
-
-def _length_ok(start: datetime, end: datetime) -> bool:
-    return start < end and end - start <= MAX_LENGTH

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from openduty import clock, event_rule_edit, inbound_email
+from openduty import clock, event_rule_edit, inbound_email, shift_notices
 from openduty.extensions import db
 from openduty.models import (
     EscalationLevel,
@@ -61,13 +61,16 @@ def export_config(with_secrets: bool = False) -> dict[str, Any]:
         "exported_at": iso(clock.now()),
         "with_secrets": with_secrets,
     }
-    services = _services()
+    # Each table read once and held while the document is written: references between objects are
+    # then found in the session's identity map (weakly held: a dropped list would mean a query each).
+    users, teams, schedules, policies, services = _users(), _teams(), _schedules(), _policies(), _services()
+    notices = shift_notices.all_settings()
     document.update(
         {
-            "users": [_user(user, with_secrets) for user in _users()],
-            "teams": [_team(team) for team in _teams()],
-            "schedules": [_schedule(schedule, with_secrets) for schedule in _schedules()],
-            "escalation_policies": [_policy(policy) for policy in _policies()],
+            "users": [_user(user, notices.get(user.id), with_secrets) for user in users],
+            "teams": [_team(team) for team in teams],
+            "schedules": [_schedule(schedule, with_secrets) for schedule in schedules],
+            "escalation_policies": [_policy(policy) for policy in policies],
             "services": [_service(service, with_secrets) for service in services],
             "event_rules": [_rule(rule) for rule in event_rule_edit.rules_of(None)],
             "maintenance_windows": [_window(window) for window in _windows()],
@@ -86,7 +89,7 @@ def _users() -> list[User]:
     return list(db.session.scalars(query.order_by(User.email)))
 
 
-def _user(user: User, with_secrets: bool) -> dict[str, Any]:
+def _user(user: User, settings: ShiftNoticeSettings | None, with_secrets: bool) -> dict[str, Any]:
     methods = list(user.contact_methods)
     index = {method.id: n for n, method in enumerate(methods)}
     data: dict[str, Any] = {
@@ -115,7 +118,6 @@ def _user(user: User, with_secrets: bool) -> dict[str, Any]:
         ]
         for urgency in ("high", "low")
     }
-    settings = db.session.get(ShiftNoticeSettings, user.id)
     data["shift_notices"] = (
         None
         if settings is None

@@ -57,6 +57,11 @@ class Importer(config_import_parts.Parts):
         return [(f"$.{name}[{n}]", item) for n, item in enumerate(self.document.get(name) or [])]
 
     def run(self) -> list[str]:
+        # Flushed where ids are needed, not before every query (a flush per lookup is slow).
+        with db.session.no_autoflush:
+            return self._run()
+
+    def _run(self) -> list[str]:
         notices = []
         for path, data in self.section("users"):
             user, methods = self.user(path, data)
@@ -90,11 +95,12 @@ class Importer(config_import_parts.Parts):
     # --- Users ---------------------------------------------------------------------------------
 
     def user(self, path: str, data: dict) -> tuple[User, list[ContactMethod]]:
-        user = User.by_email(data["email"])
+        user = self.user_named(data["email"])
         label = f"user {data['email']}"
         if user is None:
             user = User(email=validation.email(data["email"]), name=data["name"].strip())
             db.session.add(user)
+            self.loaded[User][user.email.lower()] = user
             self.created(label)
         fields = ("name", "time_zone", "is_admin", "observer", "active", "auth_source", "directory_dn")
         self.update(user, label, {name: data[name] for name in fields if name in data})
@@ -238,6 +244,7 @@ class Importer(config_import_parts.Parts):
         clean = services.clean_service(values, service)
         if service is None:
             service = services.save_service(None, clean)
+            self.remember(service)
             self.created(label)
         else:
             differing = {name: value for name, value in clean.items() if getattr(service, name) != value}
@@ -267,7 +274,7 @@ class Importer(config_import_parts.Parts):
         ):
             if window.description == description and sorted(window.service_ids) == service_ids:
                 return
-        created_by = User.by_email(data["created_by"]) if data.get("created_by") else None
+        created_by = self.user_named(data["created_by"]) if data.get("created_by") else None
         maintenance.restore_window(start, end, description, service_ids, created_by)
         self.created(label)
 

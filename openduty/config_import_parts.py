@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import selectinload
 
 from openduty import event_rule_edit, heartbeats, ical, inbound_email, schedules, services, timers, validation
 from openduty.config_check import ConfigError
@@ -17,6 +18,7 @@ from openduty.models import (
     EscalationPolicy,
     EscalationTarget,
     EventRule,
+    Integration,
     Schedule,
     ScheduleLayer,
     ScheduleOverride,
@@ -25,6 +27,20 @@ from openduty.models import (
     User,
 )
 
+# What an import reads with each kind of object: the parts it compares with the document.
+LOADED = {
+    User: (selectinload(User.contact_methods), selectinload(User.notification_rules), selectinload(User.api_tokens)),
+    Team: (selectinload(Team.members),),
+    Schedule: (
+        selectinload(Schedule.layers).selectinload(ScheduleLayer.participants),
+        selectinload(Schedule.overrides),
+    ),
+    EscalationPolicy: (selectinload(EscalationPolicy.levels).selectinload(EscalationLevel.targets),),
+    Service: (
+        selectinload(Service.integrations).selectinload(Integration.heartbeat),
+        selectinload(Service.integrations).selectinload(Integration.email_settings),
+    ),
+}
 # A value shown in a change line is cut to this many characters.
 SHOWN = 60
 
@@ -48,6 +64,7 @@ class Parts:
         self.changes: list[str] = []
         self.notes: list[str] = []
         self.touched_schedules: set[int] = set()
+        self.loaded: dict[type, dict[str, Any]] = {}
 
     # --- Noting changes ------------------------------------------------------------------------
 
@@ -78,7 +95,23 @@ class Parts:
     # --- Lookups by name (the document was checked: every name resolves) -----------------------
 
     def named(self, model, name: str):
-        return db.session.scalar(select(model).where(func.lower(model.name) == name.strip().lower()))
+        """The object of `model` with this name (any case), or None. Each table is read once, with
+        the parts an import compares (a query per name would flush the session each time)."""
+        if model not in self.loaded:
+            query = select(model).options(*LOADED.get(model, ()))
+            self.loaded[model] = {obj.name.lower(): obj for obj in db.session.scalars(query)}
+        return self.loaded[model].get(name.strip().lower())
+
+    def remember(self, obj) -> None:
+        """A new object, found by name from now on."""
+        self.named(type(obj), obj.name)
+        self.loaded[type(obj)][obj.name.lower()] = obj
+
+    def user_named(self, email: str) -> User | None:
+        if User not in self.loaded:
+            query = select(User).options(*LOADED[User])
+            self.loaded[User] = {user.email.lower(): user for user in db.session.scalars(query)}
+        return self.loaded[User].get(email.strip().lower())
 
     def named_or_new(self, model, what: str, data: dict, fields: tuple[str, ...]):
         """(the object named data["name"], made if there is none; its label) with `fields` and its
@@ -88,6 +121,7 @@ class Parts:
         if found is None:
             found = model(name=data["name"].strip(), **({"time_zone": "UTC"} if model is Schedule else {}))
             db.session.add(found)
+            self.remember(found)
             self.created(label)
         values = {name: data[name] for name in fields if name in data}
         if "team" in data:
@@ -96,7 +130,7 @@ class Parts:
         return found, label
 
     def user_id(self, email: str) -> int:
-        return User.by_email(email).id
+        return self.user_named(email).id
 
     def team_id(self, name: str | None) -> int | None:
         return None if name is None else self.named(Team, name).id
@@ -141,9 +175,9 @@ class Parts:
                 "name": (data.get("name") or "").strip() or f"Layer {n + 1}",
                 "kind": "rotation",
                 "start": wall_clock(data["start"]),
-                "shift_length": data["shift_length"],
-                "shift_unit": data["shift_unit"],
-                "restrictions": schedules.parse_restrictions(data["restrictions"]),
+                "shift_length": data.get("shift_length", 1),
+                "shift_unit": data.get("shift_unit", "weeks"),
+                "restrictions": schedules.parse_restrictions(data.get("restrictions")),
                 "participants": [self.user_id(email) for email in data["participants"]],
             }
             current = {

@@ -274,6 +274,7 @@ def test_secrets_only_with_secrets(world, runner, tmp_path):
         (lambda d: d["event_rules"][0]["conditions"][0].update(operator="near"), "$.event_rules[0].conditions.0.op"),
         (lambda d: d["maintenance_windows"][0].update(services=[]), "$.maintenance_windows[0].services: A window"),
         (lambda d: d.update(extra=1), "$.extra: Unknown key"),
+        (lambda d: [u.update(directory_dn="uid=x") for u in d["users"]], "$.users[1].directory_dn: Another user"),
         (lambda d: d["services"].append(copy.deepcopy(d["services"][0])), "$.services[2].name: Another service"),
     ],
 )
@@ -316,3 +317,23 @@ def test_a_partial_document_touches_only_what_it_names(world, runner, tmp_path):
     db.session.remove()
     assert len(db.session.scalar(select(Team)).members) == 2
     assert db.session.scalar(select(db.func.count(Schedule.id))) == 2
+
+
+def test_a_clash_with_the_database_changes_nothing(world, runner, tmp_path):
+    bob = User.by_email("bob@example.com")
+    bob.directory_dn = "uid=bob,dc=example"
+    db.session.commit()
+    document = export(runner)
+    document["users"] = [user for user in document["users"] if user["email"] != "bob@example.com"]
+    document["users"][0]["directory_dn"] = "uid=bob,dc=example"  # Bob's, and Bob is not in the document
+    rows = config_rows()
+    result = run_import(runner, tmp_path, document)
+    assert result.exit_code != 0 and "nothing changed: a value must be unique" in result.output
+    db.session.remove()
+    assert config_rows() == rows
+
+
+def test_import_reads_standard_input(world, runner):
+    document = export(runner)
+    result = runner.invoke(args=["openduty", "import", "-"], input=json.dumps(document))
+    assert result.exit_code == 0 and result.output.startswith("No changes")
