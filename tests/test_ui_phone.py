@@ -1,8 +1,10 @@
 """The console and the base layout on a phone (390 x 844) and a laptop (1280 x 800) in Debian's
 Chromium: cards with Acknowledge / Resolve in thumb reach, a Resolve button that a long summary never
 clips, a skip link, a favicon, a quiet console while the list polls, severity that never looks like a
-status, and dark mode from the system setting (issue 15, findings 1, 9 and 10)."""
+status, dark mode from the system setting, and the calendar as an agenda on a phone (issue 15,
+findings 1, 9 and 10)."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from playwright.sync_api import expect
 from openduty import incidents
 from openduty.extensions import db
 from tests import factories, factories_events
+from tests.factories_schedules import make_layer, make_schedule
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
@@ -156,3 +159,45 @@ def test_colours_follow_the_system_setting_and_keep_their_contrast(live_server, 
         page.evaluate(AXE)
         result = page.evaluate("async () => (await axe.run(document, {runOnly: ['color-contrast']})).violations")
         assert result == [], (path, [n["target"] for v in result for n in v["nodes"]])
+
+
+def test_calendar_is_an_agenda_with_whole_names_on_a_phone(app, live_server, console, clock):
+    open_page, _, _ = console
+    clock.set(datetime(2026, 3, 4, 12, tzinfo=UTC))
+    long_name = "Maximiliana Throckmorton-Featherstonehaugh de la Vega"
+    people = [factories.make_user(name=long_name), factories.make_user(name="Bob Member")]
+    schedule = make_schedule(name="Database primary")
+    make_layer(schedule, people, datetime(2026, 3, 2, 9), 1, "days")
+    page = open_page(PHONE, is_mobile=True, has_touch=True)
+    page.goto(live_server.url + f"/schedules/{schedule.id}?date=2026-03-04")
+    expect(page.locator(".month-grid")).to_be_hidden()
+    day = page.locator(".agenda-day[data-date='2026-03-04']")
+    expect(day).to_be_visible()
+    expect(day.locator(".agenda-date")).to_contain_text("Wed 04 Mar")
+    shifts = day.locator(".agenda-shift")
+    expect(shifts.first).to_contain_text("00:00–09:00 Bob Member")
+    expect(shifts.nth(1)).to_contain_text(f"09:00–24:00 {long_name}")
+    who = shifts.nth(1).locator(".agenda-who")
+    assert who.evaluate("el => el.scrollWidth <= el.clientWidth")  # the whole name, not "… Ma…"
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert shifts.first.bounding_box()["height"] >= 44
+    # A shift opens its panel (take it, or ask for cover), in place with htmx.
+    shifts.first.click()
+    expect(page.locator("#shift-panel")).to_contain_text("Bob Member")
+
+    laptop = open_page(DESKTOP)
+    laptop.goto(live_server.url + f"/schedules/{schedule.id}?date=2026-03-04")
+    expect(laptop.locator(".month-grid")).to_be_visible()
+    expect(laptop.locator(".agenda")).to_be_hidden()
+
+
+def test_the_agenda_works_without_javascript(live_server, console, clock):
+    open_page, _, _ = console
+    clock.set(datetime(2026, 3, 4, 12, tzinfo=UTC))
+    schedule = make_schedule(name="Database primary")
+    make_layer(schedule, [factories.make_user(name="Bob Member")], datetime(2026, 3, 2, 9), 1, "weeks")
+    page = open_page(PHONE, java_script_enabled=False)
+    page.goto(live_server.url + f"/schedules/{schedule.id}?view=week&date=2026-03-04")
+    page.locator(".agenda-day[data-date='2026-03-05'] .agenda-shift").first.click()
+    expect(page.locator("#shift-panel")).to_contain_text("Bob Member")
+    assert "/shift?at=" in page.url

@@ -45,9 +45,16 @@ class Segment:
     classes: str  # "seg" and: gap, now, override, overlap (an override that overlaps another override)
     colour: str
     title: str  # who, and the whole shift's start and end
+    label: str  # who, in full ("Nobody on call" for a gap)
     text: str  # the cell's line: its time(s) and who
     href: str  # the shift's panel ("take this shift")
     overlap: bool
+
+    @property
+    def span(self) -> str:
+        """Its times within the day, for the agenda: "09:00–17:00", "22:00–24:00"."""
+        end = "24:00" if self.end.date() != self.start.date() else f"{self.end:%H:%M}"
+        return f"{self.start:%H:%M}–{end}"
 
     @property
     def top(self) -> float:
@@ -108,6 +115,7 @@ def _segment(shift: Shift, day_start: datetime, day_end: datetime, ctx: _Drawing
         classes=classes,
         colour="#c62828" if unpaged else colour(people[0].id),
         title=title,
+        label=label,
         text=text,
         # An ISO time in UTC has no character to escape in a query but "+".
         href=ctx.shift_url + shift.start.isoformat().replace("+", "%2B"),
