@@ -1,6 +1,7 @@
 """Every page at a phone's 390 x 844 and a laptop's 1280 x 800, in Debian's Chromium, with realistic
 long data (URL summaries, long names, 3,000-character notes): no horizontal overflow, no clipped
-button, no console error, and no serious or critical axe-core violation (issue 15).
+button, no htmx action out of a keyboard's reach (each sits on a link, a button or a field), no
+console error, and no serious or critical axe-core violation (issue 15).
 
 The pages are the app's GET routes from the url_map, so a new page is visited without anyone
 remembering to add it; routes that answer no HTML page are listed in NOT_PAGES with the reason.
@@ -170,7 +171,12 @@ CHECK_LAYOUT = """(width) => {
   const broken = [...document.querySelectorAll("button, a.button, .badge, .severity")]
     .filter((el) => visible(el) && (el.scrollWidth > el.clientWidth + 1 || lines(el) > 1))
     .map((el) => el.outerHTML.slice(0, 120));
-  return {wide, scrolls, broken};
+  // An htmx action on a click must sit on something a keyboard reaches (a link, a button, a field).
+  const unreachable = [...document.querySelectorAll("[hx-get], [hx-post], [hx-put], [hx-patch], [hx-delete]")]
+    .filter((el) => !el.matches("a[href], button, input, select, textarea, form, [tabindex]"))
+    .filter((el) => /(^|[\\s,])click\\b/.test(el.getAttribute("hx-trigger") || "click"))
+    .map((el) => el.outerHTML.slice(0, 120));
+  return {wide, scrolls, broken, unreachable};
 }"""
 
 RUN_AXE = """async () => {
@@ -220,6 +226,7 @@ def test_every_page_fits_both_layouts_and_passes_axe(app, browser, live_server, 
                     problems.append(f"{where}: {layout_check['wide']} px wider than the window")
                 problems.extend(f"{where}: scrolls sideways {html}" for html in layout_check["scrolls"])
                 problems.extend(f"{where}: clipped or broken label {html}" for html in layout_check["broken"])
+                problems.extend(f"{where}: not keyboard reachable {html}" for html in layout_check["unreachable"])
                 page.evaluate(AXE)
                 problems.extend(f"{where}: axe {v}" for v in page.evaluate(RUN_AXE))
                 problems.extend(f"{where}: console {e}" for e in errors)

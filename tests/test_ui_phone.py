@@ -201,3 +201,16 @@ def test_the_agenda_works_without_javascript(live_server, console, clock):
     page.locator(".agenda-day[data-date='2026-03-05'] .agenda-shift").first.click()
     expect(page.locator("#shift-panel")).to_contain_text("Bob Member")
     assert "/shift?at=" in page.url
+
+
+def test_tables_are_cards_of_named_lines_on_a_phone(live_server, console):
+    open_page, _, _ = console
+    page = open_page(PHONE, is_mobile=True)
+    page.goto(live_server.url + "/services")
+    row = page.locator(".table-wrap tbody tr", has_text="payments-api")
+    count = row.locator("td").nth(4)  # its integrations: a bare "1" on a card without its column's name
+    expect(count).to_have_attribute("data-label", "Integrations")
+    style = "el => [getComputedStyle(el, '::before').content, getComputedStyle(el).borderBottomWidth]"
+    assert count.evaluate(style) == ['"Integrations: "', "0px"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert row.bounding_box()["width"] <= PHONE["width"]
