@@ -193,8 +193,11 @@ class RedisConnection:
         return conn
 
     def url(self, app: Flask | None = None) -> str:
-        """A URL other processes can use to reach the same Redis (REDIS_URL, or the embedded one's)."""
+        """A URL other processes can use to reach the same Redis (REDIS_URL, or the embedded one's).
+        With REDIS_SENTINELS there is none: the processes find the master through the sentinels."""
         app = app or current_app._get_current_object()
+        if sentinel_addresses(app.config.get("REDIS_SENTINELS") or ""):
+            raise RuntimeError("With REDIS_SENTINELS, pass REDIS_SENTINELS and REDIS_SENTINEL_MASTER on, not a URL.")
         if app.config.get("REDIS_URL"):
             return app.config["REDIS_URL"]
         embedded = embedded_redis(os.path.join(app.instance_path, "redis.db"))

@@ -6,9 +6,10 @@ from rq import Queue, SimpleWorker
 
 from config import TestConfig
 from openduty import create_app
-from openduty.extensions import redis, sentinel_addresses
+from openduty.extensions import db, redis, sentinel_addresses
 from openduty.scheduler import SchedulerThread
 from tests.conftest import _ci_requires
+from tests.processes import AppProcesses, base_env, children, embedded_redis_servers, free_port
 from tests.redis_sentinel import MASTER_NAME, RedisWithSentinels, sentinel_binary
 
 
@@ -74,3 +75,24 @@ def test_the_app_follows_a_failover_of_the_redis_primary(tmp_path, sentinels):
         sentinels.restart(old)
         assert conn.set("after", "1")
         conn.connection_pool.disconnect()
+
+
+def test_run_all_on_sentinels_hands_them_to_its_worker_and_starts_no_embedded_redis(tmp_path, sentinels):
+    database = f"sqlite:///{tmp_path / 'o.db'}"
+    app = _app(tmp_path, SQLALCHEMY_DATABASE_URI=database)
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    instance = tmp_path / "instance"
+    env = base_env(OPENDUTY_INSTANCE=str(instance), DATABASE_URL=database, SECRET_KEY="s", **sentinels.settings())
+    processes = AppProcesses(tmp_path / "processes", env)
+    try:
+        run_all = processes.run_all(free_port())  # healthy: its Redis (the master, via the sentinels) answers
+        assert embedded_redis_servers(instance) == []
+        (worker,) = children(run_all, "worker")
+        handed = worker.environ()
+        assert "REDIS_URL" not in handed
+        assert handed["REDIS_SENTINELS"] == sentinels.settings()["REDIS_SENTINELS"]
+        processes.kill_group(run_all)  # its worker dies with it
+    finally:
+        processes.stop_all()
