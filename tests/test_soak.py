@@ -26,8 +26,9 @@ pytestmark = pytest.mark.skipif(
 # shortest policy of several levels that still makes the engine wait.
 DELAYS = [1, 0, 1]
 FAULTS = [(4, "kill_worker"), (9, "kill_web_process"), (14, "kill_redis_primary")]
-# A page due while a part was down may wait for it to come back: generous, the machine is shared.
-MOST_LATE_SECONDS = 30
+# A page due while a part was down may wait for it to come back, and a starved worker drains a
+# backlog slowly: generous (runs on this shared machine: max 11-21 s); the bench reports lateness.
+MOST_LATE_SECONDS = 45
 
 
 def test_soak_under_kills_of_a_worker_a_web_process_and_the_redis_primary(tmp_path):
