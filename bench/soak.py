@@ -32,10 +32,12 @@ def main() -> None:
     faults = [(load * 0.25, "kill_worker"), (load * 0.5, "kill_web_process"), (load * 0.75, "kill_redis_primary")]
     print(f"{incidents} incidents at {rate:g}/s, 3 levels 1 minute apart; 2 web processes, 3 workers; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    folder = Path(tempfile.mkdtemp(prefix="bench-soak-"))
+    print(f"processes' logs (kept): {folder}/processes", flush=True)
     postgres = OwnPostgres()
     stack = None
     try:
-        stack = SoakStack(Path(tempfile.mkdtemp(prefix="bench-soak-")), postgres, [1, 1, 1])
+        stack = SoakStack(folder, postgres, [1, 1, 1])
         result = run_soak(stack, incidents, rate, faults, settle=90)
     finally:
         if stack is not None:
