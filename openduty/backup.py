@@ -4,7 +4,8 @@ SQLite: an online copy through SQLite's backup API, consistent even while run-al
 mode the copy reads one snapshot and writers do not wait for it), written beside PATH and renamed
 into place once checked, so PATH is never half a backup. PostgreSQL: `pg_dump` in its custom
 format (restored with `pg_restore`), run when it is on PATH, else the command is returned to run
-where it is; the password travels in PGPASSWORD, never on a command line.
+where it is; the password travels in PGPASSWORD, never on a command line. A backup file is made
+readable by its owner only (0600): it holds password hashes and integration keys.
 """
 
 import os
@@ -43,6 +44,12 @@ def backup(path: str, run_pg_dump: bool = True) -> Backup:
     raise BackupError(f"No backup for {url.get_backend_name()} databases; use that database's own tools.")
 
 
+def _private_file(path: Path) -> None:
+    """An empty file only its owner may read: a backup holds password hashes and keys."""
+    path.unlink(missing_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _sqlite(url: URL, target: Path) -> Backup:
     source_file = url.database
     if not source_file or source_file == ":memory:":
@@ -50,7 +57,7 @@ def _sqlite(url: URL, target: Path) -> Backup:
     if target.exists() and target.resolve() == Path(source_file).resolve():
         raise BackupError("That is the live database itself; give another path.")
     partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
+    _private_file(partial)
     source = sqlite3.connect(source_file, timeout=30)
     try:
         copy = sqlite3.connect(partial)
@@ -97,6 +104,7 @@ def _postgresql(url: URL, path: str, run: bool) -> Backup:
         hint = " (with PGPASSWORD set)" if url.password else ""
         return Backup(False, f"{why}run this where it is{hint}:\n  {shown}", command)
     partial = f"{path}.partial"
+    _private_file(Path(partial))
     result = subprocess.run(
         [*command[:3], f"--file={partial}", *command[4:]],
         env=pg_env(url),

@@ -111,6 +111,7 @@ def test_backups_taken_while_writes_go_on_are_consistent_and_restore(app, runner
         result = runner.invoke(args=["openduty", "backup", str(path)])
         assert result.exit_code == 0, result.output
         assert "Backed up" in result.output
+        assert path.stat().st_mode & 0o777 == 0o600
         rows, _ = _restored_rows(app, path)
         a, b = _counts(rows)
         assert a == b >= 20, "a copy holds whole transactions only"
