@@ -5,7 +5,7 @@ console error, and no serious or critical axe-core violation (issue 15).
 
 The pages are the app's GET routes from the url_map, so a new page is visited without anyone
 remembering to add it; routes that answer no HTML page are listed in NOT_PAGES with the reason.
-A screenshot of each page and layout is saved under test-artifacts/pages/ (gitignored; set
+A screenshot (JPEG) of each page and layout is saved under test-artifacts/pages/ (gitignored; set
 OPENDUTY_ARTIFACTS to put them elsewhere).
 
 axe-core 4.14.1 is vendored in tests/vendor/axe-core (no network) and evaluated into each page
@@ -215,8 +215,7 @@ def test_every_page_fits_both_layouts_and_passes_axe(app, browser, live_server, 
                 if (endpoint in PUBLIC) != public:
                     continue
                 del errors[:]
-                response = page.goto(live_server.url + path)
-                page.wait_for_load_state("networkidle")
+                response = page.goto(live_server.url + path)  # "load": scripts ran; no wait for idle
                 where = f"{layout} {path}"
                 if response.status != 200:
                     problems.append(f"{where}: HTTP {response.status}")
@@ -229,8 +228,8 @@ def test_every_page_fits_both_layouts_and_passes_axe(app, browser, live_server, 
                 problems.extend(f"{where}: not keyboard reachable {html}" for html in layout_check["unreachable"])
                 page.evaluate(AXE)
                 problems.extend(f"{where}: axe {v}" for v in page.evaluate(RUN_AXE))
-                problems.extend(f"{where}: console {e}" for e in errors)
                 name = endpoint.replace(".", "-")
-                page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+                page.screenshot(path=str(folder / f"{name}.jpeg"), full_page=True, type="jpeg", quality=80)
+                problems.extend(f"{where}: console {e}" for e in errors)  # last: late requests' errors too
             context.close()
     assert not problems, "\n".join(problems)
