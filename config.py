@@ -194,6 +194,14 @@ class Config:
     # Alerts a suppress rule kept are kept this many days (0: forever); purged daily.
     SUPPRESSED_ALERT_RETENTION_DAYS = _env_days("SUPPRESSED_ALERT_RETENTION_DAYS", 30)
 
+    # Operations (docs/deployment.md#metrics-and-logs). GET /metrics answers requests that send
+    # `Authorization: Bearer <METRICS_TOKEN>`; with none set, only requests from this machine. Each
+    # process counts in files under PROMETHEUS_MULTIPROC_DIR (default: instance/metrics).
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+    # Log lines on stderr: "text" or "json" (one object a line), from LOG_LEVEL up.
+    LOG_FORMAT = os.environ.get("LOG_FORMAT") or "text"
+    LOG_LEVEL = os.environ.get("LOG_LEVEL") or "INFO"
+
     # Worker: the RQ queue names, highest priority first.
     RQ_QUEUES = ["high", "default", "low"]
 
@@ -216,6 +224,8 @@ class TestConfig(Config):
     WTF_CSRF_ENABLED = True
     # The suite's local receivers (pytest-httpserver, aiosmtpd) listen on loopback.
     OUTBOUND_ALLOWED_NETWORKS = "127.0.0.1/32,::1/128"
+    # Logging is pytest's (captured output, caplog); a test that wants ours sets it.
+    LOG_FORMAT = ""
 
 
 def config_from_environment() -> type[Config]:

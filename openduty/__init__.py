@@ -94,7 +94,14 @@ def create_app(config_class=None) -> Flask:
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "openduty.db")
 
-    from openduty import access, audit, limits, models, outbound  # noqa: F401  (models registers the tables)
+    # Every process counts its metrics in files under this folder (openduty.metrics); prometheus_client
+    # reads the setting once, when first imported: by the imports below, not before. run-all clears
+    # the default folder when it starts (its own instance's); whoever sets another one clears it.
+    app.config["METRICS_DEFAULT_DIR"] = os.path.join(app.instance_path, "metrics")
+    os.makedirs(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", app.config["METRICS_DEFAULT_DIR"]), exist_ok=True)
+    from openduty import access, audit, limits, logs, models, outbound  # noqa: F401  (models registers the tables)
+
+    logs.init_app(app)  # first: every later hook's log lines carry the request id
 
     outbound.parse_networks(app.config.get("OUTBOUND_ALLOWED_NETWORKS"))  # a typo fails at start
     outbound.install()

@@ -13,9 +13,10 @@ One module because the table is the point: every endpoint's rule is read and rev
 """
 
 import hmac
+import ipaddress
 from dataclasses import dataclass
 
-from flask import Flask, abort, current_app, g, request
+from flask import Flask, Response, abort, current_app, g, request
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -53,6 +54,9 @@ EVENT_KEY = Rule("event-key")
 TWILIO = Rule("twilio")
 # An API token (`Authorization: Token <token>`) of an active user; `g.api_user` is that user.
 API = Rule("api-token")
+# Prometheus: `Authorization: Bearer <METRICS_TOKEN>`; without METRICS_TOKEN, this machine only
+# (a loopback address, not forwarded by a proxy that TRUSTED_PROXIES does not name). Checked here.
+METRICS = Rule("metrics")
 # A logged-in user who is not an observer: acting on incidents, taking or handing over shifts.
 RESPOND = Rule("respond", "act on incidents or shifts (observers only read)")
 API_RESPOND = Rule("api-respond", "act on incidents or shifts (observers only read)")
@@ -91,6 +95,7 @@ _API_WINDOWS = api_manage("change maintenance windows")
 RULES: dict[str, Rule] = {
     "static": PUBLIC,
     "health.healthz": PUBLIC,
+    "metrics.metrics": METRICS,
     "auth.login": PUBLIC,
     "auth.forgot_password": PUBLIC,
     "auth.reset_password": PUBLIC,  # a signed one-use token in the path, checked by the view
@@ -412,6 +417,38 @@ def _twilio(rule: Rule) -> None:
         abort(403, "The X-Twilio-Signature header does not match.")
 
 
+def _plain(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(message + "\n", status, headers=headers, mimetype="text/plain")
+
+
+def _from_this_machine() -> bool:
+    """Whether the client is on this machine: a loopback address, and no proxy header that
+    TRUSTED_PROXIES did not resolve (a proxy here would make every client look local)."""
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:  # a Unix socket, or nothing: unknown, so not local
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+    return (mapped or address).is_loopback and not (forwarded and not current_app.config["TRUSTED_PROXIES"])
+
+
+def _metrics_token(rule: Rule) -> Response | None:
+    token = current_app.config.get("METRICS_TOKEN")
+    if not token:
+        if _from_this_machine():
+            return None
+        return _plain(403, "Metrics are served to this machine only; to scrape from elsewhere set METRICS_TOKEN "
+                           "and send 'Authorization: Bearer <METRICS_TOKEN>'.")  # fmt: skip
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        hint = {"WWW-Authenticate": 'Bearer realm="metrics"'}
+        return _plain(401, "Send the metrics token: 'Authorization: Bearer <METRICS_TOKEN>'.", hint)
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return _plain(403, "This bearer token is not the metrics token (METRICS_TOKEN).")
+    return None
+
+
 # What a read-only token may do.
 _READING = ("GET", "HEAD", "OPTIONS")
 # API tokens are "od_" + 40 characters; anything much longer is not one (and is not hashed).
@@ -463,6 +500,7 @@ _CHECKS = {
     "manage": _manage,
     "calendar-token": _calendar_token,
     "twilio": _twilio,
+    "metrics": _metrics_token,
     "api-token": _api_token,
     "api-admin": _api_admin,
     "api-respond": _api_respond,

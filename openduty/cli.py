@@ -26,6 +26,7 @@ from openduty import (
     config_import,
     directory,
     inbound_smtp,
+    metrics,
     timers,
     transactions,
     validation,
@@ -204,7 +205,10 @@ def worker(burst: bool, name: str | None) -> None:
     parent = os.environ.get(DIE_WITH_PARENT)
     if parent:  # started by run-all: die with it
         die_with_parent(int(parent))
-    make_worker(app, name=name).work(burst=burst, with_scheduler=True, logging_level="INFO")
+    try:
+        make_worker(app, name=name).work(burst=burst, with_scheduler=True, logging_level="INFO")
+    finally:
+        metrics.process_exited(os.getpid())
 
 
 def _stop(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:
@@ -309,6 +313,7 @@ class _Supervised:
         if self.restart_at is None:
             if now - self.started_at > WORKER_STABLE_SECONDS:
                 self.wait = WORKER_RESTART_WAIT
+            metrics.process_exited(self.process.pid)
             reason = _exit_reason(self.process.returncode)
             click.echo(f"The worker exited ({reason}); restarting it in {self.wait:.1f} s.", err=True)
             self.restart_at = now + self.wait
@@ -390,6 +395,10 @@ def run_all(host: str, port: int, threads: int) -> None:
     """
     app = current_app._get_current_object()
     lock = _lock_instance(app.instance_path)
+    # What earlier runs counted goes (a counter reset), from the instance's own folder only: one
+    # given in PROMETHEUS_MULTIPROC_DIR may be shared, and is cleared by whoever set it.
+    if os.environ["PROMETHEUS_MULTIPROC_DIR"] == app.config["METRICS_DEFAULT_DIR"]:
+        metrics.wipe_stale_files(app.config["METRICS_DEFAULT_DIR"], keep_pid=os.getpid())
     redis_path = os.path.join(app.instance_path, "redis.db")
     embedded = redis.embedded(app)
     if embedded:
@@ -434,6 +443,7 @@ def run_all(host: str, port: int, threads: int) -> None:
         if smtp_listener is not None:
             smtp_listener.stop()
         _stop([worker.process])
+        metrics.process_exited(worker.process.pid)
         stop_embedded_redis()
         lock.close()
     if not stopping.is_set():  # the web server died

@@ -14,9 +14,8 @@ timeline. A database error is nobody's attempt: before the claim the job tries a
 thread keeps trying to record the outcome. A worker that dies mid-send leaves the row `sending`; reconcile sends it
 again (docs/reliability.md).
 
-SMS and voice are throttled per number: at most one message a minute. A throttled page waits for
-the next free minute, and whichever page takes that slot carries every page due (by then) to that
-number. A page of a service in maintenance is cancelled at send time, never sent nor folded in.
+SMS and voice are throttled per number (one message a minute); whichever page takes a number's next free minute
+carries every page due to it by then. A page of a service in maintenance is cancelled at send time, never folded in.
 """
 
 import logging
@@ -32,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from openduty import clock
+from openduty import clock, metrics
 from openduty.escalation import queue_resolve_notices
 from openduty.extensions import db
 from openduty.maintenance import cancel_pages_in_maintenance
@@ -231,6 +230,7 @@ def _record(ids: list[int], write) -> None:
             if rows:
                 position = {notification_id: n for n, notification_id in enumerate(ids)}
                 write(sorted(rows, key=lambda row: position[row.id]))
+                metrics.notifications_recorded(rows)  # committed: sent, failed, or pending for a retry
             else:
                 log.warning("Notifications %s were taken from this worker while sending", ids)
             return

@@ -16,6 +16,7 @@ import time
 
 from flask import Flask, current_app
 
+from openduty import logs
 from openduty.event_commit import (
     Claim,
     GaveUp,
@@ -37,10 +38,11 @@ QUEUED, COMMITTING, GAVE_UP = "queued", "committing", "gave up"
 
 
 class _Pending:
-    __slots__ = ("events", "outcomes", "error", "done", "state")
+    __slots__ = ("events", "outcomes", "error", "done", "state", "request_id")
 
     def __init__(self, events: list[Event]):
         self.events = events
+        self.request_id = logs.current_request_id()  # the batch runs under its requests' ids
         self.outcomes: list[Outcome] | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -138,7 +140,7 @@ class Batcher:
 
     def _apply(self, batch: list[_Pending]) -> None:
         try:
-            with self.app.app_context():
+            with self.app.app_context(), logs.running_as(logs.joined(p.request_id for p in batch)):
                 try:
                     self._apply_together(batch)
                 finally:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from flask import Flask
 
-from openduty import inbound_email
+from openduty import inbound_email, metrics
 from openduty.event_commit import unavailable
 from openduty.extensions import db
 
@@ -57,28 +58,41 @@ class InboundHandler:
                 log.exception("Inbound email: checking a recipient failed")
             return CHECK_LATER
         if refusal:
+            metrics.events_rejected("email", "unknown_key" if refusal == "unknown" else refusal)
             return REFUSALS[refusal]
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        started = time.perf_counter()
+        reply, counted = await self._data(envelope)
+        if isinstance(counted, list):
+            metrics.events_accepted("email", counted)
+        else:
+            metrics.events_rejected("email", counted, len(envelope.rcpt_tos))
+        metrics.INGEST_SECONDS.labels("email").observe(time.perf_counter() - started)
+        return reply
+
+    async def _data(self, envelope) -> tuple[str, list[str] | str]:
+        """The reply, and for the metrics what the events did (a list of results) or why they were refused."""
         try:
             outcomes = await asyncio.to_thread(
                 self._in_app, inbound_email.receive, envelope.content, list(envelope.rcpt_tos)
             )
         except inbound_email.Throttled as exc:
-            return f"451 4.7.1 Too many events for this address; try again in {exc.seconds} seconds"
+            return f"451 4.7.1 Too many events for this address; try again in {exc.seconds} seconds", "throttled"
         except Exception as exc:
             if unavailable(exc):
                 log.warning("Inbound email: message not stored, the database is unavailable: %s", exc)
-                return TRY_LATER
+                return TRY_LATER, "unavailable"
             # Also a lost COMMIT answer (OutcomeUnknown): the retry folds into the same incident.
             log.exception("Inbound email: a message could not be applied")
-            return FAILED
+            return FAILED, "error"
         stored = [o for o in outcomes if o.accepted]
         if not stored:  # every recipient went away between RCPT and DATA
-            return REFUSALS["disabled" if any(o.result == "disabled" for o in outcomes) else "unknown"]
-        return f"250 2.0.0 OK: {len(stored)} event(s) stored"
+            disabled = any(o.result == "disabled" for o in outcomes)
+            return REFUSALS["disabled" if disabled else "unknown"], "disabled" if disabled else "unknown_key"
+        return f"250 2.0.0 OK: {len(stored)} event(s) stored", [o.result for o in stored]
 
 
 def controller(app: Flask, host: str, port: int) -> Controller:

@@ -7,6 +7,7 @@ waiting, in one transaction, while the others go back to sending. Alone, a threa
 outcome at once (nothing waits for a batch to fill); in a burst, one commit records many pages.
 """
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable
@@ -30,7 +31,8 @@ class SenderPool:
         self._slots.acquire()
         with self._changed:
             self._busy += 1
-        self._executor.submit(self._run, task, what)
+        # In the submitter's context: the send logs under its job's request id (openduty.logs).
+        self._executor.submit(contextvars.copy_context().run, self._run, task, what)
 
     def _run(self, task: Callable[[], None], what: str) -> None:
         try:

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from openduty import clock
+from openduty import clock, logs, metrics
 from openduty.extensions import db, queue, redis
 from openduty.liveness import fetch_jobs, job_live, remove_job
 from openduty.models import Incident, Notification, Timer
@@ -215,7 +215,10 @@ def _arm(q: Queue, due: datetime, func: str, *args, pipeline: Pipeline | None = 
 
 
 def _job_options(job_id: str, timeout: int, **extra) -> dict:
-    return {"job_id": job_id, "job_timeout": timeout, "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL, **extra}
+    """RQ's options for a job; its meta names the request it runs for (openduty.logs), if any."""
+    options = {"job_id": job_id, "job_timeout": timeout, "result_ttl": RESULT_TTL, "failure_ttl": FAILURE_TTL}
+    meta = logs.job_meta()
+    return {**options, "meta": meta, **extra} if meta else {**options, **extra}
 
 
 def enqueue_escalation(
@@ -300,6 +303,7 @@ def reconcile() -> dict[str, int]:
         [(timer_job_id(r.kind, r.ref_id, r.due_at), r.due_at, r) for r in due],
         lambda r: enqueue_timer(r.kind, r.ref_id, r.due_at),
     )  # fmt: skip
+    metrics.reconciled(counts)
     if any(counts.values()):
         log.info("reconcile: re-armed %(escalations)d escalations, %(notifications)d notifications, %(timers)d "
                  "timers, recovered %(recovered)d interrupted deliveries; %(errors)d errors", counts)  # fmt: skip

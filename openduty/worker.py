@@ -33,7 +33,7 @@ from rq.exceptions import StopRequested
 from rq.job import Job, JobStatus
 from rq.utils import now, utcformat
 
-from openduty import delivery, timers
+from openduty import delivery, logs, timers
 from openduty.extensions import db, queues
 from openduty.liveness import dead_here, decoded, host_id
 from openduty.scheduler import RECONNECT_MAX_WAIT, SCHEDULER_INTERVAL, SchedulerThread, release_due_jobs
@@ -76,7 +76,10 @@ class AppWorker(SimpleWorker):
     _registered_before = False  # registered earlier in this process (the loop may start again)
 
     def execute_job(self, job, queue):
-        with self.app.app_context():
+        request_id = (job.meta or {}).get(logs.META_KEY)
+        with self.app.app_context(), logs.running_as(request_id, job.id):
+            if request_id:  # RQ named the job before this context: one line ties it to its request
+                self.log.info("Job %s (%s) runs for request %s", job.id, job.func_name, request_id)
             # Jobs commit several times and never need rows reloaded after a commit.
             db.session().expire_on_commit = False
             try:

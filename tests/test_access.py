@@ -75,6 +75,9 @@ def row(method: str, path: str, expect: tuple, **body) -> dict:
 ROWS = {
     "static": row("GET", "/static/app.css", PUBLIC),
     "health.healthz": row("GET", "/healthz", PUBLIC),
+    # Without METRICS_TOKEN, anyone on this machine (the test client is 127.0.0.1); tests/test_metrics.py
+    # checks the token and other addresses.
+    "metrics.metrics": row("GET", "/metrics", PUBLIC),
     "auth.login": row("GET", "/login", PUBLIC),
     "auth.forgot_password": row("GET", "/password/forgot", PUBLIC),
     "auth.reset_password": row("GET", "/password/reset/not-a-token", PUBLIC),  # 400: not a valid link

@@ -18,6 +18,7 @@ from openduty.views import (
     home,
     incidents,
     maintenance,
+    metrics,
     policies,
     schedules,
     services,
@@ -42,6 +43,7 @@ BLUEPRINTS = (
     teams,
     event_rules,
     maintenance,
+    metrics,
 )
 
 
