@@ -26,3 +26,15 @@ keepalive = 75
 # Logs to stderr (the journal under systemd); the access log only when asked.
 errorlog = "-"
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG") == "1" else None
+
+
+def child_exit(server, worker):
+    """A web process ended: prometheus_client's bookkeeping for it (docs/monitoring.md).
+
+    Imported only with PROMETHEUS_MULTIPROC_DIR set here: imported without it, prometheus_client
+    would count in memory in this process and in every web process forked from it later.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess  # see the docstring: not at the top
+
+        multiprocess.mark_process_dead(worker.pid)
