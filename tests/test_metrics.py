@@ -7,13 +7,15 @@ The suite's processes count in one folder (tests/__init__.py), so each test comp
 """
 
 import os
+import smtplib
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from openduty import timers
 from openduty.extensions import redis
 from tests.factories_escalation import make_pager, make_policy, make_service
-from tests.factories_events import make_heartbeat, make_integration
+from tests.factories_events import make_email_integration, make_heartbeat, make_integration
 from tests.processes import hits, wait_for
 
 TOKEN = "scrape-me-0123456789"
@@ -71,6 +73,18 @@ def test_events_accepted_and_rejected_by_kind_and_reason(client, app):
     assert value(later, "openduty_open_incidents", service="Checkout", status="triggered") == 0
     assert value(later, "openduty_open_incidents", service="Checkout", status="acknowledged") == 1
     assert moved(after, later, "openduty_events_accepted_total", kind="events_v2", result="acknowledged") == 1
+
+
+def test_inbound_email_counts_as_kind_email(client, inbound_mail):
+    """The SMTP listener counts where it answers: DATA stored, or RCPT refused."""
+    before = scrape(client)
+    inbound_mail.send(f"{make_email_integration().key}@localhost", "Disk full on web-1")
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        inbound_mail.send("1" * 32 + "@localhost", "Disk full on web-2")
+    after = scrape(client)
+    assert moved(before, after, "openduty_events_accepted_total", kind="email", result="opened") == 1
+    assert moved(before, after, "openduty_events_rejected_total", kind="email", reason="unknown_key") == 1
+    assert moved(before, after, "openduty_ingest_seconds_count", kind="email") == 1
 
 
 def test_pages_sent_failed_retried_and_their_lateness(client, app, pager):
