@@ -42,6 +42,7 @@ from openduty.models import (
     Schedule,
     ScheduleLayer,
     ScheduleOverride,
+    Team,
     User,
 )
 from openduty.shifts import CompiledEvents, CompiledRotation, CompiledSchedule, Shift, compile_schedule
@@ -329,18 +330,49 @@ def upcoming_shifts(user: User, days: int = 30, now: datetime | None = None) -> 
     ]
 
 
-def on_call_now(now: datetime | None = None) -> dict:
-    """Each schedule's current shift and each policy level's people ("on call now" on the home page)."""
+def on_call_now(now: datetime | None = None, team_ids: Iterable[int] = ()) -> dict:
+    """Each schedule's current shift and each policy level's people ("on call now" on the home page).
+
+    The schedules owned by `team_ids` (the viewer's teams) come first, grouped per team under
+    "teams"; the rest under "schedules". People are loaded in one query (with their contact
+    methods), whatever the number of schedules."""
     now = now or clock.now()
-    schedules = []
-    for schedule in db.session.scalars(select(Schedule).order_by(Schedule.name)):
-        found = current_shift(schedule, now)
-        schedules.append({"schedule": schedule, "shift": found, "users": list(users_by_id(found.user_ids).values())})
+    all_schedules = db.session.scalars(select(Schedule).order_by(Schedule.name))
+    found = [(schedule, current_shift(schedule, now)) for schedule in all_schedules]
+    users = users_by_id({u for _, shift in found for u in shift.user_ids})
+    rows = [
+        {"schedule": s, "shift": shift, "users": [users[u] for u in shift.user_ids if u in users]} for s, shift in found
+    ]
+    wanted = set(team_ids)
+    teams = []
+    if wanted:
+        for team in db.session.scalars(select(Team).where(Team.id.in_(wanted)).order_by(Team.name)):
+            teams.append({"team": team, "schedules": [r for r in rows if r["schedule"].team_id == team.id]})
     policies = policy_oncalls(now)
-    people = [u for row in schedules for u in row["users"]]
+    people = [u for row in rows for u in row["users"]]
     people += [e["user"] for row in policies for e in row["entries"] if e["user"] is not None]
+    _load_contact_methods(people)
     contacts = {user.id: contact_line(user) for user in people}
-    return {"schedules": schedules, "policies": policies, "contacts": contacts, "now": now}
+    others = [r for r in rows if r["schedule"].team_id not in wanted]
+    return {"teams": teams, "schedules": others, "policies": policies, "contacts": contacts, "now": now}
+
+
+def _load_contact_methods(people: list[User]) -> None:
+    """Everyone's contact methods in one query (not one lazy load per person)."""
+    ids = {u.id for u in people if "contact_methods" not in u.__dict__}
+    if ids:
+        db.session.scalars(select(User).where(User.id.in_(ids)).options(selectinload(User.contact_methods))).all()
+
+
+def shifts_now_and_next(user: User, now: datetime | None = None, days: int = 30) -> dict:
+    """One person's place on call ("am I on call, until when, and when next?" on the home page):
+    their final shifts running `now` and the first one starting after it within `days` days,
+    each as (schedule, shift) from `user_shifts`."""
+    now = now or clock.now()
+    found = user_shifts(user, now, now + timedelta(days=days))
+    current = [(schedule, s) for schedule, s in found if s.start <= now]
+    upcoming = [(schedule, s) for schedule, s in found if s.start > now]
+    return {"now": current, "next": upcoming[0] if upcoming else None, "days": days}
 
 
 def contact_line(user: User) -> str:

@@ -28,6 +28,10 @@ def utc(*args) -> datetime:
 @pytest.fixture
 def as_admin(client, auth, admin, clock):
     clock.set(NOW)
+    # Pages show times in the viewer's zone: this admin lives in the schedule's (test_times_shown.py
+    # has viewers elsewhere).
+    admin.time_zone = "Europe/Budapest"
+    db.session.commit()
     auth.login(admin.email)
     return client
 

@@ -20,7 +20,7 @@ from openduty.access import may_manage
 from openduty.ack_links import LinkError, load_token
 from openduty.extensions import csrf, db
 from openduty.models import ContactMethod, Incident, User
-from openduty.views import is_htmx, render
+from openduty.views import is_htmx, render, times
 
 bp = Blueprint("ack", __name__)
 
@@ -35,6 +35,7 @@ def show(token: str):
         incidents, user = load_token(token)
     except LinkError as error:
         return _invalid(error)
+    times.show_times_for(user)
     return render("ack/show.html", incidents=incidents, user=user, token=token)
 
 
@@ -47,6 +48,7 @@ def act(token: str):
     action = request.form.get("action")
     if action not in ("acknowledge", "resolve"):
         flash("Choose Acknowledge or Resolve.", "error")
+        times.show_times_for(user)
         return render("ack/show.html", status=400, incidents=incidents, user=user, token=token)
     domain.lock([i.id for i in incidents])
     done = [incident for incident in incidents if domain.act(incident, action, user, channel="link")]

@@ -1,4 +1,5 @@
-"""Registers every blueprint on the app: the one module that knows them all.
+"""Registers every blueprint on the app (and the time filters every template uses): the one
+module that knows them all.
 
 Kept apart from openduty.views (the helpers each blueprint imports) so that no view module
 imports another one through the package.
@@ -23,6 +24,7 @@ from openduty.views import (
     schedules,
     services,
     teams,
+    times,
     users,
 )
 
@@ -51,3 +53,4 @@ def register(app: Flask) -> None:
     """Register the blueprints (each module's `bp`), in the order their URL rules were written."""
     for module in BLUEPRINTS:
         app.register_blueprint(module.bp)
+    times.register(app)

@@ -5,8 +5,6 @@ Everyone logged in reads; admins and the managers of every service in a window c
 ask first: GET shows what will happen, POST does it (so it works without JavaScript).
 """
 
-from zoneinfo import ZoneInfo
-
 from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -17,20 +15,18 @@ from openduty import maintenance as domain
 from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import MaintenanceWindow, Service
-from openduty.views import get_or_404, render
+from openduty.views import get_or_404, render, times
 
 bp = Blueprint("maintenance", __name__, url_prefix="/maintenance")
 
-# datetime-local's format (minutes).
-LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
-
 
 def _zone() -> str:
-    return getattr(current_user, "time_zone", None) or "UTC"
+    """Forms take times in the viewer's zone."""
+    return times.zone_name()
 
 
 def _local(value) -> str:
-    return value.astimezone(ZoneInfo(_zone())).strftime(LOCAL_FORMAT)
+    return times.datetime_input(times.local(value))
 
 
 def _window_or_404(window_id: int) -> MaintenanceWindow:
@@ -95,7 +91,7 @@ def _save(window: MaintenanceWindow | None):
             values["start"] = _local(window.start)
         return _render_form(window, values, exc.fields, status=422)
     db.session.commit()
-    flash(f"Maintenance window saved: {window.start:%Y-%m-%d %H:%M} – {window.end:%Y-%m-%d %H:%M} UTC.")
+    flash(f"Maintenance window saved: {times.exact(window.start)} – {times.exact(window.end)}.")
     return redirect(url_for("maintenance.index"))
 
 

@@ -29,7 +29,7 @@ from openduty.extensions import db
 from openduty.models import EscalationPolicy, Integration, Service
 from openduty.models.maintenance import maintenance_ends
 from openduty.models.service import INTEGRATION_KIND_LABELS, SERVICE_URGENCY_LABELS
-from openduty.views import get_or_404, render
+from openduty.views import get_or_404, render, times
 
 INTAKE_FIELDS = ("auto_resolve_hours", "group_window_minutes")  # templates/services/_intake_settings.html
 
@@ -177,7 +177,7 @@ def maintenance_now(service_id: int):
         db.session.rollback()
         return _show_page(service_id, 422, minutes_error=exc.fields.get("minutes") or next(iter(exc.fields.values())))
     db.session.commit()
-    flash(f"Maintenance started on {service.name} until {window.end:%Y-%m-%d %H:%M} UTC: nobody is paged.")
+    flash(f"Maintenance started on {service.name} until {times.exact(window.end)}: nobody is paged.")
     return redirect(url_for("services.show", service_id=service_id))
 
 

@@ -7,8 +7,7 @@ then redirect (or re-render the page with the errors, status 422). The rules the
 openduty.users, shared with the JSON API.
 """
 
-from datetime import datetime
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import available_timezones
 
 from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
 from flask_login import current_user, login_user, logout_user
@@ -229,18 +228,12 @@ def _profile_page(user: User, block: str | None = None, status: int = 200, **for
         "notice_form": ShiftNoticeForm(user, None),
         "new_token": None,
         "time_zones": time_zones(),
-        "local_time": _local_time,
     }
     if block is None or not is_htmx():  # the schedule panels at the bottom of the full page
         context["feed_links"] = ical.calendar_links(user) if context["own"] else None
         context["upcoming_shifts"] = oncall.upcoming_shifts(user)
     context.update(forms)
     return render("users/profile.html", block=block, status=status, **context)
-
-
-def _local_time(moment: datetime) -> str:
-    """A timestamp in the viewer's time zone."""
-    return moment.astimezone(ZoneInfo(current_user.time_zone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _changed(response, *events: str):

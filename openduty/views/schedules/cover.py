@@ -1,8 +1,6 @@
 """Cover requests on a schedule's page: ask, the request's page (confirm, then accept by POST: a
 link scanner opening the notice's link accepts nothing), accept, cancel."""
 
-from zoneinfo import ZoneInfo
-
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -12,7 +10,7 @@ from openduty import cover_requests
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import CoverRequest, Schedule
-from openduty.views import render
+from openduty.views import render, times
 from openduty.views.schedules import bp
 from openduty.views.schedules.pages import detail_context
 
@@ -49,11 +47,9 @@ def ask_cover(schedule_id: int):
 
 
 def _confirm_page(cover: CoverRequest, status: int = 200, problem: str | None = None):
-    tz = ZoneInfo(cover.schedule.time_zone)
     return render(
         "schedules/cover_accept.html", status=status, cover=cover, schedule=cover.schedule, problem=problem,
         may_accept=cover.status == "open" and cover_requests.may_accept(current_user, cover),
-        local=lambda dt: dt.astimezone(tz),
     )  # fmt: skip
 
 
@@ -73,8 +69,7 @@ def accept_cover(schedule_id: int, request_id: int):
         return _confirm_page(_request(schedule_id, request_id), exc.status, exc.message)
     db.session.commit()
     flash(f"You cover for {cover.requester.name}: the override is on the schedule.")
-    tz = ZoneInfo(cover.schedule.time_zone)
-    day = cover.start.astimezone(tz).date().isoformat()
+    day = times.local(cover.start).date().isoformat()
     return redirect(url_for("schedules.detail", schedule_id=schedule_id, date=day) + "#cover-requests")
 
 

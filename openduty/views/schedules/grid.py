@@ -1,4 +1,5 @@
-"""The month and week calendar of a schedule: its final shifts cut into days, in local time."""
+"""The month and week calendar of a schedule: its final shifts cut into days of the viewer's time zone
+(the zone their profile names; the schedule's own zone only decides its handoffs)."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -134,6 +135,11 @@ class Day:
     add_href: str  # the override form for this day
 
 
+def _form_time(moment: datetime, schedule_tz: ZoneInfo) -> str:
+    """`moment` as the override form takes it: wall-clock minutes in the schedule's zone."""
+    return f"{moment.astimezone(schedule_tz):%Y-%m-%dT%H:%M}"
+
+
 def parse_day(value: str | None, tz: ZoneInfo) -> date:
     """The `date` query parameter, or today in `tz` when it is missing or not a usable date."""
     try:
@@ -144,10 +150,12 @@ def parse_day(value: str | None, tz: ZoneInfo) -> date:
         return wall_clock(clock.now(), tz).date()
 
 
-def calendar_view(schedule: Schedule, view: str, anchor: date, known: Mapping[int, User] | None = None) -> dict:
-    """Days (with their final-schedule segments, in local time) for a month or week around `anchor`;
-    `known` users (already loaded) need no query."""
-    tz = ZoneInfo(schedule.time_zone)
+def calendar_view(
+    schedule: Schedule, view: str, anchor: date, tz: ZoneInfo, known: Mapping[int, User] | None = None
+) -> dict:
+    """Days of zone `tz` (the viewer's), with their final-schedule segments, for a month or week
+    around `anchor`; `known` users (already loaded) need no query."""
+    schedule_tz = ZoneInfo(schedule.time_zone)
     if view == "week":
         first = anchor - timedelta(days=anchor.weekday())
         last = first + timedelta(days=6)
@@ -187,7 +195,7 @@ def calendar_view(schedule: Schedule, view: str, anchor: date, known: Mapping[in
             if timeline[k].start >= day_end:
                 break
             segments.append(_segment(timeline[k], day_start, day_end, drawing))
-        add_href = f"{new_url}?start={day.isoformat()}T00:00&end={(day + timedelta(days=1)).isoformat()}T00:00"
+        add_href = f"{new_url}?start={_form_time(day_start, schedule_tz)}&end={_form_time(day_end, schedule_tz)}"
         days.append(Day(day, in_range[0] <= day <= in_range[1], day == today, segments, add_href))
         day += timedelta(days=1)
     people = sorted({u.id: u for u in users.values()}.values(), key=lambda u: u.name)

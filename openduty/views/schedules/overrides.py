@@ -11,7 +11,7 @@ from openduty import validation as v
 from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import Schedule, ScheduleOverride
-from openduty.views import render
+from openduty.views import render, times
 from openduty.views.schedules import bp
 from openduty.views.schedules.pages import detail_context, detail_error
 
@@ -42,13 +42,11 @@ def add_override(schedule_id: int):
     override = overrides.add_override(schedule, clean, current_user)
     overlap = overrides.overlap_note(override)
     db.session.commit()
-    tz = ZoneInfo(schedule.time_zone)
-    start = override.start.astimezone(tz)
-    end = override.end.astimezone(tz)
-    flash(f"{override.user.name} is on call from {start:%a %d %b %H:%M} to {end:%a %d %b %H:%M}.")
+    flash(f"{override.user.name} is on call from {times.exact(override.start)} to {times.exact(override.end)}.")
     if overlap:
         flash(overlap, "warning")
-    return redirect(url_for("schedules.detail", schedule_id=schedule.id, date=start.date().isoformat()))
+    day = times.local(override.start).date().isoformat()
+    return redirect(url_for("schedules.detail", schedule_id=schedule.id, date=day))
 
 
 @bp.post("/<int:schedule_id>/overrides/<int:override_id>/delete")
@@ -72,10 +70,18 @@ def shift(schedule_id: int):
     except v.FieldError:
         abort(400, "Pick a shift on the calendar.")
     found = oncall.current_shift(schedule, at)
+    tz = ZoneInfo(schedule.time_zone)
     ctx = detail_context(schedule)
     ctx.update(
         shift=found,
         shift_users=list(oncall.users_by_id(found.user_ids).values()),
         mine=current_user.id in found.user_ids,
+        # "Override part of it": the form takes wall-clock times in the schedule's zone.
+        override_href=url_for(
+            "schedules.new_override",
+            schedule_id=schedule.id,
+            start=times.datetime_input(found.start.astimezone(tz)),
+            end=times.datetime_input(found.end.astimezone(tz)),
+        ),
     )
     return render("schedules/shift.html", block="shift_panel", **ctx)

@@ -2,7 +2,6 @@
 calendar-links action; `detail_context` is what every schedule page renders with."""
 
 from datetime import date
-from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
@@ -14,7 +13,7 @@ from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, User
 from openduty.models.schedule import SHIFT_UNITS
-from openduty.views import is_htmx, render, safe_next
+from openduty.views import is_htmx, render, safe_next, times
 from openduty.views.schedules import bp
 from openduty.views.schedules.grid import calendar_view, colour, parse_day
 
@@ -77,21 +76,17 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
 
 def calendar_context(schedule: Schedule, known: dict | None = None) -> dict:
     """What the calendar block shows (all that htmx navigation between months and weeks needs)."""
-    tz = ZoneInfo(schedule.time_zone)
     return {
         "schedule": schedule,
-        "cal": calendar_view(schedule, *_shown(schedule), known),
+        "cal": calendar_view(schedule, *_shown(schedule), times.viewer_zone(), known),
         "colour": colour,
-        "local": lambda dt: dt.astimezone(tz),
     }
 
 
 def _shown(schedule: Schedule) -> tuple[str, date]:
     """The calendar asked for: `view` (month or week, month unless it says week) and `date`."""
     view = request.args.get("view", "month")
-    return view if view in ("month", "week") else "month", parse_day(
-        request.args.get("date"), ZoneInfo(schedule.time_zone)
-    )
+    return view if view in ("month", "week") else "month", parse_day(request.args.get("date"), times.viewer_zone())
 
 
 def override_list_context(schedule: Schedule, known: dict | None = None) -> dict:
@@ -104,7 +99,6 @@ def override_list_context(schedule: Schedule, known: dict | None = None) -> dict
         page = overrides.override_page(schedule, clock.now(), past=listing == "past", after=request.args.get("after"))
     except ValidationError as exc:
         abort(400, exc.fields["after"])
-    tz = ZoneInfo(schedule.time_zone)
     view, day = _shown(schedule)
     here = {"schedule_id": schedule.id, "view": view, "date": day.isoformat()}
     return {
@@ -113,7 +107,6 @@ def override_list_context(schedule: Schedule, known: dict | None = None) -> dict
         "overlaps": overrides.overlap_notes(schedule, page.items, known),
         "more_url": url_for("schedules.detail", **here, overrides=listing, after=page.next) if page.next else None,
         "list_urls": {name: url_for("schedules.detail", **here, overrides=name) for name in ("upcoming", "past")},
-        "local": lambda dt: dt.astimezone(tz),
     }
 
 
