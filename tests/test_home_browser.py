@@ -45,15 +45,7 @@ def _log_in(page, url: str, email: str) -> None:
 def test_acknowledge_from_home_in_place(page, live_server, pager, width):
     nina, (first, second) = pager
     errors = []
-    # (The missing favicon is another finding of issue 15, not this page's.)
-    page.on(
-        "console",
-        lambda m: (
-            errors.append(m.text)
-            if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
-            else None
-        ),
-    )
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.set_viewport_size({"width": width, "height": 844})
     _log_in(page, live_server.url, nina.email)
