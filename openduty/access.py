@@ -220,6 +220,14 @@ RULES: dict[str, Rule] = {
     "teams.remove_member": _TEAM,
     # The audit log: admins, and managers for what their teams own.
     "audit.index": manage("read the audit log"),  # managers: their teams' entries (audit.for_viewer)
+    # Reports: everyone logged in reads every report (they read every incident and schedule already).
+    "reports.index": LOGIN,
+    "reports.pages": LOGIN,
+    "reports.oncall": LOGIN,
+    "reports.incidents_csv": LOGIN,
+    "reports.pages_csv": LOGIN,
+    "reports.oncall_csv": LOGIN,
+    "reports.stylesheet": PUBLIC,  # pygal's chart CSS: no data
     # JSON API: reading needs a token; the same rules as the pages (admin, manage, respond).
     "api.openapi": PUBLIC,  # describes shapes and rules, never data or secrets
     "api.list_users": API,
@@ -296,6 +304,9 @@ RULES: dict[str, Rule] = {
     "api.add_note": API_RESPOND,
     "api.set_incident_urgency": API_RESPOND,
     "api.list_audit": api_manage("read the audit log"),
+    "api.report_incidents": API,
+    "api.report_pages": API,
+    "api.report_oncall": API,
     "api.list_maintenance_windows": API,
     "api.get_maintenance_window": API,
     **{f"api.{verb}_maintenance_window": _API_WINDOWS for verb in ("create", "update", "end", "delete")},

@@ -62,6 +62,9 @@ class Incident(db.Model):
             postgresql_where=text(OPEN_SQL),
         ),
         Index("ix_incidents_urgency_created", "urgency", "created_at", "id"),
+        # The reports (openduty.reports) read only these columns of a range of openings: covered,
+        # so that 50,000 incidents are read from the index without visiting the table.
+        Index("ix_incidents_report", "created_at", "service_id", "acknowledged_at", "resolved_at", "id"),
         # Search on PostgreSQL: trigram indexes serve ILIKE '%text%' (pg_trgm). SQLite's is FTS_TABLE.
         *(
             Index(name, c, postgresql_using="gin", postgresql_ops={c: "gin_trgm_ops"}).ddl_if(dialect="postgresql")

@@ -10,7 +10,7 @@ import os
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from openduty import clock
@@ -25,6 +25,10 @@ NOTIFICATION_PURPOSES = ("page", "resolve", "test", "reminder", "handoff", "summ
 MAX_UNCONFIRMED = 2
 # Channels throttled per number (at most one message a minute; more pages fold into the next).
 THROTTLED_KINDS = ("sms", "voice")
+# The reports' partial indexes (openduty.reports), as literal SQL so that queries match them: pages
+# sent, by time; and the pages that went beyond level 1 (an escalation), by incident.
+SENT_PAGE_SQL = "purpose = 'page' AND status = 'sent'"
+ESCALATED_PAGE_SQL = "purpose = 'page' AND (level > 1 OR loop > 0)"
 
 
 @cache
@@ -49,6 +53,20 @@ class Notification(db.Model):
     __table_args__ = (
         # The throttle folds pending pages to the same number into one message.
         Index("ix_notifications_kind_address_status", "kind", "address", "status"),
+        Index(
+            "ix_notifications_sent_pages",
+            "sent_at",
+            "user_id",
+            "incident_id",
+            sqlite_where=text(SENT_PAGE_SQL),
+            postgresql_where=text(SENT_PAGE_SQL),
+        ),
+        Index(
+            "ix_notifications_escalated_pages",
+            "incident_id",
+            sqlite_where=text(ESCALATED_PAGE_SQL),
+            postgresql_where=text(ESCALATED_PAGE_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -21,6 +21,7 @@ from openduty.views import (
     maintenance,
     metrics,
     policies,
+    reports,
     schedules,
     services,
     teams,
@@ -46,6 +47,7 @@ BLUEPRINTS = (
     event_rules,
     maintenance,
     metrics,
+    reports,
 )
 
 

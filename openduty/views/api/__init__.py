@@ -75,6 +75,7 @@ from openduty.views.api import (  # noqa: E402,F401
     oncalls,
     openapi,
     policies,
+    reports,
     schedules,
     services,
     teams,

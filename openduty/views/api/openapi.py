@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import jsonify
 
-from openduty.views.api import bp, openapi_cover, openapi_intake, openapi_maintenance
+from openduty.views.api import bp, openapi_cover, openapi_intake, openapi_maintenance, openapi_reports
 from openduty.views.api.openapi_operations import EVENT_OPERATIONS, EVENT_RESULT, HEARTBEAT_RESULT, OPERATIONS
 from openduty.views.api.openapi_schemas import ANY_OBJECT, BODIES, ID, SCHEMAS, STR, param, ref
 
@@ -36,6 +36,7 @@ def build() -> dict:
         *openapi_intake.OPERATIONS,
         *openapi_maintenance.OPERATIONS,
         *openapi_cover.OPERATIONS,
+        *openapi_reports.OPERATIONS,
     ]:
         operation: dict[str, Any] = {
             "summary": summary,
@@ -108,6 +109,7 @@ def build() -> dict:
                 **openapi_intake.BODIES,
                 **openapi_maintenance.SCHEMAS,
                 **openapi_cover.SCHEMAS,
+                **openapi_reports.SCHEMAS,
             },
         },
     }
