@@ -45,6 +45,11 @@ NOT_PAGES = {
     "users.notification_rule_form": "a fragment of the profile (htmx)",
     "users.tokens": "a fragment of the profile (htmx)",
     "policies.preview": "a fragment of the policy page (htmx)",
+    "reports.incidents_csv": "a CSV download",
+    "reports.pages_csv": "a CSV download",
+    "reports.oncall_csv": "a CSV download",
+    "reports.stylesheet": "the charts' CSS",
+    "metrics.metrics": "Prometheus text for scrapers",
 }
 # Pages that need a query to show something.
 QUERIES = {"schedules.shift": "?at=" + (NOW + timedelta(hours=3)).isoformat().replace("+", "%2B")}
