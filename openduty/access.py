@@ -136,6 +136,7 @@ RULES: dict[str, Rule] = {
     "policies.index": LOGIN,
     "policies.show": LOGIN,
     "policies.preview": LOGIN,
+    "policies.new": _POLICIES,
     "policies.create": _POLICIES,
     "policies.update": _POLICIES,
     "policies.delete": _POLICIES,
@@ -158,6 +159,7 @@ RULES: dict[str, Rule] = {
     "schedules.accept_cover": RESPOND,  # cover_requests.may_accept decides who
     "schedules.cancel_cover": RESPOND,  # cover_requests.may_cancel decides who
     "schedules.regenerate_calendar_token": LOGIN,  # always the caller's own token
+    "schedules.new": _SCHEDULES,
     "schedules.create": _SCHEDULES,
     "schedules.edit": _SCHEDULES,
     "schedules.delete": _SCHEDULES,
@@ -212,6 +214,7 @@ RULES: dict[str, Rule] = {
     # Teams: everyone reads; admins create and delete; admins and the team's managers change them.
     "teams.index": LOGIN,
     "teams.show": LOGIN,
+    "teams.new": admin("create teams"),
     "teams.create": admin("create teams"),
     "teams.edit": _TEAM,
     "teams.delete": admin("delete teams"),

@@ -208,6 +208,45 @@ def _event_label(event) -> str:
     return f"'{summary}'" if summary else (f"UID {uid}" if uid else "without summary or UID")
 
 
+# RFC 5545 3.3.10: the frequencies a recurrence rule may name.
+FREQUENCIES = ("SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+# How a time in an imported calendar should look, said when one cannot be read.
+_TIME_EXAMPLE = "e.g. DTSTART:20260301T090000Z, or DTSTART;TZID=Europe/Berlin:20260301T090000"
+
+
+def _unexpandable(event, exc: Exception) -> "ICalImportError":
+    """What to fix when an event cannot be expanded, in the calendar's own words (RRULE, DTSTART);
+    the library's exception goes to the log, not to the person reading the layer's error."""
+    label = _event_label(event)
+    current_app.logger.info("iCal event %s not expanded: %r", label, exc)
+    for name in ("DTSTART", "DTEND"):
+        prop = event.get(name)
+        try:
+            if prop is not None:
+                prop.dt  # noqa: B018 (reading it is the check: a broken time raises here)
+        except Exception:
+            return ICalImportError(f"Event {label} has an unreadable {name} ({_TIME_EXAMPLE}).")
+    rule = event.get("RRULE")
+    rules = rule if isinstance(rule, list) else [rule] if rule is not None else []
+    for each in rules:
+        try:
+            text = each.to_ical().decode(errors="replace")
+        except Exception:  # noqa: BLE001 (an unwritable rule is said as unexpandable below)
+            break
+        frequency = re.search(r"(?:^|;)FREQ=([^;]*)", text, re.IGNORECASE)
+        if frequency is None:
+            return ICalImportError(f"Event {label} has a recurrence rule (RRULE) without FREQ; add e.g. FREQ=WEEKLY.")
+        if frequency.group(1).upper() not in FREQUENCIES:
+            return ICalImportError(
+                f"Event {label} has a recurrence rule with FREQ={frequency.group(1)[:40]}; "
+                f"FREQ must be one of {', '.join(FREQUENCIES)}."
+            )
+    return ICalImportError(
+        f"Event {label} has a recurrence rule (RRULE, RDATE or EXDATE) that cannot be expanded; "
+        "check it against RFC 5545 (e.g. RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=10)."
+    )
+
+
 def _as_utc(value, tz: ZoneInfo) -> datetime:
     """An iCal date, floating or zoned time as aware UTC (dates and floating times in the schedule's zone)."""
     if isinstance(value, datetime):
@@ -239,7 +278,11 @@ def expand_ical(data: str | bytes, tz: ZoneInfo, start: datetime, end: datetime)
     try:
         calendar = icalendar.Calendar.from_ical(data)
     except Exception as exc:
-        raise ICalImportError(f"This is not a valid iCalendar (.ics) file: {exc}") from exc
+        current_app.logger.info("iCal calendar not parsed: %r", exc)
+        raise ICalImportError(
+            "This is not a valid iCalendar (.ics) file: some line is not NAME:VALUE, or BEGIN and END do not "
+            "match. Export the calendar again, or check it with an iCalendar validator."
+        ) from exc
     if getattr(calendar, "name", None) != "VCALENDAR":
         raise ICalImportError("This is not a valid iCalendar (.ics) file: it has no VCALENDAR.")
     timezones = calendar.walk("VTIMEZONE")
@@ -257,15 +300,16 @@ def expand_ical(data: str | bytes, tz: ZoneInfo, start: datetime, end: datetime)
         try:
             occurrences = recurring_ical_events.of(single).between(start, end)
         except Exception as exc:
-            raise ICalImportError(
-                f"Event {_event_label(events[0])} has a recurrence rule that cannot be expanded: {exc}"
-            ) from exc
+            raise _unexpandable(events[0], exc) from exc
         for occurrence in occurrences:
             try:
                 s = _as_utc(occurrence["DTSTART"].dt, tz)
                 e = _as_utc(occurrence["DTEND"].dt, tz) if occurrence.get("DTEND") else s
             except Exception as exc:
-                raise ICalImportError(f"Event {_event_label(occurrence)} has an unreadable time: {exc}") from exc
+                current_app.logger.info("iCal event %s: unreadable time: %r", _event_label(occurrence), exc)
+                raise ICalImportError(
+                    f"Event {_event_label(occurrence)} has an unreadable start or end ({_TIME_EXAMPLE})."
+                ) from exc
             if e <= s:
                 continue
             attendees = occurrence.get("ATTENDEE", [])

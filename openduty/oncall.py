@@ -189,6 +189,27 @@ def current_shift(schedule: Schedule, at: datetime) -> Shift:
     return Shift(at, at, (), "gap")
 
 
+# How far "on call until" looks for the same people carrying on (an override, another layer).
+UNTIL_HORIZON = timedelta(days=31)
+
+
+def on_call_until(schedule: Schedule, at: datetime) -> datetime:
+    """When the people on call at `at` stop: the end of their unbroken run. The final shifts split
+    where an override or another layer carries on with the same people; "until" is not one of those
+    joins (at most UNTIL_HORIZON ahead)."""
+    shifts = timeline(schedule, at, at + UNTIL_HORIZON)
+    running = [n for n, s in enumerate(shifts) if s.start <= at < s.end]
+    if not running:
+        return at
+    current = shifts[running[0]]
+    end = current.end
+    for following in shifts[running[0] + 1 :]:
+        if following.start != end or following.user_ids != current.user_ids:
+            break
+        end = following.end
+    return end
+
+
 DEFAULT_GAP_HORIZON = timedelta(days=14)
 
 

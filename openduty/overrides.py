@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import joinedload
 
-from openduty import oncall
+from openduty import clock, oncall
 from openduty import validation as v
 from openduty.errors import ValidationError
 from openduty.extensions import db
@@ -45,6 +46,12 @@ def clean_override(body: dict[str, Any], schedule: Schedule, *, local_input: boo
         raise ValidationError({"end": "End must be after start."})
     if clean["end"] - clean["start"] > MAX_OVERRIDE:
         raise ValidationError({"end": "An override can last at most 366 days."})
+    if local_input and clean["end"] <= clock.now():
+        # A person typing a range wholly in the past has picked the wrong day or year: it would
+        # change nothing and only show up under "Past overrides". (The API may record history.)
+        when = clean["end"].astimezone(ZoneInfo(schedule.time_zone))
+        past = f"End ({when:%a %d %b %Y %H:%M %Z}) is in the past: an override changes who is on call from now"
+        raise ValidationError({"end": past + " on."})
     return clean
 
 

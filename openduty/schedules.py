@@ -124,11 +124,11 @@ def _layer_values(layer: ScheduleLayer) -> dict:
 def _local_start(value: Any, time_zone: str) -> datetime:
     """The first handoff as wall-clock time in the schedule's zone (an offset, if given, is converted)."""
     if not isinstance(value, str) or not value.strip():
-        raise v.FieldError("Start is required: the first handoff in the schedule's time zone, e.g. 2026-01-05T09:00.")
+        raise v.FieldError("Start is required: the first handoff in the schedule's time zone, e.g. 2026-01-05 09:00.")
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError as exc:
-        raise v.FieldError("Start is not an ISO 8601 date and time, e.g. 2026-01-05T09:00:00.") from exc
+        raise v.FieldError("Start is not a date and time: write the first handoff as e.g. 2026-01-05 09:00.") from exc
     v.in_year_range(parsed, "Start")
     if parsed.tzinfo is not None:
         parsed = wall_clock(parsed, ZoneInfo(time_zone))

@@ -49,6 +49,20 @@ def _policy_id(value: Any) -> int:
     return policy_id
 
 
+def default_policy_id() -> int | None:
+    """The escalation policy a new service's form starts with (a new service should page someone):
+    the one most services use, then the first by name; None only when there is no policy."""
+    used = func.count(Service.id)
+    query = (
+        select(EscalationPolicy.id)
+        .outerjoin(Service, Service.escalation_policy_id == EscalationPolicy.id)
+        .group_by(EscalationPolicy.id, EscalationPolicy.name)
+        .order_by(used.desc(), func.lower(EscalationPolicy.name), EscalationPolicy.id)
+        .limit(1)
+    )
+    return db.session.scalar(query)
+
+
 def clean_service(data: dict[str, Any], service: Service | None = None, actor: User | None = None) -> dict:
     """Validate the service fields present in `data` (all required ones when creating).
 

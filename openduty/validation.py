@@ -396,12 +396,15 @@ def aware_datetime(value: Any, *, label: str = "This", local_zone: str | None = 
     With `local_zone`, a time without an offset (e.g. from a datetime-local form field) is read as
     wall-clock time in that IANA zone; without it, the offset is required.
     """
+    # Forms (a zone for wall-clock input) are answered in people's words; API bodies in the standard's.
+    form = "a date and time, e.g. 2026-03-01 09:00"
+    expected = form if local_zone else "an ISO 8601 date and time, e.g. 2026-03-01T09:00:00+01:00"
     if not isinstance(value, str) or not value.strip():
-        raise FieldError(f"{label} is required: an ISO 8601 date and time, e.g. 2026-03-01T09:00:00+01:00.")
+        raise FieldError(f"{label} is required: {expected}.")
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError as exc:
-        raise FieldError(f"{label} is not an ISO 8601 date and time, e.g. 2026-03-01T09:00:00+01:00.") from exc
+        raise FieldError(f"{label} is not {expected}.") from exc
     in_year_range(parsed, label)
     if parsed.tzinfo is None:
         if local_zone is None:

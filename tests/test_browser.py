@@ -49,6 +49,7 @@ def test_profile_contact_method_and_rule_inline(page, live_server, app):
     rule_form.locator("button[type=submit]").click()
     expect(page.locator("#rule-list")).to_contain_text("After 5 min")
 
+    page.once("dialog", lambda dialog: dialog.accept())  # "Remove ... and the notification rules that use it?"
     page.locator("#contact-method-list button", has_text="Remove").click()
     expect(page.locator("#contact-method-list")).to_contain_text("No contact methods yet.")
     expect(page.locator("#rule-list")).to_contain_text("No high-urgency rules")

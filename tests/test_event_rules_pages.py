@@ -98,6 +98,9 @@ def test_the_tester_says_what_the_rules_would_do(client, auth, admin):
     fragment = client.post(url, data={"csrf_token": auth.csrf_token(), "event": "{"}, headers={"HX-Request": "true"})
     assert fragment.status_code == 422
     assert "Not valid JSON" in fragment.get_data(as_text=True) and "<html" not in fragment.get_data(as_text=True)
+    # Issue 15, finding 7: where to look, not the parser's words ("Expecting property name enclosed ...").
+    said = fragment.get_data(as_text=True)
+    assert "check line 1, column 2" in said and "Expecting" not in said and "char 1" not in said
     bad = client.post(url, data={"csrf_token": auth.csrf_token(), "event": '{"severity": "loud", "source": "x"}'})
     assert bad.status_code == 422 and "payload.summary" in bad.get_data(as_text=True)
     assert rules(service.id)[0].match_count == 0  # the tester counts nothing

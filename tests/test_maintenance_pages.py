@@ -83,7 +83,7 @@ def test_start_now_for_n_minutes_on_the_service_page(client, auth, member, clock
         ({"start": -2, "end": -1}, "start", "Start is in the past"),
         ({"service_ids": []}, "service_ids", "Choose at least one service."),
         ({"service_ids": [99999]}, "service_ids", "No service with id 99999."),
-        ({"start": "soon"}, "start", "ISO 8601"),
+        ({"start": "soon"}, "start", "is not "),  # the form: "a date and time"; the API: "an ISO 8601 ..."
         ({"description": "x" * 1001}, "description", "1000"),
     ],
 )

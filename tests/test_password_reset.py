@@ -2,6 +2,7 @@
 `reset-password` command, and read-only API tokens."""
 
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -123,6 +124,26 @@ def test_reset_password_command(runner, ann, auth):
     assert chosen.exit_code == 0 and "shown once" not in chosen.output
     entries = db.session.scalars(select(AuditEntry).where(AuditEntry.actor == "cli")).all()
     assert len(entries) == 2
+
+
+def test_a_locked_out_admin_finds_the_command_where_they_look(client, csrf_from, runner, auth, admin):
+    """Issue 15, finding 11: with SMTP not set up, the only admin had no way back in that the pages or
+    the README told them about. The login page points at the forgot page, which names the command."""
+    assert "admins locked out" in client.get("/login").get_data(as_text=True)
+    pages = [
+        client.get("/password/forgot").get_data(as_text=True),
+        _ask(client, csrf_from, admin.email).get_data(as_text=True),
+    ]
+    for page in pages:
+        command = re.search(r"<code>flask --app app openduty (reset-password) EMAIL</code>", page)
+        assert command, "the forgot page names the command"
+    result = runner.invoke(args=["openduty", command.group(1), admin.email])
+    password = result.output.rsplit(": ", 1)[1].strip()
+    assert auth.login(admin.email, password).status_code == 302
+    root = Path(__file__).resolve().parent.parent
+    for doc in ("README.md", "docs/users.md"):
+        text = (root / doc).read_text()
+        assert "Locked out" in text and "openduty reset-password admin@example.com" in text, doc
 
 
 @pytest.mark.parametrize(

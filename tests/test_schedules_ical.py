@@ -91,6 +91,31 @@ def test_bad_ics_is_refused_naming_the_problem_and_nothing_is_saved(admin, api, 
     assert db.session.scalar(db.select(db.func.count(LayerEvent.id))) == 0
 
 
+@pytest.mark.parametrize(
+    "data,says,not_said",
+    [
+        ("this is not a calendar", "some line is not NAME:VALUE", ("Content line", "parsed into parts")),
+        (
+            ics(event("bad-1", "Weekly Bob", "20260302T090000Z", "20260302T170000Z", "RRULE:FREQ=SOMETIMES")),
+            "FREQ=SOMETIMES; FREQ must be one of SECONDLY, MINUTELY, HOURLY, DAILY, WEEKLY, MONTHLY, YEARLY.",
+            ("UNTIL parameter", "vRecur", "broken property"),
+        ),
+        (
+            ics(event("bad-2", "Bob", "garbage", "20260302T170000Z")),
+            "has an unreadable DTSTART (e.g. DTSTART:20260301T090000Z",
+            ("Cannot access", "vDDDTypes", "Expected time"),
+        ),
+    ],
+)
+def test_ics_errors_say_what_to_fix_without_the_parsers_words(admin, api, ops, data, says, not_said):
+    """Issue 15, finding 7: FREQ=SOMETIMES was "UNTIL parameter is missing", and parser exceptions
+    reached people as they were."""
+    response = api.as_user(admin).post(f"/api/v1/schedules/{ops.id}/layers", json={"name": "I", "ical_data": data})
+    message = response.json["error"]["fields"]["ical_data"]
+    assert response.status_code == 422 and says in message, message
+    assert not any(words in message for words in not_said), message
+
+
 def test_url_layer_is_fetched_now_and_refreshed_by_the_job(admin, api, ops, httpserver, run_jobs, team):
     httpserver.expect_request("/oncall.ics").respond_with_data(
         ics(event("b1", "Bob", "20260303T000000Z", "20260304T000000Z")), content_type="text/calendar"

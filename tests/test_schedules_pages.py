@@ -279,7 +279,7 @@ def test_edit_layer_bad_input_names_fields_and_changes_nothing(as_admin, auth, o
     text = response.get_data(as_text=True)
     for message in (
         "Name is too long (201 characters; at most 200)",
-        "Start is not an ISO 8601 date and time",
+        "Start is not a date and time: write the first handoff as e.g. 2026-01-05 09:00.",  # issue 15, finding 7
         "Shift length must be at least 1",
         "Shift unit must be one of hours, days, weeks",
         "No user with email nobody@example.com",

@@ -75,3 +75,17 @@ def test_non_admins_can_look_but_not_change(client, auth):
     assert client.get(f"/services/{service.id}").status_code == 200
     assert client.get("/services/new").status_code == 403
     assert client.post(f"/services/{service.id}/delete", data={"csrf_token": auth.csrf_token()}).status_code == 403
+
+
+def test_a_new_service_starts_with_the_policy_most_services_use(client, auth, admin):
+    """Issue 15, finding 8: the form defaulted to "no escalation policy" even when policies exist."""
+    auth.login(admin.email)
+    spare = EscalationPolicy(name="A spare policy")
+    main = EscalationPolicy(name="Main on-call")
+    db.session.add_all([spare, main])
+    db.session.commit()
+    form = client.get("/services/new").get_data(as_text=True)
+    assert f'<option value="{spare.id}" selected>' in form  # none used yet: the first by name
+    factories_events.make_service(name="Web", escalation_policy_id=main.id)
+    form = client.get("/services/new").get_data(as_text=True)
+    assert f'<option value="{main.id}" selected>' in form and f'<option value="{spare.id}" >' in form

@@ -5,7 +5,7 @@ The blueprints themselves are registered by openduty.views.blueprints.
 
 from urllib.parse import urlsplit
 
-from flask import make_response, render_template, request
+from flask import make_response, redirect, render_template, request
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
@@ -78,6 +78,24 @@ def render(template: str, block: str | None = None, status: int = 200, **context
     response = make_response(body, status)
     response.vary.add("HX-Request")
     return response
+
+
+def confirm_page(question: str, button: str, cancel: str, *details: str, warning: str | None = None):
+    """The GET of a destructive action (templates/confirm.html): what will happen and a POST form
+    to the same URL, for browsers without JavaScript. With JavaScript the button's `hx-confirm`
+    asks instead (templates/_confirm.html) and posts directly."""
+    context = {"question": question, "button": button, "cancel": cancel, "details": details, "warning": warning}
+    return render("confirm.html", action=request.path, **context)
+
+
+def done(location: str, code: int = 302):
+    """After an action: a redirect to `location`; for htmx an `HX-Redirect` to it (htmx would
+    follow a 302 itself and swap the next page into the button that asked)."""
+    if is_htmx():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = location
+        return response
+    return redirect(location, code=code)
 
 
 def for_global_rules(view):

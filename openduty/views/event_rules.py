@@ -6,6 +6,8 @@ names, so that openduty.access gives each its rule). The rules are openduty.even
 openduty.event_rules, shared with the API.
 """
 
+import json
+
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -17,7 +19,7 @@ from openduty.extensions import db
 from openduty.models import EventRule, Service
 from openduty.models.event_rule import URGENCIES
 from openduty.models.incident import SEVERITIES
-from openduty.views import for_global_rules, get_or_404, is_htmx, render
+from openduty.views import confirm_page, done, for_global_rules, get_or_404, is_htmx, render
 
 bp = Blueprint("event_rules", __name__)
 
@@ -84,6 +86,16 @@ def index(service_id: int | None, sample: str = SAMPLE, tested=None, errors=None
     )
 
 
+def _not_json(exc: ValueError) -> str:
+    """What to fix in a sample that is not JSON: where, in words (not the parser's message)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return (
+            f"Not valid JSON: check line {exc.lineno}, column {exc.colno} (names and text in double quotes, "
+            "no comma after the last item, every { and [ closed)."
+        )
+    return f"Not valid JSON: {exc}"  # our own messages (too deep, NaN), which say what to fix
+
+
 def test(service_id: int | None):
     """The tester: what the rules would do with the pasted event (nothing is stored)."""
     _service(service_id)
@@ -93,7 +105,7 @@ def test(service_id: int | None):
     except InvalidEvent as exc:
         return index(service_id, sample, errors={"event": " ".join(exc.errors)}, status=422)
     except ValueError as exc:
-        return index(service_id, sample, errors={"event": f"Not valid JSON: {exc}."}, status=422)
+        return index(service_id, sample, errors={"event": _not_json(exc)}, status=422)
     book = event_intake.rule_book()
     verdict = event_rules.evaluate(event, service_id, book)
     return index(service_id, sample, tested=(verdict, *event_rules.describe(verdict, book)))
@@ -187,12 +199,20 @@ def move(service_id: int | None, event_rule_id: int):
 
 
 def delete(service_id: int | None, event_rule_id: int):
+    """Delete a rule: GET asks (without JavaScript), POST deletes."""
     rule = _rule(service_id, event_rule_id)
     position = rule.position
+    if request.method == "GET":
+        return confirm_page(
+            f"Delete rule {position}?",
+            "Delete rule",
+            _list_url(service_id),
+            "Events it matched go on to the next rules (or open incidents as usual); the rules after it move up.",
+        )
     event_rule_edit.delete_rule(rule)
     db.session.commit()
     flash(f"Rule {position} deleted.")
-    return redirect(_list_url(service_id))
+    return done(_list_url(service_id))
 
 
 _SERVICE = "/services/<int:service_id>/event-rules"
@@ -203,7 +223,7 @@ _ROUTES = (
     ("/new", "new_{}_rule", new, ["GET", "POST"]),
     ("/<int:event_rule_id>/edit", "edit_{}_rule", edit, ["GET", "POST"]),
     ("/<int:event_rule_id>/move", "move_{}_rule", move, ["POST"]),
-    ("/<int:event_rule_id>/delete", "delete_{}_rule", delete, ["POST"]),
+    ("/<int:event_rule_id>/delete", "delete_{}_rule", delete, ["GET", "POST"]),
 )
 for _path, _name, _view, _methods in _ROUTES:
     _service_name = "service_rules" if _name == "rules" else _name.format("service")

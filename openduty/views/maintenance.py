@@ -15,7 +15,7 @@ from openduty import maintenance as domain
 from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import MaintenanceWindow, Service
-from openduty.views import get_or_404, render, times
+from openduty.views import confirm_page, done, get_or_404, render, times
 
 bp = Blueprint("maintenance", __name__, url_prefix="/maintenance")
 
@@ -123,8 +123,19 @@ def edit(window_id: int):
 
 
 def _confirm(window: MaintenanceWindow, action: str):
-    current = window.state(clock.now()) == "current"
-    return render("maintenance/confirm.html", window=window, action=action, current=current)
+    verb = "End" if action == "end" else "Delete"
+    when = times.span(window.start, window.end)
+    details = [
+        when + (f": {window.description}" if window.description else ""),  # Markup: the description is escaped
+        "Services: " + ", ".join(service.name for service in window.services),
+    ]
+    if window.state(clock.now()) == "current":
+        details.append(
+            "Incidents still open and unacknowledged on these services start escalating (paging people) now, "
+            "unless another window covers their service."
+        )
+    button = "End it now" if action == "end" else "Delete it"
+    return confirm_page(f"{verb} this maintenance window?", button, url_for("maintenance.index"), *details)
 
 
 @bp.route("/<int:window_id>/end", methods=["GET", "POST"])
@@ -138,10 +149,10 @@ def end(window_id: int):
     except ValidationError as exc:
         db.session.rollback()
         flash(" ".join(exc.fields.values()), "error")
-        return redirect(url_for("maintenance.index"))
+        return done(url_for("maintenance.index"))
     db.session.commit()
     flash("Maintenance window ended: incidents still open on its services start escalating now.")
-    return redirect(url_for("maintenance.index"))
+    return done(url_for("maintenance.index"))
 
 
 @bp.route("/<int:window_id>/delete", methods=["GET", "POST"])
@@ -153,4 +164,4 @@ def delete(window_id: int):
     domain.delete_window(window)
     db.session.commit()
     flash("Maintenance window deleted.")
-    return redirect(url_for("maintenance.index"))
+    return done(url_for("maintenance.index"))

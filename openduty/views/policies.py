@@ -14,7 +14,7 @@ from openduty import policies as domain
 from openduty.errors import ApiError
 from openduty.extensions import db
 from openduty.models import EscalationLevel, EscalationPolicy, EscalationTarget, Incident, Schedule, User
-from openduty.views import get_or_404, is_htmx, render
+from openduty.views import confirm_page, done, get_or_404, is_htmx, render
 
 bp = Blueprint("policies", __name__)
 
@@ -63,25 +63,24 @@ def _changed(policy: EscalationPolicy, message: str):
 def _invalid(policy: EscalationPolicy | None, errors: dict):
     db.session.rollback()
     if policy is None:
-        return _index(status=422, errors=errors)
+        return _new_page(status=422, errors=errors)
     return _show(policy, status=422, errors=errors, block="levels" if is_htmx() else None)
-
-
-def _index(status: int = 200, errors: dict | None = None):
-    policies = domain.all_policies()
-    return render(
-        "policies/index.html",
-        status=status,
-        policies=policies,
-        errors=errors or {},
-        form=request.form,
-        team_options=teams.choices_for(current_user),
-    )
 
 
 @bp.get("/policies")
 def index():
-    return _index()
+    return render("policies/index.html", policies=domain.all_policies())
+
+
+def _new_page(status: int = 200, errors: dict | None = None):
+    """The new-policy form (its own page, as for every other kind of object); levels come after."""
+    context = {"errors": errors or {}, "form": request.form, "team_options": teams.choices_for(current_user)}
+    return render("policies/new.html", status=status, **context)
+
+
+@bp.get("/policies/new")
+def new():
+    return _new_page()
 
 
 def _save(policy: EscalationPolicy | None) -> EscalationPolicy:
@@ -131,17 +130,27 @@ def update(policy_id: int):
     return redirect(url_for("policies.show", policy_id=policy.id), code=303)
 
 
-@bp.post("/policies/<int:policy_id>/delete")
+@bp.route("/policies/<int:policy_id>/delete", methods=["GET", "POST"])
 def delete(policy_id: int):
+    """Delete a policy no service uses: GET asks, POST deletes."""
     policy = _policy_or_404(policy_id)
+    if request.method == "GET":
+        used = [service.name for service in domain.services_using(policy)]
+        return confirm_page(
+            f"Delete the escalation policy {policy.name}?",
+            "Delete policy",
+            url_for("policies.show", policy_id=policy.id),
+            "Its levels and targets are deleted with it. This cannot be undone.",
+            warning=f"Services use this policy ({', '.join(used)}): give them another policy first." if used else None,
+        )
     try:
         domain.delete_policy(policy)
     except ApiError as exc:
         flash(exc.message, "error")
-        return redirect(url_for("policies.show", policy_id=policy.id), code=303)
+        return done(url_for("policies.show", policy_id=policy.id), code=303)
     db.session.commit()
     flash(f"Deleted {policy.name}.")
-    return redirect(url_for("policies.index"), code=303)
+    return done(url_for("policies.index"), code=303)
 
 
 @bp.post("/policies/<int:policy_id>/levels")
@@ -176,10 +185,20 @@ def move_level(policy_id: int, level_id: int):
     return _changed(policy, f"Moved level {index + 1} {direction}.")
 
 
-@bp.post("/policies/<int:policy_id>/levels/<int:level_id>/delete")
+@bp.route("/policies/<int:policy_id>/levels/<int:level_id>/delete", methods=["GET", "POST"])
 def delete_level(policy_id: int, level_id: int):
+    """Delete a level: GET asks (without JavaScript), POST deletes."""
     policy = _policy_or_404(policy_id)
-    domain.delete_level(policy, _level_or_404(policy, level_id))
+    level = _level_or_404(policy, level_id)
+    if request.method == "GET":
+        number = [each.id for each in policy.levels].index(level.id) + 1
+        return confirm_page(
+            f"Delete level {number} of {policy.name}?",
+            "Delete level",
+            url_for("policies.show", policy_id=policy.id),
+            "Its targets are no longer paged; the levels after it move up.",
+        )
+    domain.delete_level(policy, level)
     return _changed(policy, "Deleted the level.")
 
 

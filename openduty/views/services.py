@@ -6,7 +6,7 @@ with the API.
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from openduty import (
@@ -26,10 +26,10 @@ from openduty import (
 from openduty import services as domain
 from openduty.errors import ValidationError
 from openduty.extensions import db
-from openduty.models import EscalationPolicy, Integration, Service
+from openduty.models import EscalationPolicy, Incident, Integration, Service
 from openduty.models.maintenance import maintenance_ends
 from openduty.models.service import INTEGRATION_KIND_LABELS, SERVICE_URGENCY_LABELS
-from openduty.views import get_or_404, render, times
+from openduty.views import confirm_page, done, get_or_404, render, times
 
 INTAKE_FIELDS = ("auto_resolve_hours", "group_window_minutes")  # templates/services/_intake_settings.html
 
@@ -156,7 +156,8 @@ def _save(service: Service | None):
 def create():
     if request.method == "POST":
         return _save(None)
-    return _render_form(None, {"disabled": False, "urgency": "by_severity"})
+    values = {"disabled": False, "urgency": "by_severity", "escalation_policy_id": domain.default_policy_id() or ""}
+    return _render_form(None, values)
 
 
 @bp.route("/<int:service_id>/edit", methods=["GET", "POST"])
@@ -181,13 +182,24 @@ def maintenance_now(service_id: int):
     return redirect(url_for("services.show", service_id=service_id))
 
 
-@bp.post("/<int:service_id>/delete")
+@bp.route("/<int:service_id>/delete", methods=["GET", "POST"])
 def delete(service_id: int):
+    """Delete a service with its integrations and incidents: GET asks, POST deletes."""
     service = get_or_404(Service, service_id)
+    if request.method == "GET":
+        incidents = db.session.scalar(select(func.count()).where(Incident.service_id == service.id))
+        return confirm_page(
+            f"Delete the service {service.name}?",
+            "Delete service",
+            url_for("services.show", service_id=service.id),
+            f"Its integrations and its {incidents} incident{'' if incidents == 1 else 's'} are deleted with it; "
+            "monitoring that still sends to its integration keys is refused.",
+            "This cannot be undone.",
+        )
     db.session.delete(service)
     db.session.commit()
     flash(f"Service {service.name} deleted with its integrations and incidents.")
-    return redirect(url_for("services.index"))
+    return done(url_for("services.index"))
 
 
 @bp.post("/<int:service_id>/integrations")
@@ -242,22 +254,42 @@ def email_settings(service_id: int, integration_id: int):
     )
 
 
-@bp.post("/<int:service_id>/integrations/<int:integration_id>/regenerate")
+def _integration_back(integration: Integration) -> str:
+    return url_for("services.show", service_id=integration.service_id) + f"#integration-{integration.id}"
+
+
+@bp.route("/<int:service_id>/integrations/<int:integration_id>/regenerate", methods=["GET", "POST"])
 def regenerate_key(service_id: int, integration_id: int):
+    """Give an integration a new key: GET asks, POST regenerates (the old key stops working)."""
     integration = _integration_or_404(service_id, integration_id)
+    if request.method == "GET":
+        return confirm_page(
+            f"Regenerate the key of {integration.name}?",
+            "Regenerate key",
+            _integration_back(integration),
+            "The current key stops working at once: every sender using it is refused until it is given the new key.",
+        )
     integration.regenerate_key()
     db.session.commit()
     flash(f"New key for {integration.name}; the old key no longer works. Update the sender.", "warning")
-    return redirect(url_for("services.show", service_id=service_id) + f"#integration-{integration.id}")
+    return done(_integration_back(integration))
 
 
-@bp.post("/<int:service_id>/integrations/<int:integration_id>/delete")
+@bp.route("/<int:service_id>/integrations/<int:integration_id>/delete", methods=["GET", "POST"])
 def delete_integration(service_id: int, integration_id: int):
+    """Delete an integration: GET asks, POST deletes (its key stops working)."""
     integration = _integration_or_404(service_id, integration_id)
+    if request.method == "GET":
+        return confirm_page(
+            f"Delete the integration {integration.name}?",
+            "Delete integration",
+            _integration_back(integration),
+            "Its key stops working at once: every sender using it is refused. Incidents it opened stay.",
+        )
     db.session.delete(integration)
     db.session.commit()
     flash(f"Integration {integration.name} deleted; its key no longer works.")
-    return redirect(url_for("services.show", service_id=service_id))
+    return done(url_for("services.show", service_id=service_id))
 
 
 @bp.post("/<int:service_id>/integrations/<int:integration_id>/heartbeat")

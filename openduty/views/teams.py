@@ -10,7 +10,7 @@ from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import Team, TeamMember
 from openduty.models.team import TEAM_ROLES
-from openduty.views import get_or_404, render
+from openduty.views import confirm_page, done, get_or_404, render
 
 bp = Blueprint("teams", __name__, url_prefix="/teams")
 
@@ -20,8 +20,9 @@ def _team(team_id: int) -> Team:
     return get_or_404(Team, team_id, options=options, populate_existing=True)
 
 
-def _index(errors: dict | None = None, status: int = 200):
-    return render("teams/index.html", teams=teams.all_teams(), errors=errors or {}, values=request.form, status=status)
+def _new_page(errors: dict | None = None, status: int = 200):
+    """The new-team form (its own page, as for every other kind of object); members come after."""
+    return render("teams/new.html", errors=errors or {}, values=request.form, status=status)
 
 
 def _show(team: Team, errors: dict | None = None, status: int = 200):
@@ -40,7 +41,12 @@ def _show(team: Team, errors: dict | None = None, status: int = 200):
 
 @bp.get("")
 def index():
-    return _index()
+    return render("teams/index.html", teams=teams.all_teams())
+
+
+@bp.get("/new")
+def new():
+    return _new_page()
 
 
 @bp.post("")
@@ -49,7 +55,7 @@ def create():
         team = teams.save_team(None, {"name": request.form.get("name"), "description": request.form.get("description")})
     except ValidationError as exc:
         db.session.rollback()
-        return _index(exc.fields, 422)
+        return _new_page(exc.fields, 422)
     db.session.commit()
     flash(f"Team {team.name} created. Add its members below.")
     return redirect(url_for("teams.show", team_id=team.id))
@@ -73,17 +79,26 @@ def edit(team_id: int):
     return redirect(url_for("teams.show", team_id=team.id))
 
 
-@bp.post("/<int:team_id>/delete")
+@bp.route("/<int:team_id>/delete", methods=["GET", "POST"])
 def delete(team_id: int):
+    """Delete a team: GET asks, POST deletes (what it owned stays, with no team)."""
     team = _team(team_id)
     name = team.name
+    if request.method == "GET":
+        return confirm_page(
+            f"Delete the team {name}?",
+            "Delete team",
+            url_for("teams.show", team_id=team.id),
+            "Its services, escalation policies and schedules stay but have no team: only admins can change them "
+            "until they are given another team. Its managers lose their rights over them.",
+        )
     teams.delete_team(team)
     db.session.commit()
     flash(f"Deleted team {name}; what it owned now has no team.")
-    return redirect(url_for("teams.index"))
+    return done(url_for("teams.index"))
 
 
-def _member_change(team_id: int, data: dict, done: str):
+def _member_change(team_id: int, data: dict, message: str):
     team = _team(team_id)
     try:
         teams.set_member(team, data)
@@ -91,7 +106,7 @@ def _member_change(team_id: int, data: dict, done: str):
         db.session.rollback()
         return _show(_team(team_id), exc.fields or {"members": exc.message}, exc.status)
     db.session.commit()
-    flash(done)
+    flash(message)
     return redirect(url_for("teams.show", team_id=team_id))
 
 

@@ -13,15 +13,23 @@ from flask import Blueprint, abort, flash, make_response, redirect, request, url
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
-from wtforms import BooleanField, EmailField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms import SelectChoice
 
-from openduty import ical, notifiers, oncall, shift_notices, users
+from openduty import ical, oncall, shift_notices, users
 from openduty.access import may_manage
 from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
-from openduty.models import ApiToken, ContactMethod, NotificationRule, User
-from openduty.models.user import CONTACT_KIND_LABELS, CONTACT_KINDS
-from openduty.views import get_or_404, is_htmx, render
+from openduty.models import ApiToken, ContactMethod, NotificationRule, Team, TeamMember, User
+from openduty.views import confirm_page, done, get_or_404, is_htmx, render
+from openduty.views.user_forms import (
+    ContactMethodForm,
+    PasswordForm,
+    ProfileForm,
+    RuleForm,
+    ShiftNoticeForm,
+    TokenForm,
+    UserForm,
+)
 
 bp = Blueprint("users", __name__)
 
@@ -38,67 +46,6 @@ def time_zones() -> list[str]:
     if not _time_zones:
         _time_zones.extend(sorted(available_timezones() | {"UTC"}))
     return _time_zones
-
-
-# --- Forms: they render fields and keep what was typed; openduty.users does the validation. ------
-
-
-class ProfileForm(FlaskForm):
-    name = StringField("Name")
-    email = EmailField("Email")
-    time_zone = StringField("Time zone")
-
-
-class UserForm(ProfileForm):
-    is_admin = BooleanField("Admin (can manage users and everything else)")
-    observer = BooleanField("Observer (reads everything, changes nothing: for stakeholders)")
-    password = PasswordField("Password")
-
-
-class PasswordForm(FlaskForm):
-    current_password = PasswordField("Current password")
-    password = PasswordField("New password")
-    confirm = PasswordField("New password again")
-
-
-class ContactMethodForm(FlaskForm):
-    kind = SelectField("Kind", validate_choice=False)
-    address = StringField("Address")
-    label = StringField("Label (optional)")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # A channel this server cannot send on is listed but cannot be picked (and says why).
-        self.kind.choices = [_kind_choice(k) for k in CONTACT_KINDS]
-
-
-def _kind_choice(kind: str) -> SelectChoice:
-    if not notifiers.missing_settings(kind):
-        return SelectChoice(kind, CONTACT_KIND_LABELS[kind])
-    label = f"{CONTACT_KIND_LABELS[kind]} (not configured on this server)"
-    return SelectChoice(kind, label, render_kw={"disabled": ""})
-
-
-class RuleForm(FlaskForm):
-    contact_method_id = SelectField("Contact method", validate_choice=False)
-    delay_minutes = StringField("Minutes after being paged", default="0")
-    urgency = SelectField("Urgency", choices=[SelectChoice(u, f"{u.title()} urgency") for u in ("high", "low")])
-
-
-class ShiftNoticeForm(FlaskForm):  # before and after a shift (openduty.shift_notices)
-    reminder_hours = StringField("Remind me this many hours before a shift (0: never)")
-    reminder_contact_method_id = SelectField("Send reminders, handoffs and summaries to", validate_choice=False)
-    weekly_summary = BooleanField("Weekly summary (Mondays 08:00 in my time zone)")
-
-    def __init__(self, user: User, formdata):
-        super().__init__(formdata=formdata, data=shift_notices.settings_json(user))
-        methods = [(str(m.id), str(m)) for m in user.contact_methods]
-        self.reminder_contact_method_id.choices = [("", "My first email"), *methods]
-
-
-class TokenForm(FlaskForm):
-    name = StringField("Token name")
-    read_only = BooleanField("Read-only (can read, never change anything)")
 
 
 def _show_errors(form: FlaskForm, exc: ApiError) -> None:
@@ -135,7 +82,12 @@ def index():
     counts = select(ContactMethod.user_id, func.count(ContactMethod.id)).group_by(ContactMethod.user_id)
     method_counts = {user_id: count for user_id, count in db.session.execute(counts)}
     all_users = db.session.scalars(select(User).order_by(User.active.desc(), func.lower(User.name))).all()
-    return render("users/index.html", users=all_users, method_counts=method_counts)
+    # The Role column: what each may do beyond their teams, then their teams (one query).
+    teams = select(TeamMember.user_id, TeamMember.role, Team.name).join(Team).order_by(func.lower(Team.name))
+    team_roles: dict[int, list[tuple[str, str]]] = {}
+    for user_id, role, team in db.session.execute(teams):
+        team_roles.setdefault(user_id, []).append((role, team))
+    return render("users/index.html", users=all_users, method_counts=method_counts, team_roles=team_roles)
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -192,11 +144,21 @@ def _set_active(user_id: int, active: bool):
             flash(f"Reactivated {user.name}.")
         else:
             flash(f"Deactivated {user.name}: they cannot log in and are never paged. Their history stays.")
-    return redirect(url_for("users.index"))
+    return done(url_for("users.index"))
 
 
-@bp.post("/users/<int:user_id>/deactivate")
+@bp.route("/users/<int:user_id>/deactivate", methods=["GET", "POST"])
 def deactivate(user_id: int):
+    """Deactivate a user: GET asks, POST deactivates."""
+    if request.method == "GET":
+        user = get_or_404(User, user_id)
+        return confirm_page(
+            f"Deactivate {user.name}?",
+            "Deactivate",
+            url_for("users.index"),
+            f"{user.name} can no longer log in, their sessions and API tokens stop working, and they are never "
+            "paged: their time on schedules becomes a gap. Their history stays; you can reactivate them.",
+        )
     return _set_active(user_id, False)
 
 
@@ -365,11 +327,19 @@ def add_contact_method(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/contact-methods/<int:method_id>/delete")
+@bp.route("/users/<int:user_id>/contact-methods/<int:method_id>/delete", methods=["GET", "POST"])
 def delete_contact_method(user_id: int, method_id: int):
+    """Remove a contact method and its rules: GET asks (without JavaScript), POST removes."""
     user = _manageable_user(user_id)
     method = _owned_or_404(ContactMethod, method_id, user, "No such contact method.")
     label = str(method)
+    if request.method == "GET":
+        return confirm_page(
+            f"Remove {label}?",
+            "Remove contact method",
+            _profile_url(user),
+            "The notification rules that use it are removed with it: pages stop going there.",
+        )
     users.delete_contact_method(method)
     message = f"Removed {label} and its notification rules."
     return _removed(user, message, CONTACT_METHODS_CHANGED, NOTIFICATION_RULES_CHANGED)
@@ -402,10 +372,20 @@ def add_notification_rule(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/notification-rules/<int:rule_id>/delete")
+@bp.route("/users/<int:user_id>/notification-rules/<int:rule_id>/delete", methods=["GET", "POST"])
 def delete_notification_rule(user_id: int, rule_id: int):
+    """Remove a notification rule: GET asks (without JavaScript), POST removes."""
     user = _manageable_user(user_id)
-    users.delete_notification_rule(_owned_or_404(NotificationRule, rule_id, user, "No such notification rule."))
+    rule = _owned_or_404(NotificationRule, rule_id, user, "No such notification rule.")
+    if request.method == "GET":
+        return confirm_page(
+            "Remove this notification rule?",
+            "Remove rule",
+            _profile_url(user),
+            f"{rule.urgency.capitalize()} urgency: {rule.contact_method} after {rule.delay_minutes} min. "
+            "With no rule left, pages go by email at once.",
+        )
+    users.delete_notification_rule(rule)
     return _removed(user, "Removed the notification rule.", NOTIFICATION_RULES_CHANGED)
 
 
@@ -434,10 +414,18 @@ def create_token():
     return _changed(response, API_TOKENS_CHANGED) if is_htmx() else response
 
 
-@bp.post("/users/<int:user_id>/tokens/<int:token_id>/revoke")
+@bp.route("/users/<int:user_id>/tokens/<int:token_id>/revoke", methods=["GET", "POST"])
 def revoke_token(user_id: int, token_id: int):
+    """Revoke an API token: GET asks (without JavaScript), POST revokes."""
     user = _manageable_user(user_id)
     token = _owned_or_404(ApiToken, token_id, user, "No such API token.")
+    if request.method == "GET":
+        return confirm_page(
+            f"Revoke the API token “{token.name}”?",
+            "Revoke token",
+            _profile_url(user),
+            "Every script or tool using it is refused from now on. This cannot be undone.",
+        )
     message = f"Revoked the token “{token.name}”."
     users.revoke_token(token)
     return _removed(user, message, API_TOKENS_CHANGED)

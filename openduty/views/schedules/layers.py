@@ -8,7 +8,7 @@ from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.limits import allow_body_bytes
 from openduty.models import Schedule, ScheduleLayer
-from openduty.views import is_htmx, render
+from openduty.views import confirm_page, is_htmx, render
 from openduty.views.schedules import bp
 from openduty.views.schedules.pages import detail_context, detail_error
 
@@ -124,10 +124,20 @@ def move_layer(schedule_id: int, layer_id: int):
     return _layers_done(schedule, f"Layer {layer.name} is now number {position + 1} of {len(schedule.layers)}.")
 
 
-@bp.post("/<int:schedule_id>/layers/<int:layer_id>/delete")
+@bp.route("/<int:schedule_id>/layers/<int:layer_id>/delete", methods=["GET", "POST"])
 def delete_layer(schedule_id: int, layer_id: int):
+    """Remove a layer: GET asks (without JavaScript), POST removes."""
     schedule = db.get_or_404(Schedule, schedule_id)
-    schedules.remove_layer(schedule, _layer_or_404(schedule.id, layer_id))
+    layer = _layer_or_404(schedule.id, layer_id)
+    if request.method == "GET":
+        return confirm_page(
+            f"Remove the layer {layer.name} from {schedule.name}?",
+            "Remove layer",
+            url_for("schedules.detail", schedule_id=schedule.id) + "#layers",
+            "Its rotation and participants are deleted; the time it covered falls to the layers below it "
+            "(or becomes a gap).",
+        )
+    schedules.remove_layer(schedule, layer)
     db.session.commit()
     return _layers_done(schedule, "Layer removed.")
 

@@ -11,7 +11,7 @@ from openduty import validation as v
 from openduty.errors import ValidationError
 from openduty.extensions import db
 from openduty.models import Schedule, ScheduleOverride
-from openduty.views import render, times
+from openduty.views import confirm_page, done, render, times
 from openduty.views.schedules import bp
 from openduty.views.schedules.pages import detail_context, detail_error
 
@@ -21,7 +21,7 @@ def new_override(schedule_id: int):
     """The override form, with start and end pre-filled from the day (or range) clicked."""
     schedule = db.get_or_404(Schedule, schedule_id)
     ctx = detail_context(schedule)
-    ctx["values"] = {
+    ctx["override_values"] = {
         "start": request.args.get("start", ""),
         "end": request.args.get("end", ""),
         "user_id": request.args.get("user_id", str(current_user.id)),
@@ -36,7 +36,7 @@ def add_override(schedule_id: int):
     try:
         clean = overrides.clean_override(values, schedule, local_input=True)
     except ValidationError as exc:
-        return detail_error(schedule, exc, values)
+        return detail_error(schedule, exc, values, form="override")
     if not overrides.can_add_override(current_user, schedule, clean["user_id"], clean["start"], clean["end"]):
         abort(403, overrides.OVERRIDE_FORBIDDEN)
     override = overrides.add_override(schedule, clean, current_user)
@@ -49,16 +49,27 @@ def add_override(schedule_id: int):
     return redirect(url_for("schedules.detail", schedule_id=schedule.id, date=day))
 
 
-@bp.post("/<int:schedule_id>/overrides/<int:override_id>/delete")
+@bp.route("/<int:schedule_id>/overrides/<int:override_id>/delete", methods=["GET", "POST"])
 def delete_override(schedule_id: int, override_id: int):
+    """Remove an override: GET asks, POST removes."""
     schedule = db.get_or_404(Schedule, schedule_id)
     override = db.first_or_404(select(ScheduleOverride).filter_by(id=override_id, schedule_id=schedule.id))
     if not overrides.can_delete_override(current_user, override):
         abort(403)
+    if request.method == "GET":
+        tz = ZoneInfo(schedule.time_zone)
+        when = f"{override.start.astimezone(tz):%a %d %b %Y %H:%M} – {override.end.astimezone(tz):%a %d %b %Y %H:%M %Z}"
+        return confirm_page(
+            f"Remove the override #{override.id} of {override.user.name}?",
+            "Remove override",
+            url_for("schedules.detail", schedule_id=schedule.id),
+            f"{override.user.name} stops being on call on {schedule.name} from {when}; "
+            "the layers decide that time again.",
+        )
     db.session.delete(override)
     db.session.commit()
     flash("Override removed.")
-    return redirect(url_for("schedules.detail", schedule_id=schedule.id))
+    return done(url_for("schedules.detail", schedule_id=schedule.id))
 
 
 @bp.get("/<int:schedule_id>/shift")

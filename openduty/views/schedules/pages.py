@@ -1,7 +1,9 @@
 """Schedules pages: the list, a schedule's page (calendar and side panels), its settings, and the
 calendar-links action; `detail_context` is what every schedule page renders with."""
 
-from datetime import date
+from dataclasses import replace
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
@@ -13,7 +15,7 @@ from openduty.errors import ApiError, ValidationError
 from openduty.extensions import db
 from openduty.models import LayerEvent, LayerParticipant, Schedule, ScheduleLayer, User
 from openduty.models.schedule import SHIFT_UNITS
-from openduty.views import is_htmx, render, safe_next, times
+from openduty.views import confirm_page, done, is_htmx, render, safe_next, times
 from openduty.views.schedules import bp
 from openduty.views.schedules.grid import calendar_view, colour, parse_day
 
@@ -48,8 +50,7 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
         "rrules": {layer.id: oncall.layer_rrules(layer, schedule) for layer in layers},
         "event_counts": event_counts,
         "users": users,
-        "on_call": oncall.current_shift(schedule, now),
-        "on_call_users": oncall.who_is_on_call(schedule, now),
+        **on_call_context(schedule, now),
         "gaps": [oncall.gap_warnings(schedule)],
         "reach": reachability.schedule_warnings(schedule),
         "policies": schedules.policies_using(schedule),
@@ -71,6 +72,19 @@ def detail_context(schedule: Schedule, errors: dict | None = None, values: dict 
         "cover": cover_requests.listing(schedule, current_user),
         "cover_errors": {},
         "cover_values": {},
+        "override_errors": {},
+        "override_values": {},
+    }
+
+
+def on_call_context(schedule: Schedule, now: datetime) -> dict:
+    """The header's "On call now ... until" (refreshed in place when the schedule changes)."""
+    return {
+        "schedule": schedule,
+        "on_call_users": oncall.who_is_on_call(schedule, now),
+        "on_call_until": oncall.on_call_until(schedule, now),
+        "colour": colour,
+        "local": lambda dt: dt.astimezone(ZoneInfo(schedule.time_zone)),
     }
 
 
@@ -115,21 +129,19 @@ def override_list_context(schedule: Schedule, known: dict | None = None) -> dict
 
 @bp.get("")
 def index():
-    rows = _index_rows()
-    return render(
-        "schedules/index.html",
-        rows=rows,
-        errors={},
-        values={},
-        zones=_common_zones(),
-        team_options=teams.choices_for(current_user),
-    )
+    return render("schedules/index.html", rows=_index_rows())
 
 
 def _index_rows() -> list[tuple]:
     now = clock.now()
     return [
-        (s, oncall.current_shift(s, now), oncall.who_is_on_call(s, now), oncall.gap_warnings(s))
+        # "Until": the end of the people's unbroken run, not of the shift (an override may carry on).
+        (
+            s,
+            replace(oncall.current_shift(s, now), end=oncall.on_call_until(s, now)),
+            oncall.who_is_on_call(s, now),
+            oncall.gap_warnings(s),
+        )
         for s in db.session.scalars(select(Schedule).order_by(Schedule.name))
     ]
 
@@ -139,16 +151,26 @@ def _common_zones() -> list[str]:
             "America/Los_Angeles", "Asia/Tokyo", "Australia/Sydney"]  # fmt: skip
 
 
+def _new_page(values: dict, errors: dict, status: int = 200):
+    """The new-schedule form (its own page, as for every other kind of object)."""
+    return render(
+        "schedules/new.html", values=values, errors=errors, zones=_common_zones(),
+        team_options=teams.choices_for(current_user), status=status,
+    )  # fmt: skip
+
+
+@bp.get("/new")
+def new():
+    return _new_page({}, {})
+
+
 @bp.post("")
 def create():
     values = request.form.to_dict()
     try:
         clean = schedules.clean_schedule(values, actor=current_user)
     except ValidationError as exc:
-        return render(
-            "schedules/index.html", rows=_index_rows(), errors=exc.fields, values=values,
-            zones=_common_zones(), team_options=teams.choices_for(current_user), status=422,
-        )  # fmt: skip
+        return _new_page(values, exc.fields, 422)
     schedule = Schedule(**clean)
     db.session.add(schedule)
     db.session.commit()
@@ -163,6 +185,8 @@ def detail(schedule_id: int):
     schedule = db.get_or_404(Schedule, schedule_id)
     if is_htmx() and request.args.get("after"):
         return render("schedules/detail.html", block="override_items", **override_list_context(schedule))
+    if is_htmx() and request.args.get("part") == "on-call":
+        return render("schedules/detail.html", block="on_call", **on_call_context(schedule, clock.now()))
     if is_htmx() and request.args.get("overrides"):
         return render("schedules/detail.html", block="overrides", **override_list_context(schedule))
     if is_htmx():
@@ -170,13 +194,19 @@ def detail(schedule_id: int):
     return render("schedules/detail.html", **detail_context(schedule))
 
 
-def detail_error(schedule: Schedule, exc: ValidationError, values: dict):
-    """A form that did not validate: 422, the page with the errors flashed and the input kept, nothing saved."""
+def detail_error(schedule: Schedule, exc: ValidationError, values: dict, form: str = ""):
+    """A form that did not validate: 422, the page with the errors flashed and the input kept, nothing saved.
+    `form` names the form whose fields show them ("override": `override_errors`; "": the schedule's
+    and the new layer's `errors`), so that one form's errors never appear under another's fields."""
     db.session.rollback()
     schedule = db.get_or_404(Schedule, schedule.id)
     for field, message in exc.fields.items():
-        flash(f"{field.replace('_', ' ').capitalize()}: {message}", "error")
-    return render("schedules/detail.html", status=422, **detail_context(schedule, exc.fields, values))
+        name = f"{form} {field}" if form else field
+        flash(f"{name.replace('_', ' ').capitalize()}: {message}", "error")
+    if not form:
+        return render("schedules/detail.html", status=422, **detail_context(schedule, exc.fields, values))
+    context = {**detail_context(schedule), f"{form}_errors": exc.fields, f"{form}_values": values}
+    return render("schedules/detail.html", status=422, **context)
 
 
 @bp.post("/<int:schedule_id>/edit")
@@ -194,26 +224,45 @@ def edit(schedule_id: int):
     return redirect(url_for("schedules.detail", schedule_id=schedule.id))
 
 
-@bp.post("/<int:schedule_id>/delete")
+@bp.route("/<int:schedule_id>/delete", methods=["GET", "POST"])
 def delete(schedule_id: int):
+    """Delete a schedule: GET asks, POST deletes."""
     schedule = db.get_or_404(Schedule, schedule_id)
+    if request.method == "GET":
+        return confirm_page(
+            f"Delete the schedule {schedule.name}?",
+            "Delete schedule",
+            url_for("schedules.detail", schedule_id=schedule.id),
+            "Its layers, overrides and cover requests are deleted with it, and its calendar feed stops working. "
+            "This cannot be undone.",
+        )
     try:
         schedules.delete_schedule(schedule)
     except ApiError as exc:
         flash(exc.message, "error")
-        return redirect(url_for("schedules.detail", schedule_id=schedule.id))
+        return done(url_for("schedules.detail", schedule_id=schedule.id))
     db.session.commit()
     flash(f"Schedule {schedule.name} deleted.")
-    return redirect(url_for("schedules.index"))
+    return done(url_for("schedules.index"))
 
 
 # --- Calendar token (the profile's feed links) ------------------------------------------------
 
 
-@bp.post("/calendar-token")
+@bp.route("/calendar-token", methods=["GET", "POST"])
 def regenerate_calendar_token():
-    """Revoke the current calendar token and issue a new one (old feed links stop working)."""
+    """Revoke the current calendar token and issue a new one (old feed links stop working): GET
+    asks, POST does it."""
+    back = safe_next(url_for("schedules.index"))
+    if request.method == "GET":
+        return confirm_page(
+            "Revoke your calendar links and issue new ones?",
+            "Revoke and issue new links",
+            back,
+            "Every calendar app subscribed with your current links stops getting your shifts until it is "
+            "subscribed again with the new link.",
+        )
     current_user.regenerate_calendar_token()
     db.session.commit()
     flash("New calendar links issued; the old ones no longer work. Re-subscribe with the new link.")
-    return redirect(safe_next(url_for("schedules.index")))
+    return done(back)
