@@ -15,7 +15,7 @@ def _log_in(page, base: str, email: str) -> None:
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", factories.PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_selector("nav")
+    page.wait_for_selector("text=Welcome")
 
 
 def _exists(model, object_id: int) -> bool:

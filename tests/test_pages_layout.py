@@ -23,7 +23,7 @@ import pytest
 from openduty import incidents, maintenance, password_reset
 from openduty.ack_links import ack_token
 from openduty.extensions import db
-from openduty.models import CoverRequest, Team, TeamMember
+from openduty.models import ApiToken, CoverRequest, Team, TeamMember
 from tests import factories, factories_escalation, factories_events, factories_schedules
 
 AXE = (Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js").read_text()
@@ -77,13 +77,14 @@ def world(app, admin, clock):
     long_user = factories.make_user(name=LONG_NAME, email="maximiliana.throckmorton-featherstonehaugh@example.com")
     other = factories.make_user(name="Bob Member", email="bob@example.com", time_zone="America/New_York")
     method = factories.make_contact_method(long_user, kind="email", address=long_user.email)
-    factories.make_notification_rule(long_user, method, delay_minutes=2)
+    rule = factories.make_notification_rule(long_user, method, delay_minutes=2)
+    token, _ = ApiToken.issue(long_user, "Deploy pipeline for payments-api (production, eu-west-1)")
     factories.make_contact_method(admin, kind="email", address=admin.email)
 
     schedule = factories_schedules.make_schedule(name="Database primary on-call (EU + US follow-the-sun rotation)")
     layer = factories_schedules.make_layer(schedule, [long_user, other, admin], datetime(2026, 3, 2, 9), 1, "days")
     override_note = NOTE[:500]
-    factories_schedules.make_override(
+    override = factories_schedules.make_override(
         schedule, other, NOW + timedelta(hours=2), NOW + timedelta(days=1, hours=3), note=override_note
     )
     policy = factories_escalation.make_policy(
@@ -129,6 +130,12 @@ def world(app, admin, clock):
             "event_rule_id": event_rule.id,
             "global_rule_id": global_rule.id,
             "policy_id": policy.id,
+            "level_id": policy.levels[0].id,
+            "layer_id": layer.id,
+            "override_id": override.id,
+            "method_id": method.id,
+            "rule_id": rule.id,
+            "token_id": token.id,
             "schedule_id": schedule.id,
             "request_id": cover.id,
             "team_id": team.id,
