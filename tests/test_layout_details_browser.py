@@ -57,7 +57,7 @@ def test_overrides_are_hatched_in_both_views(page, live_server, admin, clock):
 def test_a_long_override_note_wraps(page, live_server, admin, clock):
     now = clock.now()
     schedule = factories_schedules.make_schedule(name="Ops")
-    factories_schedules.make_override(schedule, admin, now, now + timedelta(hours=5), note="n" * 3000)
+    factories_schedules.make_override(schedule, admin, now, now + timedelta(hours=5), note="n" * 500)
     page.set_viewport_size({"width": 1280, "height": 900})
     _log_in(page, live_server.url, admin.email)
     page.goto(f"{live_server.url}/schedules/{schedule.id}")
