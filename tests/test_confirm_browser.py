@@ -8,14 +8,7 @@ from playwright.sync_api import expect
 from openduty.extensions import db
 from openduty.models import Schedule, Service, User
 from tests import factories, factories_events, factories_schedules
-
-
-def _log_in(page, base: str, email: str) -> None:
-    page.goto(base + "/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", factories.PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=Welcome")
+from tests.browser import log_in
 
 
 def _exists(model, object_id: int) -> bool:
@@ -26,7 +19,7 @@ def _exists(model, object_id: int) -> bool:
 def test_with_javascript_a_dialog_asks(page, live_server, admin):
     service = factories_events.make_service(name="Web")
     factories_events.make_incident(factories_events.make_integration(service))
-    _log_in(page, live_server.url, admin.email)
+    log_in(page, live_server.url, admin.email)
     page.goto(f"{live_server.url}/services/{service.id}")
 
     asked = []
@@ -48,7 +41,7 @@ def test_with_javascript_an_in_place_removal_asks(page, live_server, admin):
     bob = factories.make_user(name="Bob")
     schedule = factories_schedules.make_schedule(name="Ops")
     factories_schedules.make_layer(schedule, [bob], datetime(2026, 1, 1), name="Primary")
-    _log_in(page, live_server.url, admin.email)
+    log_in(page, live_server.url, admin.email)
     page.goto(f"{live_server.url}/schedules/{schedule.id}")
     page.evaluate("window.notReloaded = true")
     page.once("dialog", lambda dialog: dialog.accept())
@@ -62,7 +55,7 @@ def test_without_javascript_a_page_asks(browser, live_server, admin):
     schedule = factories_schedules.make_schedule(name="Ops")
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
-    _log_in(page, live_server.url, admin.email)
+    log_in(page, live_server.url, admin.email)
 
     page.goto(f"{live_server.url}/users/")
     page.get_by_role("button", name="Deactivate Bob").click()

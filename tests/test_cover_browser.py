@@ -7,16 +7,8 @@ from playwright.sync_api import expect
 
 from openduty.extensions import db
 from openduty.models import CoverRequest, ShiftNoticeSettings
-from tests.factories import PASSWORD
+from tests.browser import log_in
 from tests.factories_schedules import make_layer, make_schedule
-
-
-def _log_in(page, live_server, email: str) -> None:
-    page.goto(f"{live_server.url}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=Log out")
 
 
 def test_ask_for_cover_accept_it_and_save_the_reminder_setting(page, live_server, team, clock, smtp_server, run_jobs):
@@ -24,7 +16,7 @@ def test_ask_for_cover_accept_it_and_save_the_reminder_setting(page, live_server
     schedule = make_schedule(name="Payments")
     make_layer(schedule, [alice, bob], datetime(2026, 3, 3, 0, 0), 1, "days")  # Alice: Tue 3 Mar
 
-    _log_in(page, live_server, alice.email)
+    log_in(page, live_server.url, alice.email)
     page.goto(f"{live_server.url}/schedules/{schedule.id}")
     form = page.locator("#cover-requests form")
     form.locator("input[name=start]").fill("2026-03-03T10:00")
@@ -44,7 +36,7 @@ def test_ask_for_cover_accept_it_and_save_the_reminder_setting(page, live_server
     page.click("text=Log out")
 
     cover = db.session.scalars(db.select(CoverRequest)).one()
-    _log_in(page, live_server, bob.email)
+    log_in(page, live_server.url, bob.email)
     page.goto(f"{live_server.url}/schedules/{schedule.id}/cover-requests/{cover.id}/accept")
     expect(page.locator("#cover-request")).to_contain_text("Alice asks for cover on Payments")
     page.click("text=Accept: I cover this")

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from openduty.extensions import db
 from tests import factories, factories_escalation
+from tests.browser import log_in
 
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 
@@ -32,15 +33,6 @@ def _acknowledge(page, incident):
     )
 
 
-def _log_in(page, url: str, email: str) -> None:
-    page.goto(url + "/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", factories.PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=Your open incidents")
-    page.wait_for_load_state("load")  # htmx (deferred) has bound the forms
-
-
 @pytest.mark.parametrize("width", [390, 1280])
 def test_acknowledge_from_home_in_place(page, live_server, pager, width):
     nina, (first, second) = pager
@@ -48,7 +40,7 @@ def test_acknowledge_from_home_in_place(page, live_server, pager, width):
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.set_viewport_size({"width": width, "height": 844})
-    _log_in(page, live_server.url, nina.email)
+    log_in(page, live_server.url, nina.email, landed="text=Your open incidents")
     item = page.locator(f"#my-incident-{first.id}")
     expect(item.locator("time")).to_have_attribute("title", "Wed 04 Mar 2026 07:00:00 EST (America/New_York)")
     page.evaluate("window.notReloaded = true")
@@ -71,7 +63,7 @@ def test_acknowledge_from_home_without_javascript(browser, live_server, pager):
     context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
     page = context.new_page()
     try:
-        _log_in(page, live_server.url, nina.email)
+        log_in(page, live_server.url, nina.email, landed="text=Your open incidents")
         page.locator(f"#my-incident-{first.id}").get_by_role(
             "button", name=f"Acknowledge incident #{first.number}"
         ).click()

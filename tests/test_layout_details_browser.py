@@ -5,20 +5,13 @@ from datetime import datetime, timedelta
 
 from playwright.sync_api import expect
 
-from tests import factories, factories_events, factories_schedules
-
-
-def _log_in(page, base: str, email: str) -> None:
-    page.goto(base + "/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", factories.PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=Welcome")
+from tests import factories_events, factories_schedules
+from tests.browser import log_in
 
 
 def test_card_headings_start_at_the_cards_padding(page, live_server, admin):
     service = factories_events.make_service(name="Web")
-    _log_in(page, live_server.url, admin.email)
+    log_in(page, live_server.url, admin.email)
     page.goto(f"{live_server.url}/services/{service.id}")
     gaps = page.evaluate(
         """[...document.querySelectorAll('.card > h2:first-child, .card > h1:first-child')].map(h => {
@@ -32,7 +25,7 @@ def test_on_call_now_follows_a_layer_change_without_a_reload(page, live_server, 
     """Issue 15, finding 5: the header's "On call now" stayed stale after a layer edit until reload."""
     schedule = factories_schedules.make_schedule(name="Ops")
     factories_schedules.make_layer(schedule, [admin], datetime(2026, 1, 1), name="Primary")
-    _log_in(page, live_server.url, admin.email)
+    log_in(page, live_server.url, admin.email)
     page.goto(f"{live_server.url}/schedules/{schedule.id}")
     expect(page.locator("#on-call-now")).to_contain_text(admin.name)
     page.evaluate("window.notReloaded = true")
@@ -47,7 +40,7 @@ def test_overrides_are_hatched_in_both_views(page, live_server, admin, clock):
     now = clock.now()
     schedule = factories_schedules.make_schedule(name="Ops")
     factories_schedules.make_override(schedule, admin, now, now + timedelta(hours=5))
-    _log_in(page, live_server.url, admin.email)
+    log_in(page, live_server.url, admin.email)
     for view in ("month", "week"):
         page.goto(f"{live_server.url}/schedules/{schedule.id}?view={view}&date={now.date().isoformat()}")
         override = page.locator(".seg.override").first
@@ -59,6 +52,6 @@ def test_a_long_override_note_wraps(page, live_server, admin, clock):
     schedule = factories_schedules.make_schedule(name="Ops")
     factories_schedules.make_override(schedule, admin, now, now + timedelta(hours=5), note="n" * 500)
     page.set_viewport_size({"width": 1280, "height": 900})
-    _log_in(page, live_server.url, admin.email)
+    log_in(page, live_server.url, admin.email)
     page.goto(f"{live_server.url}/schedules/{schedule.id}")
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280

@@ -25,6 +25,7 @@ from openduty.ack_links import ack_token
 from openduty.extensions import db
 from openduty.models import ApiToken, CoverRequest, Team, TeamMember
 from tests import factories, factories_escalation, factories_events, factories_schedules
+from tests.browser import log_in
 
 AXE = (Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js").read_text()
 ARTIFACTS = Path(os.environ.get("OPENDUTY_ARTIFACTS") or Path(__file__).parent.parent / "test-artifacts") / "pages"
@@ -199,14 +200,6 @@ RUN_AXE = """async () => {
 }"""
 
 
-def _log_in(page, base: str, email: str) -> None:
-    page.goto(base + "/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", factories.PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=Welcome")
-
-
 @pytest.mark.usefixtures("channels_configured")
 def test_every_page_fits_both_layouts_and_passes_axe(app, browser, live_server, world):
     pages = _pages(app, world)
@@ -222,7 +215,7 @@ def test_every_page_fits_both_layouts_and_passes_axe(app, browser, live_server, 
             page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
             if not public:
-                _log_in(page, live_server.url, world["admin"].email)
+                log_in(page, live_server.url, world["admin"].email)
             for endpoint, path in pages:
                 if (endpoint in PUBLIC) != public:
                     continue
