@@ -171,8 +171,8 @@ def import_(path: str, dry_run: bool, with_secrets: bool) -> None:
     except IntegrityError as exc:  # a unique value the document gives an object the database gives another
         db.session.rollback()
         _fail(f"The document was not imported; nothing changed: a value must be unique ({exc.orig}).")
-    for line in changes:
-        click.echo(line)
+    click.echo("".join(line + "\n" for line in changes), nl=False)
+    click.echo("".join(f"Warning: {line}\n" for line in config_import.warnings(document)), err=True, nl=False)
     if dry_run or not changes:
         db.session.rollback()
         said = "No changes: the database has this configuration already." if not changes else ""

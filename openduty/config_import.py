@@ -36,6 +36,7 @@ from openduty.models import (
     TeamMember,
     User,
 )
+from openduty.notifiers import not_configured
 
 
 def import_config(document: Any, with_secrets: bool = False) -> list[str]:
@@ -43,6 +44,19 @@ def import_config(document: Any, with_secrets: bool = False) -> list[str]:
     the changes made, one line each (none: the database already had this configuration)."""
     check_document(document)
     return Importer(document, with_secrets).run()
+
+
+def warnings(document: dict[str, Any]) -> list[str]:
+    """What the (checked) document asks for that this server cannot do, one line each with its path:
+    contact methods on a channel whose settings are missing here (their pages would fail until an
+    admin sets them). Not refused, so that a backup restores onto a server still being set up."""
+    found = []
+    for n, user in enumerate(document.get("users") or []):
+        for m, method in enumerate(user.get("contact_methods") or []):
+            reason = not_configured(method["kind"])
+            if reason:
+                found.append(f"$.users[{n}].contact_methods[{m}]: {reason} Pages to it fail until then.")
+    return found
 
 
 class Importer(config_import_parts.Parts):

@@ -337,3 +337,19 @@ def test_import_reads_standard_input(world, runner):
     document = export(runner)
     result = runner.invoke(args=["openduty", "import", "-"], input=json.dumps(document))
     assert result.exit_code == 0 and result.output.startswith("No changes")
+
+
+def test_a_channel_this_server_lacks_is_imported_with_a_warning(world, runner, tmp_path, app):
+    document = export(runner)
+    methods = document["users"][0]["contact_methods"]
+    methods.append({"kind": "sms", "label": "", "address": "+14155550177"})
+    app.config.update(TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None, TWILIO_FROM_NUMBER=None)
+    result = run_import(runner, tmp_path, document)
+    assert result.exit_code == 0, result.output
+    assert "Imported:" in result.stdout and "Warning" not in result.stdout
+    assert (
+        f"Warning: $.users[0].contact_methods[{len(methods) - 1}]: SMS (Twilio) is not configured on this server: "
+        "an admin must set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER. Pages to it fail until then."
+    ) in result.stderr
+    app.config.update(TWILIO_ACCOUNT_SID="AC1", TWILIO_AUTH_TOKEN="token", TWILIO_FROM_NUMBER="+14155550100")
+    assert "SMS (Twilio)" not in run_import(runner, tmp_path, document).stderr
