@@ -1,11 +1,12 @@
-"""Issue 15 in Debian's Chromium: no extra space above a card's heading (finding 9); overrides
-hatched, long notes wrapped (4); the header's "On call now" following a layer change (5)."""
+"""Issue 15 in Debian's Chromium: no extra space above a card's heading and snooze / reassign beside
+their buttons (finding 9); overrides hatched, long notes wrapped (4); the header's "On call now"
+following a layer change (5)."""
 
 from datetime import datetime, timedelta
 
 from playwright.sync_api import expect
 
-from tests import factories_events, factories_schedules
+from tests import factories, factories_events, factories_schedules
 from tests.browser import log_in
 
 
@@ -55,3 +56,24 @@ def test_a_long_override_note_wraps(page, live_server, admin, clock):
     log_in(page, live_server.url, admin.email)
     page.goto(f"{live_server.url}/schedules/{schedule.id}")
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+
+
+def test_snooze_and_reassign_sit_beside_their_buttons(page, live_server, admin):
+    """Issue 15, finding 9: the snooze duration floated above the buttons and the reassign select
+    took a line of its own; each control now sits on one line with its own button, and a long name
+    in the reassign list shrinks the select, not the page."""
+    service = factories_events.make_service(name="Web")
+    incident = factories_events.make_incident(factories_events.make_integration(service))
+    factories.make_user(name="Maximiliane " + "Okonkwo-Vandersteen-" * 6 + "Smith")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        log_in(page, live_server.url, admin.email)
+        page.goto(f"{live_server.url}/incidents/{incident.id}")
+        for control, button in (("Snooze for", "Snooze"), ("Reassign to", "Reassign")):
+            select = page.get_by_label(control).bounding_box()
+            pressed = page.get_by_role("button", name=button, exact=True).bounding_box()
+            middle = select["y"] + select["height"] / 2
+            assert pressed["y"] <= middle <= pressed["y"] + pressed["height"], (width, control, select, pressed)
+            assert select["x"] < pressed["x"], (width, control)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.context.clear_cookies()
