@@ -15,7 +15,7 @@ from tests import factories, factories_escalation, factories_events, factories_s
 # Methods of every channel are added here: the server has every channel configured.
 pytestmark = pytest.mark.usefixtures("channels_configured")
 
-START, END = "2026-03-10T10:00", "2026-03-10T11:00"
+START, END = "2036-03-10T10:00", "2036-03-10T11:00"  # ahead: the override form refuses a range already over
 LAYER_FORM = {
     "kind": "rotation",
     "name": "Primary",
