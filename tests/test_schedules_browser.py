@@ -32,9 +32,10 @@ def test_navigate_months_and_add_an_override(page, live_server, admin, team, clo
     page.click("a[rel=prev]")
     expect(page.locator(".calendar-title")).to_have_text("March 2026")
 
-    # Click a day's "+": the override form comes pre-filled with that day.
+    # Click a day's "+": the override form comes pre-filled with that day: the viewer's day (the
+    # admin's zone is UTC), written in the schedule's zone as the form takes it (01:00 in Budapest).
     page.click("[data-date='2026-03-10'] .add-override")
-    expect(page.locator("#override-form input[name=start]")).to_have_value("2026-03-10T00:00")
+    expect(page.locator("#override-form input[name=start]")).to_have_value("2026-03-10T01:00")
     page.select_option("#override-form select[name=user_id]", label="Carol")
     page.click("#override-form button[type=submit]")
     expect(page.locator(".flash").first).to_contain_text("Carol is on call from")
