@@ -390,10 +390,23 @@ def shifts_now_and_next(user: User, now: datetime | None = None, days: int = 30)
     their final shifts running `now` and the first one starting after it within `days` days,
     each as (schedule, shift) from `user_shifts`."""
     now = now or clock.now()
-    found = user_shifts(user, now, now + timedelta(days=days))
+    found = _runs(user_shifts(user, now, now + timedelta(days=days)))
     current = [(schedule, s) for schedule, s in found if s.start <= now]
     upcoming = [(schedule, s) for schedule, s in found if s.start > now]
     return {"now": current, "next": upcoming[0] if upcoming else None, "days": days}
+
+
+def _runs(found: list[tuple[Schedule, Shift]]) -> list[tuple[Schedule, Shift]]:
+    """The person's shifts joined where they carry on in the same schedule without a break (an
+    override of their own, a layer change): "until" is when they stop, as on_call_until says."""
+    runs: list[tuple[Schedule, Shift]] = []
+    for schedule, shift in found:
+        joined = next((n for n, (s, r) in enumerate(runs) if s.id == schedule.id and r.end == shift.start), None)
+        if joined is None:
+            runs.append((schedule, shift))
+        else:
+            runs[joined] = (schedule, replace(runs[joined][1], end=shift.end))
+    return runs
 
 
 def contact_line(user: User) -> str:

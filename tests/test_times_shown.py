@@ -62,8 +62,9 @@ def world(app, clock):
         entry.at = OPENED
     schedule = factories_schedules.make_schedule(name="Primary rota", time_zone="UTC")
     factories_schedules.make_layer(schedule, [olga], start=datetime(2026, 3, 1, 9, 0))
-    factories_schedules.make_override(
-        schedule, olga, datetime(2026, 3, 10, 2, 0, tzinfo=UTC), datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
+    pete = factories.make_user(email="pete@example.com", name="Pete Standby")
+    factories_schedules.make_override(  # Olga hands over to Pete for an hour: her "until"
+        schedule, pete, datetime(2026, 3, 10, 2, 0, tzinfo=UTC), datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
     )
     db.session.commit()
     clock.set(NOW)
@@ -114,7 +115,7 @@ def test_calendar_days_and_override_ranges_in_the_viewers_zone(client, world, vi
     )
     html = client.get(f"/schedules/{schedule.id}?view=week&date=2026-03-09").get_data(as_text=True)
     days = re.split(r'<div class="week-day[^"]*" data-date="', html)[1:]
-    late = [d[:10] for d in days if f"{viewer['late_segment']} Olga Oncall" in d]
+    late = [d[:10] for d in days if f"{viewer['late_segment']} Pete Standby" in d]
     assert late == [viewer["late_day"]]
     assert f"start={viewer['add_start']}" in html
     assert f"Times in {viewer['zone']}" in _text(html)

@@ -2,6 +2,8 @@
 recipient's client with the acknowledge link, a refused login is permanent, a server that does not
 answer is transient, and an incident pages a person over XMPP end to end through the worker."""
 
+import asyncio
+
 import pytest
 
 from openduty.extensions import db
@@ -66,3 +68,15 @@ def test_an_incident_pages_over_xmpp_through_the_worker(app, xmpp, pager):
     assert f"#{incident.number}" in xmpp[0] and "Queue backed up on mq-2" in xmpp[0] and "/ack/" in xmpp[0]
     sent = db.session.scalars(db.select(Notification).filter_by(incident_id=incident.id)).all()
     assert [(n.status, n.kind) for n in sent] == [("sent", "xmpp")]
+
+
+def test_a_caller_running_its_own_event_loop_can_still_send(app, xmpp):
+    """A thread that already runs an event loop (Playwright's sync API leaves one running in the
+    test process) made asyncio.run refuse: the send now runs in a thread of its own there."""
+
+    async def caller() -> str:
+        return notifier_for("xmpp").send(xmpp_server.RECIPIENT, _message())
+
+    assert asyncio.run(caller()) == "sent"
+    wait_for(lambda: xmpp, what="bob to receive the page", timeout=30)
+    assert "Disk full" in xmpp[0]

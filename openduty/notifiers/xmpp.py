@@ -2,6 +2,7 @@
 XMPP_HOST:XMPP_PORT when set (else the server the JID's domain names in DNS)."""
 
 import asyncio
+import concurrent.futures
 import ipaddress
 
 from openduty.notifiers.base import Message, Notifier, PermanentError, TransientError
@@ -44,9 +45,20 @@ class XmppNotifier(Notifier):
         body = chat_body(message)
         try:
             server = (self.config.get("XMPP_HOST"), self.config.get("XMPP_PORT") or 5222)
-            return asyncio.run(asyncio.wait_for(_send(jid, password, address, body, server), XMPP_TIMEOUT))
+            return _run_apart(lambda: asyncio.wait_for(_send(jid, password, address, body, server), XMPP_TIMEOUT))
         except (TimeoutError, OSError) as exc:
             raise TransientError(f"Could not deliver over XMPP: {type(exc).__name__} {exc}") from exc
+
+
+def _run_apart(make_coroutine):
+    """asyncio.run(make_coroutine()), in a thread of its own when this thread already runs an event
+    loop (a caller's own, e.g. Playwright's in the test process), where asyncio.run would refuse."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coroutine())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
 
 
 async def _send(jid: str, password: str, to: str, body: str, server: tuple[str | None, int]) -> str:
