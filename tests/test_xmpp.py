@@ -3,6 +3,7 @@ recipient's client with the acknowledge link, a refused login is permanent, a se
 answer is transient, and an incident pages a person over XMPP end to end through the worker."""
 
 import asyncio
+import concurrent.futures
 
 import pytest
 
@@ -74,9 +75,13 @@ def test_a_caller_running_its_own_event_loop_can_still_send(app, xmpp):
     """A thread that already runs an event loop (Playwright's sync API leaves one running in the
     test process) made asyncio.run refuse: the send now runs in a thread of its own there."""
 
-    async def caller() -> str:
-        return notifier_for("xmpp").send(xmpp_server.RECIPIENT, _message())
+    notifier = notifier_for("xmpp")
 
-    assert asyncio.run(caller()) == "sent"
+    async def caller() -> str:
+        return notifier.send(xmpp_server.RECIPIENT, _message())
+
+    # In a thread of its own: the suite's main thread may hold Playwright's loop already.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(lambda: asyncio.run(caller())).result() == "sent"
     wait_for(lambda: xmpp, what="bob to receive the page", timeout=30)
     assert "Disk full" in xmpp[0]
