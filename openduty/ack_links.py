@@ -24,7 +24,12 @@ def ack_token(incident_ids: list[int], user_id: int) -> str:
 
 def ack_url(incident_ids: list[int], user_id: int) -> str:
     """The absolute acknowledge link for these incidents and this user (BASE_URL + /ack/<token>)."""
-    return f"{current_app.config['BASE_URL'].rstrip('/')}/ack/{ack_token(incident_ids, user_id)}"
+    return token_url(ack_token(incident_ids, user_id))
+
+
+def token_url(token: str) -> str:
+    """The absolute acknowledge link of a token made by `ack_token`."""
+    return f"{current_app.config['BASE_URL'].rstrip('/')}/ack/{token}"
 
 
 class LinkError(Exception):

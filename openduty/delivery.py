@@ -35,7 +35,7 @@ from openduty import clock, metrics
 from openduty.escalation import queue_resolve_notices
 from openduty.extensions import db
 from openduty.maintenance import cancel_pages_in_maintenance
-from openduty.messages import build_message, failure_note, given_up_unconfirmed, sent_note
+from openduty.messages import build_message, failure_note, given_up_unconfirmed, paged_names, sent_note
 from openduty.models import Incident, Notification
 from openduty.models.notification import MAX_UNCONFIRMED, THROTTLED_KINDS, ContactThrottle, this_process
 from openduty.notifiers import notifier_for
@@ -131,9 +131,17 @@ def send_claimed(rows: list[Notification]) -> None:
     """Send pages that are already claimed by this process and committed (the escalate job
     writes the pages due now claimed: escalation.page_user). A page whose message cannot be
     built goes back to pending with a deliver job, as if never claimed."""
+    if not rows:
+        return
+    try:  # who else was paged, for every row's message: one query
+        paged = paged_names(list({row.incident_id for row in rows if row.incident_id is not None}))
+    except Exception:
+        log.exception("Could not look up who was paged; each message looks for itself")
+        db.session.rollback()
+        paged = None
     for row in rows:
         try:
-            message = build_message([row])
+            message = build_message([row], paged)
         except Exception:
             log.exception("Could not build the message of notification %s; handing it to a deliver job", row.id)
             _unclaim(row)

@@ -260,36 +260,63 @@ _PLAN = (
 
 def run_escalation(incident_id: int, epoch: int, send_now: list[Notification] | None = None) -> str:
     """Move an incident on from `epoch` if its time has come; returns what happened (for logs/tests).
+    `run_escalations` with one incident."""
+    return run_escalations([(incident_id, epoch)], send_now)[incident_id]
 
-    Idempotent: a job for an old epoch, or a duplicate job, does nothing. The epoch is claimed on
-    the locked row (SELECT ... FOR UPDATE; BEGIN IMMEDIATE on SQLite), so of two concurrent jobs
-    only one pages. With `send_now`, the pages due
-    now are created already claimed for sending by this process and added to it: the caller hands
-    them to delivery after the commit (see `page_user`).
+
+def run_escalations(items: list[tuple[int, int]], send_now: list[Notification] | None = None) -> dict[int, str]:
+    """Move each incident (id, epoch) on if its time has come, all in one transaction (the caller
+    commits); returns what happened to each incident id (for logs/tests).
+
+    Idempotent: an incident whose epoch moved on (an old or duplicate job) is left alone ("stale").
+    The epochs are claimed on the locked rows (SELECT ... FOR UPDATE, in id order; BEGIN IMMEDIATE
+    on SQLite), so of two concurrent jobs only one pages each incident. One query loads the
+    incidents with their plans (services, policies, levels, targets, rules); a batch's levels are
+    flushed, its timers armed and its pages claimed together. With `send_now`, the pages due now are
+    created already claimed for sending by this process and added to it: the caller hands them to
+    delivery after the commit (see `page_user`).
     """
     now = clock.now()
+    epochs = dict(items)
     begin_write()
-    incident = (
+    incidents = (
         db.session.scalars(
             select(Incident)
-            .where(Incident.id == incident_id)
+            .where(Incident.id.in_(epochs))
+            .order_by(Incident.id)
             .options(_PLAN)
             .with_for_update(of=Incident)
             .execution_options(populate_existing=True)
         )
         .unique()
-        .one_or_none()
+        .all()
     )
-    if incident is None or incident.epoch != epoch or not incident.is_open or incident.next_escalation_at is None:
+    outcomes = dict.fromkeys(epochs, "stale")
+    due_now: list[Incident] = []
+    for incident in incidents:
+        if incident.epoch != epochs[incident.id] or not incident.is_open or incident.next_escalation_at is None:
+            continue
+        if now < incident.next_escalation_at:
+            # Never page early (e.g. a job armed by plain RQ, which works in whole seconds): re-arm.
+            outcomes[incident.id] = "early"
+            job_id = f"{escalation_job_id(incident.id, incident.epoch)}-late"
+            enqueue_escalation(incident.id, incident.epoch, incident.next_escalation_at, job_id=job_id)
+            continue
+        due_now.append(incident)
+    if not due_now:
         db.session.rollback()
-        return "stale"
-    due = incident.next_escalation_at
-    if now < due:
-        # Never page early (e.g. a job armed by plain RQ, which works in whole seconds): re-arm.
-        db.session.rollback()
-        enqueue_escalation(incident_id, epoch, due, job_id=f"{escalation_job_id(incident_id, epoch)}-late")
-        return "early"
-    incident.epoch = epoch + 1  # claimed: the row is locked and its epoch is ours
+        return outcomes
+    maintenance = maintenance_ends({incident.service_id for incident in due_now}, now)
+    for incident in due_now:
+        incident.epoch += 1  # claimed: the row is locked and its epoch is ours
+        outcomes[incident.id] = _escalate(incident, now, maintenance, send_now)
+    return outcomes
+
+
+def _escalate(
+    incident: Incident, now: datetime, maintenance: dict[int, datetime], send_now: list[Notification] | None
+) -> str:
+    """Page the next level of a claimed incident (re-triggering an acknowledged one first)."""
     service = incident.service
     outcome = "escalated"
     if incident.status == "acknowledged":
@@ -299,8 +326,7 @@ def run_escalation(incident_id: int, epoch: int, send_now: list[Notification] | 
         incident.escalation_loop = 0
         incident.log("retrigger", f"Re-triggered: {reason}. Escalating from level 1.")
         outcome = "retriggered"
-    maintenance = maintenance_ends([service.id], now)
-    if maintenance:
+    if service.id in maintenance:
         _held(incident, f"Service {service.name} is in maintenance until {maintenance[service.id]:%Y-%m-%d %H:%M} "
               "UTC: nobody is paged; the escalation starts again at level 1 when the maintenance ends.")  # fmt: skip
         return "maintenance"

@@ -31,6 +31,8 @@ from openduty import (
 from openduty.extensions import db
 from openduty.models import Notification
 
+log = logging.getLogger(__name__)
+
 
 def escalate(incident_id: int, epoch: int) -> str:
     """Page the incident's next level if `epoch` is still current and its time has come; the pages
@@ -38,19 +40,51 @@ def escalate(incident_id: int, epoch: int) -> str:
 
     With the database away it runs again in DATABASE_RETRY_SECONDS (not at the next reconcile).
     """
+    return _escalate([(incident_id, epoch)])[incident_id]
+
+
+def escalate_batch(items: list[list[int]]) -> dict[int, str]:
+    """`escalate` for several incidents ([id, epoch] each) due together, in one transaction (one
+    job, one lock query, one commit, one Redis round trip to arm what follows: issue 11).
+
+    If the batch fails for another reason than the database, each incident is escalated on its
+    own, so one that cannot be escalated holds up nobody else; this job then fails naming it, and
+    reconcile re-arms it (its batch job is no longer live).
+    """
+    pairs = [(int(incident_id), int(epoch)) for incident_id, epoch in items]
+    try:
+        return _escalate(pairs)
+    except Exception:
+        log.exception("Escalation batch %s failed; escalating each incident on its own", pairs)
+    outcomes: dict[int, str] = {}
+    failed = []
+    for incident_id, epoch in pairs:
+        try:
+            outcomes.update(_escalate([(incident_id, epoch)]))
+        except Exception:
+            log.exception("Could not escalate incident %s (epoch %s)", incident_id, epoch)
+            failed.append(incident_id)
+    if failed:
+        raise RuntimeError(f"Could not escalate incidents {failed} of batch {pairs}; reconcile re-arms them")
+    return outcomes
+
+
+def _escalate(items: list[tuple[int, int]]) -> dict[int, str]:
     send_now: list[Notification] = []  # the pages due now, claimed for this process to send
     try:
-        outcome = escalation.run_escalation(incident_id, epoch, send_now)
+        outcomes = escalation.run_escalations(items, send_now)
         db.session.commit()
     except timers.DATABASE_ERRORS:
         db.session.rollback()
-        timers.enqueue_escalation(
-            incident_id, epoch, clock.now() + timedelta(seconds=timers.DATABASE_RETRY_SECONDS),
-            job_id=f"{timers.escalation_job_id(incident_id, epoch)}-db{time.time_ns() // 1_000_000}",
-        )  # fmt: skip
-        return "database unavailable"
+        timers.enqueue_escalations(
+            items, clock.now() + timedelta(seconds=timers.DATABASE_RETRY_SECONDS), retry=time.time_ns() // 1_000_000
+        )
+        return dict.fromkeys((incident_id for incident_id, _ in items), "database unavailable")
+    except Exception:
+        db.session.rollback()
+        raise
     delivery.send_claimed(send_now)
-    return outcome
+    return outcomes
 
 
 # What each kind of timer row (timers.set_timer) does when it is due: handler(ref_id, due), run in
@@ -116,7 +150,7 @@ def sync_directory() -> dict[str, int] | str:
         counts = directory.sync()
     except directory.DirectoryDown as exc:
         db.session.rollback()
-        logging.getLogger(__name__).warning("directory sync skipped: %s", exc)
+        log.warning("directory sync skipped: %s", exc)
         return "directory down"
     db.session.commit()
     return counts

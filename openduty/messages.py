@@ -20,7 +20,7 @@ from flask import current_app, get_template_attribute, render_template
 from sqlalchemy import func, select
 
 from openduty import clock, masking, shift_notices
-from openduty.ack_links import ack_token, ack_url
+from openduty.ack_links import ack_token, ack_url, token_url
 from openduty.extensions import db
 from openduty.models import Incident, Notification, User
 from openduty.models.shift_notice import NOTICE_KINDS
@@ -122,23 +122,23 @@ def event_links(details) -> list[dict[str, str]]:
     return links
 
 
-def paged_others(incident_ids: list[int], user_id: int) -> dict[int, list[str]]:
-    """Who else was paged for each incident (names, first paged first), in one query."""
+def paged_names(incident_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
+    """Who was paged for each incident, as (user id, name), first paged first: one query for any
+    number of incidents (a batch's messages share it: `build_message`'s `paged`)."""
     rows = db.session.execute(
-        select(Notification.incident_id, User.name)
+        select(Notification.incident_id, User.id, User.name)
         .join(User, User.id == Notification.user_id)
         .where(
             Notification.incident_id.in_(incident_ids),
             Notification.purpose == "page",
             Notification.status.in_(_PAGED_STATUSES),
-            Notification.user_id != user_id,
         )
         .group_by(Notification.incident_id, User.id, User.name)
         .order_by(func.min(Notification.id))
     )
-    names: dict[int, list[str]] = {}
-    for incident_id, name in rows:
-        names.setdefault(incident_id, []).append(name)
+    names: dict[int, list[tuple[int, str]]] = {}
+    for incident_id, user_id, name in rows:
+        names.setdefault(incident_id, []).append((user_id, name))
     return names
 
 
@@ -147,9 +147,8 @@ def _names(names: list[str]) -> list[str]:
     return shown + ([f"and {len(names) - PAGED_NAMES} more"] if len(names) > PAGED_NAMES else [])
 
 
-def _incident_info(incident: Incident, user_id: int, paged: list[str], base_url: str, now: datetime) -> dict:
+def _incident_info(incident: Incident, acknowledge: str, paged: list[str], base_url: str, now: datetime) -> dict:
     """Everything a page says about one incident, as stored (the webhook sends it as JSON)."""
-    acknowledge = ack_url([incident.id], user_id)
     seconds = max((now - incident.created_at).total_seconds(), 0) if incident.created_at else 0
     return {
         "id": incident.id,
@@ -247,13 +246,14 @@ def _short(kind: str, purpose: str, incidents: list[dict]) -> str:
     return opening + "\n\n".join("\n".join(_short_lines(i, brief)) for i in incidents)
 
 
-def build_message(batch: list[Notification]) -> Message:
+def build_message(batch: list[Notification], paged: dict[int, list[tuple[int, str]]] | None = None) -> Message:
     """What to say for these notifications (several only when throttled pages fold together).
 
     Gathers every fact first (the notifications' incidents are loaded with their services; who
-    else was paged is one query), then renders. Subject and short text are one line however the
-    event's summary was written; the bodies keep its line breaks; `incidents` keeps the fields
-    as stored (the webhook sends them as JSON).
+    else was paged is one query, or `paged_names` of their incidents when the caller builds
+    several messages), then renders. Subject and short text are one line however the event's
+    summary was written; the bodies keep its line breaks; `incidents` keeps the fields as stored
+    (the webhook sends them as JSON).
     """
     primary = batch[0]
     if primary.purpose == "test":
@@ -267,10 +267,20 @@ def build_message(batch: list[Notification]) -> Message:
     for row in batch:
         if row.incident is not None:
             rows.setdefault(row.incident_id, row.incident)
-    paged = paged_others(list(rows), user.id)
-    incidents = [_incident_info(i, user.id, paged.get(i.id, []), base_url, now) for i in rows.values()]
-    ids = [i["id"] for i in incidents]
-    action_url = ack_url(ids, user.id)
+    if paged is None:
+        paged = paged_names(list(rows))
+    token = ack_token(list(rows), user.id)
+    action_url = token_url(token)
+    incidents = [
+        _incident_info(
+            i,
+            action_url if len(rows) == 1 else ack_url([i.id], user.id),
+            [name for user_id, name in paged.get(i.id, []) if user_id != user.id],
+            base_url,
+            now,
+        )
+        for i in rows.values()
+    ]
     purpose = "resolve" if all(r.purpose == "resolve" for r in batch) else "page"
     first = incidents[0]
     if len(incidents) == 1:
@@ -290,7 +300,7 @@ def build_message(batch: list[Notification]) -> Message:
         html=render_template("notifications/email.html", **context) if primary.kind == "email" else None,
         short=_short(primary.kind, purpose, shown),
         incidents=incidents,
-        ack_token=ack_token(ids, user.id),
+        ack_token=token,
         recipient_is_admin=user.is_admin,
     )
 
