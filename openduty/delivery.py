@@ -35,7 +35,7 @@ from openduty import clock, metrics
 from openduty.escalation import queue_resolve_notices
 from openduty.extensions import db
 from openduty.maintenance import cancel_pages_in_maintenance
-from openduty.messages import build_message, failure_note, given_up_unconfirmed, paged_names, sent_note
+from openduty.messages import build_message, failure_note, given_up_unconfirmed, paged_for, sent_note
 from openduty.models import Incident, Notification
 from openduty.models.notification import MAX_UNCONFIRMED, THROTTLED_KINDS, ContactThrottle, this_process
 from openduty.notifiers import notifier_for
@@ -128,17 +128,9 @@ def _claim_and_send(notification_id: int) -> str:
 
 
 def send_claimed(rows: list[Notification]) -> None:
-    """Send pages that are already claimed by this process and committed (the escalate job
-    writes the pages due now claimed: escalation.page_user). A page whose message cannot be
-    built goes back to pending with a deliver job, as if never claimed."""
-    if not rows:
-        return
-    try:  # who else was paged, for every row's message: one query
-        paged = paged_names(list({row.incident_id for row in rows if row.incident_id is not None}))
-    except Exception:
-        log.exception("Could not look up who was paged; each message looks for itself")
-        db.session.rollback()
-        paged = None
+    """Send pages claimed by this process and committed (the escalate job claims those due now:
+    escalation.page_user). A page whose message cannot be built goes back to a deliver job."""
+    paged = paged_for(rows)  # who else was paged, for every row's message: one query
     for row in rows:
         try:
             message = build_message([row], paged)

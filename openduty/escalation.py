@@ -3,12 +3,15 @@
 The planner (`user_pages`, `level_users`, `preview`) is pure, with time passed in; the policy
 preview uses the same code as the engine. Escalation position: `incident.escalation_level` is the
 1-based number of the level most recently paged (0: none yet), `escalation_loop` the pass through
-the policy (0 is the first). When `next_escalation_at` comes, `run_escalation` pages the next
+the policy (0 is the first). When `next_escalation_at` comes, `run_escalations` pages the next
 level, wrapping around `repeat_count` times. A re-trigger (ack timeout, end of a snooze) restarts
 at level 1.
 
 The actions people take on an incident (acknowledge, snooze, reassign, ...) live in
 openduty.incidents and call the paging functions here; openduty.timers arms the jobs.
+
+One module because the engine pages with the planner's own functions: the policy preview and the
+escalate job cannot drift apart.
 """
 
 import logging

@@ -11,6 +11,7 @@ in their channel modules from the same data. `sent_note`, `failure_note` and
 """
 
 import json
+import logging
 import re
 from datetime import datetime
 from itertools import islice
@@ -28,6 +29,8 @@ from openduty.models.user import CONTACT_KIND_LABELS
 from openduty.notifiers.base import Message, NotifierError
 from openduty.notifiers.text import one_line, plain_text, truncate
 from openduty.notifiers.twilio import SMS_MAX_LENGTH, VOICE_MAX_LENGTH
+
+log = logging.getLogger(__name__)
 
 # Room left in an SMS for the acknowledge link the channel appends (a signed token, ~150 characters).
 ACK_LINK_ROOM = 300
@@ -140,6 +143,20 @@ def paged_names(incident_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
     for incident_id, user_id, name in rows:
         names.setdefault(incident_id, []).append((user_id, name))
     return names
+
+
+def paged_for(rows: list[Notification]) -> dict[int, list[tuple[int, str]]] | None:
+    """`paged_names` of these rows' incidents, to build their messages with; None (each message
+    then looks for itself) if the lookup fails."""
+    ids = list({row.incident_id for row in rows if row.incident_id is not None})
+    if not ids:
+        return {}
+    try:
+        return paged_names(ids)
+    except Exception:
+        log.exception("Could not look up who was paged; each message looks for itself")
+        db.session.rollback()
+        return None
 
 
 def _names(names: list[str]) -> list[str]:

@@ -8,6 +8,9 @@ them. Every other timed thing (a heartbeat's deadline, a maintenance window's st
 the `timers` table (`set_timer`), armed and re-armed the same way; openduty.jobs.fire_timer runs its
 handler. Also here: the queue names, job ids and timeouts, the periodic jobs, and the retry policy
 for jobs that meet the database down.
+
+One module because arming a timer and re-arming it (reconcile) must agree on every job id, queue
+and batch: a job reconcile cannot recognise is armed twice, one it wrongly trusts never runs.
 """
 
 import logging
