@@ -24,6 +24,7 @@ from sqlalchemy.orm import joinedload
 
 from openduty import clock, notifiers, oncall
 from openduty.extensions import db, redis
+from openduty.incident_start import first_escalation
 from openduty.models import (
     EscalationLevel,
     EscalationPolicy,
@@ -149,27 +150,26 @@ def _names(users: list[User]) -> str:
 
 def incident_triggered(incident: Incident, maintenance: dict[int, datetime] | None = None) -> None:
     """A new incident opened (not a duplicate): start its escalation at level 1, right away, or hold
-    it if its service is in maintenance.
+    it if its service is in maintenance (openduty.incident_start decides; ingest's bulk path, which
+    writes rows, applies the same decision).
 
-    Called before commit by every path that opens an incident (events, API, web). `maintenance` is
+    Called before commit by every path that opens an incident through the ORM. `maintenance` is
     `maintenance_ends()` of the services, when the caller (ingest) looked them up for a whole batch.
     """
     service = incident.service
     now = clock.now()
     if maintenance is None:
         maintenance = maintenance_ends([service.id], now)
-    if service.id in maintenance:
-        _held(incident, f"Service {service.name} is in maintenance until {maintenance[service.id]:%Y-%m-%d %H:%M} "
-              "UTC: nobody is paged; the escalation starts at level 1 when the maintenance ends.")  # fmt: skip
-        return
-    if service.escalation_policy_id is None:
-        incident.log("nobody_to_page", f"Service {service.name} has no escalation policy: nobody to page.")
-        incident.next_escalation_at = None
-        return
-    incident.escalation_level = 0
-    incident.escalation_loop = 0
-    incident.next_escalation_at = now
-    track_incident(incident)
+    start = first_escalation(service.name, service.escalation_policy_id, maintenance.get(service.id), now)
+    if start.entry is not None:
+        incident.log(*start.entry)
+    if start.in_maintenance:
+        incident.in_maintenance = True
+    incident.next_escalation_at = start.next_escalation_at
+    if start.next_escalation_at is not None:
+        incident.escalation_level = 0
+        incident.escalation_loop = 0
+        track_incident(incident)
 
 
 def _held(incident: Incident, message: str) -> None:

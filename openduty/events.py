@@ -5,7 +5,9 @@ incident or folds into the open one with the same (service, dedup key) through o
 INSERT ... ON CONFLICT DO UPDATE on the partial unique index (so races cannot open two), and
 acknowledge / resolve act on the open incident through the same actions (openduty.incidents) the web uses.
 First, the intake pre-pass (openduty.event_intake) runs the event rules and time-window grouping.
-Incident numbers come from the `counters` table, reserved last in the transaction.
+Incident numbers come from the `counters` table, reserved last in the transaction. New incidents stay
+rows (SQLAlchemy Core, no ORM objects): the upsert returns what starting their escalation needs, and
+one UPDATE writes their numbers and first escalation (openduty.incident_start) together.
 
 Around it, each in its own module: the parsers of the inbound formats (event_formats), the
 integration-key cache (integration_keys), one transaction with retries and the commit gate
@@ -20,17 +22,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import bindparam, insert, literal_column, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import joinedload
 
-from openduty import clock, escalation, event_intake, incidents, urgency
+from openduty import clock, escalation, event_intake, incidents, timers, urgency
 from openduty.extensions import db
+from openduty.incident_start import first_escalation
 from openduty.integration_keys import KeyedService, services_by_key
 from openduty.models import Counter, Incident, LogEntry, Service
-from openduty.models.maintenance import maintenance_ends
+from openduty.models.maintenance import maintenance_end
 
 # The partial unique index's predicate, as literal SQL: a bound parameter in ON CONFLICT's WHERE
 # makes PostgreSQL fail to infer the index once psycopg 3 switches to a generic plan.
@@ -93,9 +95,18 @@ def next_incident_numbers(count: int) -> int:
 
 @functools.cache
 def _trigger_upsert(dialect: str):
-    """INSERT ... ON CONFLICT (service_id, dedup_key) WHERE open DO UPDATE, built once per dialect."""
+    """INSERT ... ON CONFLICT (service_id, dedup_key) WHERE open DO UPDATE, built once per dialect.
+
+    Each row also returns what starting a new incident's escalation reads: its service's name and
+    policy, and the service's maintenance when the incident opened (subqueries: a few index lookups
+    in the same round trip, where reloading the incident and its service cost two)."""
     table = Incident.__table__
+    services = Service.__table__
     stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    # The returned row's columns, as literal SQL: SQLAlchemy does not correlate subqueries in RETURNING.
+    service_id = literal_column(f"{table.name}.service_id", table.c.service_id.type)
+    created_at = literal_column(f"{table.name}.created_at", table.c.created_at.type)
+    of_service = services.c.id == service_id
     return stmt.on_conflict_do_update(
         index_elements=[table.c.service_id, table.c.dedup_key],
         index_where=OPEN_PREDICATE,
@@ -103,18 +114,38 @@ def _trigger_upsert(dialect: str):
             "alert_count": table.c.alert_count + stmt.excluded.alert_count,
             "last_event_at": stmt.excluded.last_event_at,
         },
-    ).returning(table.c.id, table.c.service_id, table.c.dedup_key, table.c.alert_count, sort_by_parameter_order=True)
+    ).returning(
+        table.c.id,
+        table.c.service_id,
+        table.c.dedup_key,
+        table.c.alert_count,
+        select(services.c.name).where(of_service).scalar_subquery(),
+        select(services.c.escalation_policy_id).where(of_service).scalar_subquery(),
+        maintenance_end(service_id, created_at),
+        sort_by_parameter_order=True,
+    )
+
+
+class _Upserted(NamedTuple):
+    """One row of the trigger upsert: its incident, whether the upsert opened it, and (for a new one)
+    what starting its escalation needs."""
+
+    id: int
+    service_id: int
+    is_new: bool
+    service_name: str
+    policy_id: int | None
+    maintenance_end: datetime | None
 
 
 def _upsert_triggers(
     runs: list[tuple[int, Event, int]], now: datetime, settings: dict[int, str]
-) -> dict[tuple[int, str], tuple[int, bool]]:
+) -> dict[tuple[int, str], _Upserted]:
     """Open or fold into incidents for runs of triggers, in one INSERT ... ON CONFLICT DO UPDATE.
 
     `runs` holds (service id, first event, how many triggers) with each (service, dedup key) at
     most once (PostgreSQL refuses to update one row twice in one statement); `settings` each
-    service's urgency setting at `now` (a new incident's urgency). Returns, per key, the incident
-    id and whether this statement opened it.
+    service's urgency setting at `now` (a new incident's urgency). Returns, per key, the row.
     """
     rows = [
         {
@@ -141,8 +172,8 @@ def _upsert_triggers(
     counts = {(service_id, first.dedup_key): count for service_id, first, count in runs}
     # A fresh row holds exactly its run's count; an existing one had at least 1 before.
     return {
-        (service_id, dedup_key): (incident_id, alert_count == counts[(service_id, dedup_key)])
-        for incident_id, service_id, dedup_key, alert_count in db.session.execute(stmt, rows)
+        (service_id, dedup_key): _Upserted(incident_id, service_id, alerts == counts[(service_id, dedup_key)], *start)
+        for incident_id, service_id, dedup_key, alerts, *start in db.session.execute(stmt, rows)
     }
 
 
@@ -209,9 +240,10 @@ class _Applying:
         self.now = now
         # Each service's urgency setting now (support hours looked up once per batch, no query).
         self.urgency_settings = {s.id: urgency.setting_at(s.urgency, s.support_hours, now) for s in services}
-        self.opened: list[Incident] = []
-        self.hooks: list[tuple[Any, Incident]] = []
-        self.loaded: dict[int, Incident] = {}
+        self.opened: list[_Upserted] = []  # the incidents this batch opened, in order
+        self.hooks: incidents.Deferred = []  # what acknowledge / resolve left for the end
+        self.loaded: dict[int, Incident] = {}  # incidents an action of this batch loaded (ORM)
+        self.entries: list[dict[str, Any]] = []  # timeline entries not written yet, in order
 
     def triggers(self, runs: list[tuple[int, list[int]]]) -> None:
         if not runs:
@@ -225,47 +257,35 @@ class _Applying:
             for service_id, setting, hours in db.session.execute(query):
                 self.urgency_settings[service_id] = urgency.setting_at(setting, hours, self.now)
         result = _upsert_triggers(first_events, self.now, self.urgency_settings)
-        new_ids = [incident_id for incident_id, is_new in result.values() if is_new]
-        if new_ids:
-            # With their services: the escalation hook reads them (no lazy load per incident).
-            for incident in db.session.scalars(_new_incidents_query(), {"ids": new_ids}):
-                self.loaded[incident.id] = incident
-        entries = []  # timeline entries, in order: a new incident's trigger before its duplicates
+        entries = self.entries  # in order: a new incident's trigger before its duplicates
         for service_id, indexes in runs:
             first = events[indexes[0]]
-            incident_id, is_new = result[(service_id, first.dedup_key)]
+            row = result[(service_id, first.dedup_key)]
             start = 0
-            if is_new:
-                incident = self.loaded[incident_id]
+            if row.is_new:
                 message = f"Triggered via {_VIA[first.via]}: {first.summary}"
-                entries.append(self._entry(incident_id, "trigger", message, first))
-                self.opened.append(incident)
-                self.hooks.append((escalation.incident_triggered, incident))
-                self.outcomes[indexes[0]] = Outcome("opened", first.dedup_key, incident_id)
+                entries.append(_entry(row.id, self.now, "trigger", message, first))
+                self.opened.append(row)
+                self.outcomes[indexes[0]] = Outcome("opened", first.dedup_key, row.id)
                 start = 1
-            elif incident_id in self.loaded:
-                db.session.expire(self.loaded[incident_id], ["alert_count", "last_event_at"])
+            elif row.id in self.loaded:
+                db.session.expire(self.loaded[row.id], ["alert_count", "last_event_at"])
             for i in indexes[start:]:
                 event = events[i]
-                self.outcomes[i] = Outcome("deduplicated", event.dedup_key, incident_id)
+                self.outcomes[i] = Outcome("deduplicated", event.dedup_key, row.id)
                 message = f"Another alert via {_VIA[event.via]}: {event.summary}"
-                entries.append(self._entry(incident_id, "duplicate", message, event))
-        # One multi-row Core INSERT (no ORM objects), now, so entries written later come after.
-        db.session.execute(insert(LogEntry.__table__), entries)
+                entries.append(_entry(row.id, self.now, "duplicate", message, event))
 
-    def _entry(self, incident_id: int, kind: str, message: str, event: Event) -> dict[str, Any]:
-        return {
-            "incident_id": incident_id,
-            "at": self.now,
-            "kind": kind,
-            "message": message,
-            "actor_id": None,
-            "channel": "event",
-            "data": {"source": event.source, "severity": event.severity},
-        }
+    def write_entries(self) -> None:
+        """Write the timeline entries collected so far: one multi-row Core INSERT (no ORM objects),
+        before anything the ORM adds to a timeline, so that the order of the entries is kept."""
+        if self.entries:
+            db.session.execute(insert(LogEntry.__table__), self.entries)
+            self.entries = []
 
     def transition(self, service_id: int, action: str, indexes: list[int]) -> None:
         """Acknowledge or resolve the open incident of this key, through openduty.incidents."""
+        self.write_entries()
         first = self.events[indexes[0]]
         incident = db.session.scalar(
             select(Incident)
@@ -284,17 +304,41 @@ class _Applying:
             self.outcomes[i] = Outcome(result, event.dedup_key, incident.id if incident is not None else None)
 
     def finish(self) -> None:
+        """Number the new incidents and start their escalation, write the timeline, then run what
+        acknowledge / resolve deferred (after the incidents they act on have started)."""
         if self.opened:
-            first_number = next_incident_numbers(len(self.opened))
-            for offset, incident in enumerate(self.opened):
-                incident.number = first_number + offset
-        # Which services of the new incidents are in maintenance: one query for the whole batch.
-        maintenance = maintenance_ends({i.service_id for i in self.opened}, self.now) if self.opened else {}
+            self._start_opened()
+        self.write_entries()
         for hook, incident in self.hooks:
-            if hook is escalation.incident_triggered:
-                hook(incident, maintenance)
-            else:
-                hook(incident)
+            hook(incident)
+
+    def _start_opened(self) -> None:
+        """One UPDATE gives the new rows their numbers and first escalation (openduty.incident_start);
+        one an action of this batch loaded as an ORM object starts through the ORM's hook instead."""
+        first_number = next_incident_numbers(len(self.opened))
+        now = clock.now()
+        maintenance = {row.service_id: row.maintenance_end for row in self.opened if row.maintenance_end}
+        started = []
+        for number, row in enumerate(self.opened, start=first_number):
+            incident = self.loaded.get(row.id)
+            if incident is not None:
+                incident.number = number
+                escalation.incident_triggered(incident, maintenance)
+                continue
+            start = first_escalation(row.service_name, row.policy_id, row.maintenance_end, now)
+            started.append(
+                {"incident_id": row.id, "number": number, "due": start.next_escalation_at, "held": start.in_maintenance}
+            )
+            if start.entry is not None:
+                kind, message = start.entry
+                self.entries.append(
+                    {"incident_id": row.id, "at": now, "kind": kind, "message": message, "actor_id": None,
+                     "channel": "system", "data": {}}
+                )  # fmt: skip
+            if start.next_escalation_at is not None:
+                timers.track_incident_row(row.id)
+        if started:
+            db.session.execute(_start_update(), started)
 
 
 _VIA = {
@@ -308,7 +352,24 @@ _VIA = {
 }
 
 
+def _entry(incident_id: int, now: datetime, kind: str, message: str, event: Event) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "at": now,
+        "kind": kind,
+        "message": message,
+        "actor_id": None,
+        "channel": "event",
+        "data": {"source": event.source, "severity": event.severity},
+    }
+
+
 @functools.cache
-def _new_incidents_query():
-    ids = bindparam("ids", expanding=True)
-    return select(Incident).options(joinedload(Incident.service)).where(Incident.id.in_(ids))
+def _start_update():
+    """A new incident's number and first escalation, by id (executed with one parameter set per incident)."""
+    table = Incident.__table__
+    return (
+        update(table)
+        .where(table.c.id == bindparam("incident_id"))
+        .values(number=bindparam("number"), next_escalation_at=bindparam("due"), in_maintenance=bindparam("held"))
+    )

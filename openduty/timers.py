@@ -64,6 +64,7 @@ ESCALATE_BATCH = 10
 # --- Arming timers after commit ------------------------------------------------------------------
 
 _INCIDENTS = "openduty.timers.incidents"
+_INCIDENT_IDS = "openduty.timers.incident_ids"
 _NOTIFICATIONS = "openduty.timers.notifications"
 _TIMERS = "openduty.timers.timers"
 _READY = "openduty.timers.ready"
@@ -72,6 +73,11 @@ _READY = "openduty.timers.ready"
 def track_incident(incident: Incident) -> None:
     """Arm this incident's escalation timer once the current transaction commits."""
     db.session.info.setdefault(_INCIDENTS, []).append(incident)
+
+
+def track_incident_row(incident_id: int) -> None:
+    """`track_incident` for an incident written as a row (ingest's bulk path), by its id."""
+    db.session.info.setdefault(_INCIDENT_IDS, []).append(incident_id)
 
 
 def track_notification(notification: Notification) -> None:
@@ -128,13 +134,14 @@ def _collect(session: Session) -> None:
     if session.get_nested_transaction() is not None:
         return
     incidents = session.info.pop(_INCIDENTS, None)
+    incident_rows = session.info.pop(_INCIDENT_IDS, None)
     notifications = session.info.pop(_NOTIFICATIONS, None)
     timer_keys = session.info.pop(_TIMERS, None)
-    if not incidents and not notifications and not timer_keys:
+    if not incidents and not incident_rows and not notifications and not timer_keys:
         return
     session.flush()
     ready = session.info.setdefault(_READY, [])
-    incident_ids = {i for i in map(_identity, incidents or []) if i is not None}
+    incident_ids = {i for i in map(_identity, incidents or []) if i is not None}.union(incident_rows or ())
     if incident_ids:
         rows = session.execute(
             select(Incident.id, Incident.epoch, Incident.next_escalation_at).where(
@@ -185,7 +192,7 @@ def _enqueue(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     if session.get_nested_transaction() is None:
-        for key in (_INCIDENTS, _NOTIFICATIONS, _TIMERS, _READY):
+        for key in (_INCIDENTS, _INCIDENT_IDS, _NOTIFICATIONS, _TIMERS, _READY):
             session.info.pop(key, None)
 
 

@@ -62,6 +62,11 @@ class MaintenanceWindowService(db.Model):
     window: Mapped[MaintenanceWindow] = relationship(back_populates="links")
 
 
+def _covering(at) -> tuple:
+    """Conditions on a window (joined through its services): it covers `at` (start <= at < end)."""
+    return MaintenanceWindow.start <= at, MaintenanceWindow.end > at
+
+
 def maintenance_ends(service_ids: Iterable[int], at: datetime) -> dict[int, datetime]:
     """Which of these services are in maintenance at `at`, each with the latest end of the windows
     covering it then: one query, however many services."""
@@ -72,10 +77,24 @@ def maintenance_ends(service_ids: Iterable[int], at: datetime) -> dict[int, date
     query = (
         select(link.service_id, func.max(MaintenanceWindow.end))
         .join(MaintenanceWindow, MaintenanceWindow.id == link.window_id)
-        .where(link.service_id.in_(ids), MaintenanceWindow.start <= at, MaintenanceWindow.end > at)
+        .where(link.service_id.in_(ids), *_covering(at))
         .group_by(link.service_id)
     )
     return dict(db.session.execute(query).all())
+
+
+def maintenance_end(service_id, at):
+    """`maintenance_ends` of one service as a scalar subquery, for a statement about other rows (ingest
+    asks it of the incidents it writes): the latest end of the windows covering `at`, else NULL.
+    `service_id` and `at` may be columns of the enclosing statement's table."""
+    link = MaintenanceWindowService
+    return (
+        select(func.max(MaintenanceWindow.end))
+        .select_from(link)
+        .join(MaintenanceWindow, MaintenanceWindow.id == link.window_id)
+        .where(link.service_id == service_id, *_covering(at))
+        .scalar_subquery()
+    )
 
 
 def window_team_ids(window_id: int) -> list[int | None]:
