@@ -9,7 +9,7 @@ import time_machine
 from rq.job import Job
 from sqlalchemy import select
 
-from openduty import clock, maintenance
+from openduty import clock, maintenance, timers
 from openduty.event_commit import apply_and_commit
 from openduty.events import Event
 from openduty.extensions import db, queue, redis
@@ -96,8 +96,8 @@ def test_a_batch_numbers_its_new_incidents_in_order_and_arms_each(app, still):
     ids = {key: o.incident_id for o, key in zip(outcomes, "bab" + "c", strict=True)}
     # Keys are visited in sorted order (the lock order), and numbered in that order.
     assert [_written(ids[key])[0] for key in "abc"] == [1, 2, 3]
-    for key in "abc":
-        assert _armed(ids[key]) == ((ids[key], 0), True)
+    assert all(_written(ids[key])[1]["next_escalation_at"] == clock.now() for key in "abc")
+    assert timers.reconcile()["escalations"] == 0, "each one's escalation was armed at the commit"
     db.session.expire_all()
     b = db.session.get(Incident, ids["b"])
     assert b.alert_count == 2
