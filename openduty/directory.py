@@ -4,21 +4,24 @@ The directory is the truth for the people it holds (auth_source "ldap"): their n
 flag are refreshed at each login and by `sync()`; someone who left the directory is deactivated (their
 sessions, API tokens and acknowledge links end with it). Local accounts never touch the directory, so an
 admin can always get in while it is down. Settings: the LDAP_* block of config.py (docs/deployment.md).
+The functions that talk to the directory import ldap3 themselves: ~4.5 MB that a process without
+LDAP_URL (the worker, run-all, most web apps) would carry for nothing.
 """
 
 import contextlib
 import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import ldap3
 from flask import current_app
-from ldap3.core import exceptions as ldap_errors
-from ldap3.utils.conv import escape_filter_chars
 from sqlalchemy import select
 
 from openduty import audit, teams, validation
 from openduty.extensions import db
 from openduty.models import ContactMethod, User
+
+if TYPE_CHECKING:
+    import ldap3
 
 WRONG = "Wrong username or password."
 
@@ -52,7 +55,9 @@ def _setting(name: str):
     return current_app.config.get(name)
 
 
-def _server() -> ldap3.Server:
+def _server() -> "ldap3.Server":
+    import ldap3  # directory calls only (module docstring)
+
     url = _setting("LDAP_URL")
     tls = None
     if url.startswith("ldaps://") or _setting("LDAP_START_TLS") or _setting("LDAP_CA_FILE"):
@@ -66,8 +71,11 @@ def _server() -> ldap3.Server:
     )
 
 
-def _connect(dn: str | None, password: str | None) -> ldap3.Connection | None:
+def _connect(dn: str | None, password: str | None) -> "ldap3.Connection | None":
     """A connection bound as `dn` (anonymous when None); None when the directory refuses the bind."""
+    import ldap3  # directory calls only (module docstring)
+    from ldap3.core import exceptions as ldap_errors  # with ldap3 (module docstring)
+
     connection = ldap3.Connection(
         _server(), dn, password, receive_timeout=_setting("LDAP_TIMEOUT_SECONDS"), read_only=True
     )
@@ -88,15 +96,17 @@ def _connect(dn: str | None, password: str | None) -> ldap3.Connection | None:
     return None
 
 
-def _close(connection: ldap3.Connection) -> None:
+def _close(connection: "ldap3.Connection") -> None:
     """Unbind, and close the socket too: ldap3 leaves it open when connecting failed."""
+    from ldap3.core import exceptions as ldap_errors  # directory calls only (module docstring)
+
     with contextlib.suppress(ldap_errors.LDAPException):  # a connection that never opened has nothing to end
         connection.unbind()
     if connection.socket is not None:
         connection.socket.close()
 
 
-def _service() -> ldap3.Connection:
+def _service() -> "ldap3.Connection":
     """The connection searches run on: the service account, or anonymous when none is set."""
     connection = _connect(_setting("LDAP_BIND_DN") or None, _setting("LDAP_BIND_PASSWORD") or None)
     if connection is None:
@@ -105,8 +115,11 @@ def _service() -> ldap3.Connection:
 
 
 def _search(
-    connection: ldap3.Connection, base: str, query: str, scope=ldap3.SUBTREE, attributes=(), size_limit: int = 2
+    connection: "ldap3.Connection", base: str, query: str, scope="SUBTREE", attributes=(), size_limit: int = 2
 ) -> list:
+    """The entries under `base` (scope: ldap3's SUBTREE, LEVEL or BASE) matching `query`."""
+    from ldap3.core import exceptions as ldap_errors  # directory calls only (module docstring)
+
     try:
         connection.search(base, query, scope, attributes=list(attributes), size_limit=size_limit)
     except ldap_errors.LDAPNoSuchObjectResult:
@@ -121,6 +134,8 @@ def _search(
 def _user_filter(login: str) -> str:
     """The search for a login: the configured filter with the value escaped (so `*)(uid=*` is just
     text), or by email when the login looks like one."""
+    from ldap3.utils.conv import escape_filter_chars  # directory calls only (module docstring)
+
     value = escape_filter_chars(login.strip())
     by_name = _setting("LDAP_USER_FILTER").replace("{username}", value)
     if "@" in login:
@@ -148,30 +163,36 @@ def _value(entry, attribute: str) -> str:
     return str(values[0]).strip() if values else ""
 
 
-def _is_admin(connection: ldap3.Connection, dn: str) -> bool:
+def _is_admin(connection: "ldap3.Connection", dn: str) -> bool:
     group = _setting("LDAP_ADMIN_GROUP")
     if not group:
         return False
+    return bool(_search(connection, group, _member_filter(dn), "BASE"))
+
+
+def _member_filter(dn: str) -> str:
+    """Groups that list `dn` as a member (groupOfNames) or uniqueMember (groupOfUniqueNames)."""
+    from ldap3.utils.conv import escape_filter_chars  # directory calls only (module docstring)
+
     member = escape_filter_chars(dn)
-    return bool(_search(connection, group, f"(|(member={member})(uniqueMember={member}))", ldap3.BASE))
+    return f"(|(member={member})(uniqueMember={member}))"
 
 
 # At most this many team groups are read for one person.
 MAX_TEAM_GROUPS = 200
 
 
-def _team_groups(connection: ldap3.Connection, dn: str) -> dict[str, str] | None:
+def _team_groups(connection: "ldap3.Connection", dn: str) -> dict[str, str] | None:
     """The LDAP_TEAM_GROUPS groups `dn` is a member of (DN -> cn), or None when teams are not mirrored."""
     groups = _setting("LDAP_TEAM_GROUPS")
     if not groups:
         return None
-    member = escape_filter_chars(dn)
-    query = f"(&{groups}(|(member={member})(uniqueMember={member})))"
+    query = f"(&{groups}{_member_filter(dn)})"
     found = _search(connection, _setting("LDAP_GROUP_BASE"), query, attributes=["cn"], size_limit=MAX_TEAM_GROUPS)
     return {entry.entry_dn: (_value(entry, "cn") or entry.entry_dn)[:200] for entry in found}
 
 
-def _person(connection: ldap3.Connection, entry) -> Person:
+def _person(connection: "ldap3.Connection", entry) -> Person:
     email = _value(entry, _setting("LDAP_ATTR_EMAIL"))
     if not email or "@" not in email:
         raise LoginRefused(
@@ -264,7 +285,7 @@ def _sync() -> dict[str, int]:
     service = _service()
     try:
         for user in users:
-            entries = _search(service, user.directory_dn or "", "(objectClass=*)", ldap3.BASE, _attributes())
+            entries = _search(service, user.directory_dn or "", "(objectClass=*)", "BASE", _attributes())
             if not user.directory_dn or not entries:
                 deactivate(user)
                 counts["deactivated"] += 1

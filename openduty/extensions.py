@@ -1,13 +1,15 @@
 """Extensions, created unbound here and bound to the app in create_app()."""
 
 import json
+import logging
 import os
 import threading
 
+import click
 import psutil
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from redis import Redis
@@ -21,8 +23,56 @@ class Base(DeclarativeBase):
     pass
 
 
+class Migrations:
+    """Flask-Migrate (Alembic), loaded on first use. Alembic costs ~11 MB in every process that
+    imports it, and only `flask db ...` and code that migrates (tests) need it; the web app and the
+    workers never do. init_app() puts stand-ins where Flask-Migrate would bind itself (the `db`
+    command and app.extensions["migrate"]); using either loads and binds the real one."""
+
+    def init_app(self, app: Flask, db: SQLAlchemy, **settings) -> None:
+        app.extensions["migrate"] = _UnboundMigrate(app, db, settings)
+        app.cli.add_command(_migrate_command)
+
+    @staticmethod
+    def bind(app: Flask):
+        """Flask-Migrate bound to `app` (loaded the first time): its app.extensions["migrate"]."""
+        stand_in = app.extensions["migrate"]
+        if isinstance(stand_in, _UnboundMigrate):
+            # Importing alembic logs a line per built-in plugin, which our logging (set up by
+            # now, unlike when alembic was imported with the app) would print before every command.
+            logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+            from flask_migrate import Migrate  # alembic: ~11 MB per process, for migrations only
+
+            Migrate(app, stand_in.db, **stand_in.settings)  # replaces both stand-ins
+        return app.extensions["migrate"]
+
+
+class _UnboundMigrate:
+    """app.extensions["migrate"] until Flask-Migrate is loaded: whoever reads it (flask_migrate's
+    upgrade() and the other commands' functions, migrations/env.py) binds the real one first."""
+
+    def __init__(self, app: Flask, db: SQLAlchemy, settings: dict) -> None:
+        self.app, self.db, self.settings = app, db, settings
+
+    def __getattr__(self, name: str):
+        return getattr(Migrations.bind(self.app), name)
+
+
+@click.command("db", add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+@with_appcontext
+def _migrate_command(ctx: click.Context) -> None:
+    """Perform database migrations (Flask-Migrate's commands: upgrade, migrate, current, ...)."""
+    Migrations.bind(current_app._get_current_object())
+    from flask_migrate.cli import db as group  # loaded by bind() just above; `db --help` lists its commands
+
+    # Flask-Migrate's own group takes the arguments, as if it had been registered from the start.
+    with group.make_context(ctx.info_name, ctx.args, parent=ctx.parent) as context:
+        group.invoke(context)
+
+
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
+migrate = Migrations()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 

@@ -15,33 +15,45 @@ import sys
 from collections.abc import Callable, Iterable
 from functools import cache
 
-import pygal
 from markupsafe import Markup
-from pygal.style import Style
 
 from openduty.report_periods import ReportQuery
 from openduty.reports import IncidentFigures, PersonFigures
 
-# pygal 3.0 puts a finder for its map plugins (unused here) on sys.meta_path; it has no find_spec, so
-# every later failed import anywhere warns (ImportWarning). Taken out again.
-sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, pygal.PluginImportFixer)]
-
 # Enough colours for the most series a chart has (two: median and p90, in hours and out of hours).
 SERIES = 2
-STYLE = Style(
-    background="transparent",
-    plot_background="#ffffff",
-    foreground="#333333",
-    foreground_strong="#111111",
-    foreground_subtle="#888888",
-    colors=("#2b6cb0", "#c05621", "#2f855a", "#805ad5"),
-    font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
-    label_font_size=13,
-    major_label_font_size=13,
-    legend_font_size=14,
-    title_font_size=16,
-    value_font_size=12,
-)
+
+
+@cache
+def _pygal():
+    """pygal, imported when the first chart is drawn: ~4 MB that the processes which never draw one
+    (the worker; the web app until someone opens a report) do not carry."""
+    import pygal  # only the reports draw charts (see the docstring)
+
+    # pygal 3.0 puts a finder for its map plugins (unused here) on sys.meta_path; it has no find_spec,
+    # so every later failed import anywhere warns (ImportWarning). Taken out again.
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, pygal.PluginImportFixer)]
+    return pygal
+
+
+@cache
+def _style():
+    return _pygal().style.Style(
+        background="transparent",
+        plot_background="#ffffff",
+        foreground="#333333",
+        foreground_strong="#111111",
+        foreground_subtle="#888888",
+        colors=("#2b6cb0", "#c05621", "#2f855a", "#805ad5"),
+        font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+        label_font_size=13,
+        major_label_font_size=13,
+        legend_font_size=14,
+        title_font_size=16,
+        value_font_size=12,
+    )
+
+
 _ID = re.compile(r"#chart-[0-9a-f-]+ ?")
 _SVG_NS = "{http://www.w3.org/2000/svg}"
 
@@ -64,7 +76,7 @@ def _strip(root):
 def _config(title: str, horizontal: bool = False, **options) -> dict:
     return {
         "title": title,
-        "style": STYLE,
+        "style": _style(),
         "js": [],
         "disable_xml_declaration": True,
         "width": 480,
@@ -93,7 +105,7 @@ def _svg(chart) -> Markup:
 
 @cache
 def stylesheet() -> str:
-    """pygal's CSS for STYLE and SERIES colours, scoped to `svg.pygal-chart` (the class of every chart)."""
+    """pygal's CSS for our style and SERIES colours, scoped to `svg.pygal-chart` (the class of every chart)."""
     found: list[str] = []
 
     def keep(root):
@@ -102,7 +114,7 @@ def stylesheet() -> str:
                 found.append(element.text or "")
         return _strip(root)
 
-    chart = pygal.Bar(**_config("style"))
+    chart = _pygal().Bar(**_config("style"))
     chart.add_xml_filter(keep)
     for n in range(SERIES):
         chart.add(str(n), [1])
@@ -120,7 +132,7 @@ def _unit(values: list[float | None]) -> tuple[str, int]:
 def _durations(title: str, rows: list[IncidentFigures], name: str) -> Markup:
     figures = [getattr(r, name) for r in rows]
     unit, size = _unit([f.p90 for f in figures])
-    chart = _chart(pygal.Line, f"{title} ({unit})", y_title=unit, allow_interruptions=True, include_x_axis=True)
+    chart = _chart(_pygal().Line, f"{title} ({unit})", y_title=unit, allow_interruptions=True, include_x_axis=True)
     chart.x_labels = [r.label for r in rows]
     for label, attribute in (("median", "median"), ("p90", "p90")):
         chart.add(label, [None if getattr(f, attribute) is None else round(getattr(f, attribute) / size, 1)
@@ -129,7 +141,7 @@ def _durations(title: str, rows: list[IncidentFigures], name: str) -> Markup:
 
 
 def incidents_chart(rows: list[IncidentFigures]) -> Markup:
-    chart = _chart(pygal.Bar, "Incidents opened", y_title="incidents")
+    chart = _chart(_pygal().Bar, "Incidents opened", y_title="incidents")
     chart.x_labels = [r.label for r in rows]
     chart.add("Incidents", [r.incidents for r in rows])
     chart.add("Escalated beyond level 1", [r.escalated for r in rows])
@@ -150,7 +162,7 @@ def _people_height(people: list[PersonFigures]) -> int:
 
 def pages_chart(people: list[PersonFigures]) -> Markup:
     shown = people[::-1]  # pygal draws the first label at the bottom: the most paged on top
-    chart = _chart(pygal.HorizontalStackedBar, "Pages per person", True, height=_people_height(people))
+    chart = _chart(_pygal().HorizontalStackedBar, "Pages per person", True, height=_people_height(people))
     chart.x_labels = [p.name for p in shown]
     chart.add("In hours", [p.total - p.total_out_of_hours for p in shown])
     chart.add("Out of hours (22:00-07:00)", [p.total_out_of_hours for p in shown])
@@ -159,7 +171,7 @@ def pages_chart(people: list[PersonFigures]) -> Markup:
 
 def oncall_chart(people: list[PersonFigures]) -> Markup:
     shown = people[::-1]
-    chart = _chart(pygal.HorizontalBar, "On-call hours per person", True, height=_people_height(people))
+    chart = _chart(_pygal().HorizontalBar, "On-call hours per person", True, height=_people_height(people))
     chart.x_labels = [p.name for p in shown]
     chart.add("Hours on call", [round(p.total, 1) for p in shown])
     return _svg(chart)
