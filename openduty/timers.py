@@ -59,6 +59,9 @@ RECONCILE_INTERVAL = 60
 # due together share jobs, which saves RQ's ~20 Redis round trips per job and one transaction per
 # incident; a batch's first page waits for the batch's commit, so it stays small (issue 11).
 ESCALATE_BATCH = 10
+# A batch member's key (naming its batch job, for reconcile) outlives the batch's due time by this
+# long: a job that waits longer in a queue is re-armed by reconcile (harmless: the epoch decides).
+BATCH_KEY_TTL = 24 * 3600
 
 
 # --- Arming timers after commit ------------------------------------------------------------------
@@ -283,7 +286,7 @@ def enqueue_escalations(
     pipe = pipeline if pipeline is not None else queue(ESCALATION_QUEUE).connection.pipeline()
     if not pipe.explicit_transaction:
         pipe.multi()
-    keep = int(max(0.0, (due - clock.now()).total_seconds())) + FAILURE_TTL
+    keep = int(max(0.0, (due - clock.now()).total_seconds())) + BATCH_KEY_TTL
     for incident_id, epoch in items:
         pipe.set(_batch_key(incident_id, epoch), job_id, ex=keep)
     batch = [[incident_id, epoch] for incident_id, epoch in items]
