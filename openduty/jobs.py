@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from flask import current_app
+from rq import get_current_job
 
 from openduty import (
     audit_log,
@@ -38,24 +39,34 @@ def escalate(incident_id: int, epoch: int) -> str:
     """Page the incident's next level if `epoch` is still current and its time has come; the pages
     due now are sent from here (claimed in the same transaction), the others get deliver jobs.
 
+    Run by a worker that is behind (more single escalations wait in its queue), it takes up to
+    ESCALATE_BATCH - 1 of them along and escalates them all as `escalate_batch` does.
     With the database away it runs again in DATABASE_RETRY_SECONDS (not at the next reconcile).
     """
-    return _escalate([(incident_id, epoch)])[incident_id]
+    items = [(incident_id, epoch)]
+    job = get_current_job()
+    if job is not None:
+        items += timers.take_queued_escalations(job.id, timers.ESCALATE_BATCH - 1)
+    if len(items) == 1:
+        return _escalate(items)[incident_id]
+    log.info("Job %s also escalates %s, taken from its queue", job.id, items[1:])
+    return _escalate_each_if_need_be(items)[incident_id]
 
 
 def escalate_batch(items: list[list[int]]) -> dict[int, str]:
     """`escalate` for several incidents ([id, epoch] each) due together, in one transaction (one
-    job, one lock query, one commit, one Redis round trip to arm what follows: issue 11).
+    job, one lock query, one commit, one Redis round trip to arm what follows: issue 11)."""
+    return _escalate_each_if_need_be([(int(incident_id), int(epoch)) for incident_id, epoch in items])
 
-    If the batch fails for another reason than the database, each incident is escalated on its
-    own, so one that cannot be escalated holds up nobody else; this job then fails naming it, and
-    reconcile re-arms it (its batch job is no longer live).
-    """
-    pairs = [(int(incident_id), int(epoch)) for incident_id, epoch in items]
+
+def _escalate_each_if_need_be(pairs: list[tuple[int, int]]) -> dict[int, str]:
+    """Escalate `pairs` together; if that fails for another reason than the database, each on its
+    own, so one that cannot be escalated holds up nobody else: the job then fails naming it, and
+    reconcile re-arms it (the job that had it is no longer live)."""
     try:
         return _escalate(pairs)
     except Exception:
-        log.exception("Escalation batch %s failed; escalating each incident on its own", pairs)
+        log.exception("Escalating %s together failed; escalating each incident on its own", pairs)
     outcomes: dict[int, str] = {}
     failed = []
     for incident_id, epoch in pairs:
@@ -65,7 +76,7 @@ def escalate_batch(items: list[list[int]]) -> dict[int, str]:
             log.exception("Could not escalate incident %s (epoch %s)", incident_id, epoch)
             failed.append(incident_id)
     if failed:
-        raise RuntimeError(f"Could not escalate incidents {failed} of batch {pairs}; reconcile re-arms them")
+        raise RuntimeError(f"Could not escalate incidents {failed} of {pairs}; reconcile re-arms them")
     return outcomes
 
 

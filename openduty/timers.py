@@ -296,6 +296,36 @@ def enqueue_escalations(
             pipe.execute()
 
 
+# Takes up to ARGV[2] plain escalate jobs (no retry or "late" suffix) among the first ARGV[3] of the
+# queue KEYS[1], atomically: each is removed from the queue (skipped if another worker got it
+# first), its job deleted, and its batch key names the job ARGV[1] that now runs it.
+_TAKE_QUEUED = """
+local taken = {}
+for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)) do
+  if #taken >= tonumber(ARGV[2]) then break end
+  local incident, epoch = string.match(id, '^escalate%-(%d+)%-(%d+)$')
+  if incident and redis.call('LREM', KEYS[1], 1, id) == 1 then
+    redis.call('DEL', ARGV[5] .. id)
+    redis.call('SET', ARGV[4] .. incident .. '-' .. epoch, ARGV[1], 'EX', tonumber(ARGV[6]))
+    table.insert(taken, id)
+  end
+end
+return taken
+"""
+
+
+def take_queued_escalations(job_id: str, limit: int) -> list[tuple[int, int]]:
+    """Take up to `limit` single escalations waiting in the escalation queue, for the running job
+    `job_id` to escalate with its own (a worker behind its queue then escalates them in batches,
+    as ingest's batches are): (incident id, epoch) each. While `job_id` runs, reconcile trusts it
+    with them (their batch keys name it); if its worker dies, reconcile re-arms them."""
+    q = queue(ESCALATION_QUEUE)
+    prefix = _batch_key(0, 0).removesuffix("0-0")
+    args = [job_id, limit, 5 * ESCALATE_BATCH, prefix, q.job_class.redis_job_namespace_prefix, BATCH_KEY_TTL]
+    taken = q.connection.eval(_TAKE_QUEUED, 1, q.key, *args)
+    return [(int(parts[1]), int(parts[2])) for parts in (raw.decode().split("-") for raw in taken)]
+
+
 def enqueue_delivery(
     notification_id: int,
     due: datetime,

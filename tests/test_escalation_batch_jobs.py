@@ -14,7 +14,7 @@ from openduty import escalation, jobs, timers
 from openduty.events import next_incident_numbers
 from openduty.extensions import db, redis
 from openduty.models import Incident, Notification
-from tests.factories_escalation import make_pager, make_policy, make_service
+from tests.factories_escalation import make_pager, make_policy, make_service, open_incident
 
 
 def _open_together(pager, count: int, delay_minutes: int = 5) -> list[Incident]:
@@ -121,3 +121,46 @@ def test_a_batch_that_meets_the_database_down_runs_again_whole(app, pager, monke
     redis.get().lrem(Queue(job.origin, connection=redis.get()).key, 0, job.id)  # the retry alone pages
     pager.advance(seconds=timers.DATABASE_RETRY_SECONDS + 1)
     assert _pages_by_path(pager) == {f"/hook/{n}": 1 for n in range(len(incidents))}
+
+
+def _open_one_by_one(pager, count: int) -> list[Incident]:
+    """`count` incidents each opened in its own transaction: each gets its own escalate job."""
+    incidents = []
+    for n in range(count):
+        pager.httpserver.expect_request(f"/hook/{n}", method="POST").respond_with_data("", status=204)
+        user = make_pager(f"User {n}", {"webhook": (pager.httpserver.url_for(f"/hook/{n}"), 0)})
+        incidents.append(open_incident(make_service(make_policy([(5, [user])]), name=f"Service {n}")))
+    return incidents
+
+
+def test_a_worker_behind_its_queue_takes_the_escalations_waiting_there_along(app, pager):
+    incidents = _open_one_by_one(pager, timers.ESCALATE_BATCH + 2)
+    assert [job.func_name for job in _jobs()] == ["openduty.jobs.escalate"] * len(incidents)
+    pager.run()
+    assert _pages_by_path(pager) == {f"/hook/{n}": 1 for n in range(len(incidents))}
+    finished = FinishedJobRegistry(timers.ESCALATION_QUEUE, connection=redis.get()).get_job_ids()
+    first, eleventh = incidents[0], incidents[timers.ESCALATE_BATCH]
+    assert sorted(finished) == sorted(timers.escalation_job_id(i.id, 0) for i in (first, eleventh))
+    taken = [i for i in incidents if i not in (first, eleventh)]  # their jobs are gone, nothing left behind
+    assert not any(redis.get().exists(Job.key_for(timers.escalation_job_id(i.id, 0))) for i in taken)
+    assert Queue(timers.ESCALATION_QUEUE, connection=redis.get()).count == 0
+    assert timers.reconcile()["escalations"] == 0
+
+
+def test_escalations_taken_by_a_job_whose_worker_died_are_rearmed(app, pager):
+    incidents = _open_one_by_one(pager, 4)
+    taken = timers.take_queued_escalations("escalate-999-0", timers.ESCALATE_BATCH - 1)  # a job that is gone
+    assert taken == [(i.id, 0) for i in incidents]
+    assert Queue(timers.ESCALATION_QUEUE, connection=redis.get()).count == 0
+    assert timers.reconcile()["escalations"] == 4
+    pager.run()
+    assert _pages_by_path(pager) == {f"/hook/{n}": 1 for n in range(4)}
+
+
+def test_only_plain_escalations_are_taken(app, pager):
+    [incident] = _open_one_by_one(pager, 1)
+    timers.enqueue_escalation(incident.id, 0, incident.next_escalation_at, job_id=f"escalate-{incident.id}-0-late")
+    timers.enqueue_delivery(12345, incident.next_escalation_at)
+    assert timers.take_queued_escalations("escalate-999-0", 5) == [(incident.id, 0)]
+    assert sorted(job.id for job in _jobs()) == ["deliver-12345-" + str(int(incident.next_escalation_at.timestamp())),
+                                                 f"escalate-{incident.id}-0-late"]  # fmt: skip
