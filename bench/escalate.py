@@ -14,7 +14,8 @@ webhook receiver (bench/notify.py's).
    commit to the last page received, with 1 worker and then with 2. Each run checks every page:
    received before its trigger was submitted (early), never received (lost), received twice
    (duplicate); all three must be 0. Also the workers' CPU time per page (less noisy than pages/s
-   on a shared machine).
+   on a shared machine). BURST_COMMIT=1 commits each trigger on its own (each incident its own
+   escalate job, as triggers arriving one by one make them).
 
 3. The same burst (BURST_ROUND_TRIPS incidents, 200) run by a burst worker inside this process:
    SQL statements and Redis round trips (a pipeline is one) per page, and CPU per page. Unlike
@@ -34,7 +35,7 @@ from sqlalchemy import event, func, select
 
 from bench.notify import Receiver, _latency, _setup, _start_worker, _stop, bench_app
 
-BATCH = 100
+BATCH = int(os.environ.get("BURST_COMMIT", "100"))  # triggers per ingest commit in a burst
 
 
 def main() -> None:

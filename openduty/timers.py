@@ -219,9 +219,12 @@ def escalation_job_id(incident_id: int, epoch: int) -> str:
     return f"escalate-{incident_id}-{epoch}"
 
 
+_BATCH_KEY_PREFIX = "openduty:escalation-batch:"
+
+
 def _batch_key(incident_id: int, epoch: int) -> str:
     """Names the batch job that escalates (incident_id, epoch), for reconcile (`_batched`)."""
-    return f"openduty:escalation-batch:{incident_id}-{epoch}"
+    return f"{_BATCH_KEY_PREFIX}{incident_id}-{epoch}"
 
 
 def delivery_job_id(notification_id: int, send_at: datetime) -> str:
@@ -320,8 +323,8 @@ def take_queued_escalations(job_id: str, limit: int) -> list[tuple[int, int]]:
     as ingest's batches are): (incident id, epoch) each. While `job_id` runs, reconcile trusts it
     with them (their batch keys name it); if its worker dies, reconcile re-arms them."""
     q = queue(ESCALATION_QUEUE)
-    prefix = _batch_key(0, 0).removesuffix("0-0")
-    args = [job_id, limit, 5 * ESCALATE_BATCH, prefix, q.job_class.redis_job_namespace_prefix, BATCH_KEY_TTL]
+    jobs = q.job_class.redis_job_namespace_prefix
+    args = [job_id, limit, 5 * ESCALATE_BATCH, _BATCH_KEY_PREFIX, jobs, BATCH_KEY_TTL]
     taken = q.connection.eval(_TAKE_QUEUED, 1, q.key, *args)
     return [(int(parts[1]), int(parts[2])) for parts in (raw.decode().split("-") for raw in taken)]
 
@@ -376,7 +379,7 @@ def reconcile() -> dict[str, int]:
             Incident.next_escalation_at.is_not(None), Incident.status != "resolved"
         )
     ).all()
-    batched = _batched([(r.id, r.epoch, r.next_escalation_at) for r in rows], now)
+    batched = _batched([(r.id, r.epoch, r.next_escalation_at) for r in rows], now, counts)
     _rearm_missing(
         counts, "escalations", now,
         [(escalation_job_id(r.id, r.epoch), r.next_escalation_at, r) for r in rows if (r.id, r.epoch) not in batched],
@@ -408,8 +411,9 @@ def reconcile() -> dict[str, int]:
     return counts
 
 
-def _batched(escalations: list[tuple[int, int, datetime]], now: datetime) -> set[tuple[int, int]]:
-    """The escalations (id, epoch) that a live batch job will run (`enqueue_escalations`)."""
+def _batched(escalations: list[tuple[int, int, datetime]], now: datetime, counts: dict[str, int]) -> set[tuple]:
+    """The escalations (id, epoch) that a live batch job, or a job that took them along, will run
+    (their batch keys name it). One that cannot be checked counts as not live: it is re-armed."""
     if not escalations:
         return set()
     conn = redis.get()
@@ -419,9 +423,13 @@ def _batched(escalations: list[tuple[int, int, datetime]], now: datetime) -> set
         if name is not None:
             by_job.setdefault(name.decode(), []).append(escalation)
     live = set()
-    for job, members in zip(fetch_jobs(list(by_job), conn), by_job.values(), strict=True):
-        if job is not None and job_live(job, max(due for _, _, due in members), now):
-            live.update((incident_id, epoch) for incident_id, epoch, _ in members)
+    for job, (job_id, members) in zip(fetch_jobs(list(by_job), conn), by_job.items(), strict=True):
+        try:
+            if job is not None and job_live(job, max(due for _, _, due in members), now):
+                live.update((incident_id, epoch) for incident_id, epoch, _ in members)
+        except Exception:
+            log.exception("reconcile: could not check job %s; re-arming its escalations", job_id)
+            counts["errors"] += 1
     return live
 
 
