@@ -17,7 +17,8 @@ webhook receiver (bench/notify.py's).
    on a shared machine). BURST_COMMIT=1 commits each trigger on its own (each incident its own
    escalate job, as triggers arriving one by one make them).
 
-3. The same burst (BURST_ROUND_TRIPS incidents, 200) run by a burst worker inside this process:
+3. The same burst (BURST_ROUND_TRIPS incidents, 200, committed BURST_COMMIT at a time and queued
+   before the worker starts) run by a burst worker inside this process:
    SQL statements and Redis round trips (a pipeline is one) per page, and CPU per page. Unlike
    pages/s these do not depend on how busy the machine is. Run first, before any worker starts.
 
@@ -143,12 +144,13 @@ def _round_trips(app, receiver: Receiver, count: int) -> None:
 
     _, _, integration = _setup(receiver, "round-trips")
     begin = receiver.count()
-    apply_and_commit(
-        [
-            Event(integration.key, "trigger", f"rt-{i}", "Round trips", "critical", source="b", details={})
-            for i in range(count)
-        ]
-    )
+    for first in range(0, count, BATCH):  # queued before the worker starts, as a backlog would be
+        apply_and_commit(
+            [
+                Event(integration.key, "trigger", f"rt-{i}", "Round trips", "critical", source="b", details={})
+                for i in range(first, min(count, first + BATCH))
+            ]
+        )
     counts = {"sql": 0, "redis": 0}
     send = AbstractConnection.send_packed_command
 
