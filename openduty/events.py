@@ -278,9 +278,10 @@ class _Applying:
 
     def write_entries(self) -> None:
         """Write the timeline entries collected so far: one multi-row Core INSERT (no ORM objects),
-        before anything the ORM adds to a timeline, so that the order of the entries is kept."""
+        before anything the ORM adds to a timeline, so that the order of the entries is kept.
+        Inline: their ids are not fetched back (measured: a third less CPU for a few rows)."""
         if self.entries:
-            db.session.execute(insert(LogEntry.__table__), self.entries)
+            db.session.execute(insert(LogEntry.__table__).inline(), self.entries)
             self.entries = []
 
     def transition(self, service_id: int, action: str, indexes: list[int]) -> None:
