@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 import click
@@ -42,7 +43,7 @@ from openduty.extensions import (
 )
 from openduty.liveness import pid_alive
 from openduty.models import ApiToken, User
-from openduty.worker import die_with_parent, make_worker
+from openduty.worker import ForkedWorker, run
 
 cli = AppGroup("openduty", help="Openduty administration.")
 
@@ -201,14 +202,8 @@ def backup_(path: str, print_command: bool) -> None:
 @click.option("--name", default=None, help="Worker name (default: generated).")
 def worker(burst: bool, name: str | None) -> None:
     """Run an RQ worker (with the scheduler as a thread) for Openduty's queues."""
-    app = current_app._get_current_object()
-    parent = os.environ.get(DIE_WITH_PARENT)
-    if parent:  # started by run-all: die with it
-        die_with_parent(int(parent))
-    try:
-        make_worker(app, name=name).work(burst=burst, with_scheduler=True, logging_level="INFO")
-    finally:
-        metrics.process_exited(os.getpid())
+    parent = os.environ.get(DIE_WITH_PARENT)  # started by run-all: die with it
+    run(current_app._get_current_object(), name=name, burst=burst, parent=int(parent) if parent else None)
 
 
 def _stop(processes: list[subprocess.Popen], timeout: float = 10.0) -> None:
@@ -289,9 +284,9 @@ WORKER_STABLE_SECONDS = 30
 class _Supervised:
     """run-all's worker child: started again whenever it exits, and dying with run-all."""
 
-    def __init__(self, args: list[str], env: dict[str, str], cwd: str) -> None:
-        self.args, self.env, self.cwd = args, env, cwd
-        self.process: subprocess.Popen | None = None
+    def __init__(self, args: list[str], env: dict[str, str], cwd: str, fork: Callable[[], ForkedWorker]) -> None:
+        self.args, self.env, self.cwd, self.fork = args, env, cwd, fork
+        self.process: subprocess.Popen | ForkedWorker | None = None
         self.started_at = 0.0
         self.wait = WORKER_RESTART_WAIT
         self.restart_at: float | None = None
@@ -299,9 +294,13 @@ class _Supervised:
 
     def start(self) -> None:
         # The worker asks for a signal when run-all dies (DIE_WITH_PARENT). The signal follows the
-        # thread that forked: this is the main thread, which lives as long as run-all.
-        env = {**self.env, DIE_WITH_PARENT: str(os.getpid())}
-        self.process = subprocess.Popen(self.args, env=env, cwd=self.cwd)
+        # thread that forked: the main thread, which lives as long as run-all. The first start
+        # forks (sharing the app's memory); a restart, with web threads running, starts afresh.
+        if threading.active_count() == 1:
+            self.process = self.fork()
+        else:
+            env = {**self.env, DIE_WITH_PARENT: str(os.getpid())}
+            self.process = subprocess.Popen(self.args, env=env, cwd=self.cwd)
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -418,7 +417,8 @@ def run_all(host: str, port: int, threads: int) -> None:
 
     signal.signal(signal.SIGTERM, handle_signal)
     signal.signal(signal.SIGINT, handle_signal)
-    worker = _Supervised([sys.executable, "-m", "flask", "--app", "app", "openduty", "worker"], env, root)
+    command = [sys.executable, "-m", "flask", "--app", "app", "openduty", "worker"]
+    worker = _Supervised(command, env, root, fork=lambda: ForkedWorker(app, inherited=[lock]))
     worker.start()
     check_embedded_redis = _EmbeddedRedisCheck(redis_path) if embedded else None
     web = create_server(app, host=host, port=port, threads=threads, ident="openduty")

@@ -6,7 +6,8 @@ short and idempotent, and a stuck job is bounded by its RQ timeout (see bench/no
 numbers behind the choice, and docs/escalation.md for how many workers to run).
 
 The worker forks nothing: RQ's scheduler runs as a thread of the worker (openduty.scheduler's
-`SchedulerThread`; in run-all too, whose worker is its child).
+`SchedulerThread`; in run-all too, whose worker is its child). run-all itself forks its worker
+once (`ForkedWorker`), so that the two processes share the memory of the loaded app.
 
 Faults a long-running worker rides out by itself, each within seconds of the fault ending
 (docs/reliability.md has the measured times):
@@ -19,11 +20,16 @@ Faults a long-running worker rides out by itself, each within seconds of the fau
 Burst workers (tests) do none of this.
 """
 
+import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
+import traceback
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask
@@ -33,8 +39,8 @@ from rq.exceptions import StopRequested
 from rq.job import Job, JobStatus
 from rq.utils import now, utcformat
 
-from openduty import delivery, logs, timers
-from openduty.extensions import db, queues
+from openduty import delivery, logs, metrics, timers
+from openduty.extensions import db, queues, redis
 from openduty.liveness import dead_here, decoded, host_id
 from openduty.scheduler import RECONNECT_MAX_WAIT, SCHEDULER_INTERVAL, SchedulerThread, release_due_jobs
 
@@ -53,8 +59,8 @@ DATABASE_RETRY_FOR = 3600
 def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
     """Get `sig` when process `parent` (our parent) dies, so that a kill -9 of it leaves no orphan
     (Linux PR_SET_PDEATHSIG; elsewhere nothing happens). Called by the child itself after exec,
-    not as a `preexec_fn` (unsafe in a process with threads). If the parent is already gone,
-    exit at once."""
+    not as a `preexec_fn` (unsafe in a process with threads), or after a fork. If the parent is
+    already gone, exit at once."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
@@ -258,3 +264,90 @@ def make_worker(app: Flask, name: str | None = None) -> AppWorker:
     )
     worker.app = app
     return worker
+
+
+def run(app: Flask, name: str | None = None, burst: bool = False, parent: int | None = None) -> None:
+    """Work (with the scheduler thread) until stopped: the `worker` command, and run-all's worker,
+    which dies with run-all (`parent`)."""
+    if parent:
+        die_with_parent(parent)
+    try:
+        make_worker(app, name=name).work(burst=burst, with_scheduler=True, logging_level="INFO")
+    finally:
+        metrics.process_exited(os.getpid())
+
+
+class ForkedWorker:
+    """run-all's worker, forked from run-all once the app is loaded: the two processes share the
+    pages of everything imported (~60 MB) until one writes to them, where a worker started afresh
+    imports its own copy. Only fork before any other thread runs: a thread could hold a lock at
+    that moment (logging's, a connection pool's) that the child would then wait on forever.
+
+    It shows what run-all's supervision uses of subprocess.Popen: pid, returncode, poll(), wait(),
+    terminate(), kill(). `inherited`: run-all's files the worker must not keep open (its lock).
+    """
+
+    def __init__(self, app: Flask, inherited: list) -> None:
+        parent = os.getpid()
+        gc.freeze()  # the collector leaves what exists now alone, so its pages stay shared
+        pid = os.fork()
+        if pid == 0:
+            os._exit(_work_forked(app, parent, inherited))
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+    def terminate(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+
+# How the forked worker shows in ps and top (at most 15 characters), run-all being its command line.
+FORKED_NAME = b"openduty worker"
+
+
+def _work_forked(app: Flask, parent: int, inherited: list) -> int:
+    """The forked worker's life: let go of what is run-all's, work as `openduty worker` does; its
+    exit status."""
+    status = 1
+    try:
+        for handle in inherited:
+            handle.close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # run-all's handlers; RQ installs its own
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        with contextlib.suppress(OSError), open("/proc/self/comm", "wb") as comm:  # Linux only
+            comm.write(FORKED_NAME)
+        if redis.embedded(app):
+            app.config["REDIS_URL"] = redis.url(app)  # as run-all hands it to a worker it starts
+        redis.init_app(app)  # connections of its own, not run-all's
+        with app.app_context():
+            db.engine.dispose(close=False)  # run-all's database connections stay run-all's
+        run(app, parent=parent)
+        status = 0
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 (the child must reach os._exit, never run-all's code)
+        traceback.print_exc()
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return status

@@ -355,11 +355,12 @@ def healthy(port: int) -> bool:
 
 
 def children(process: subprocess.Popen, word: str) -> list[psutil.Process]:
-    """The live descendants of `process` whose command line contains `word`."""
+    """The live descendants of `process` whose command line or name contains `word` (run-all's worker,
+    forked from run-all, has run-all's command line and the name "openduty worker")."""
     found = []
     for child in _descendants(process.pid):
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and word in " ".join(child.cmdline()):
+            if child.status() != psutil.STATUS_ZOMBIE and word in f"{' '.join(child.cmdline())} {child.name()}":
                 found.append(child)
         except psutil.Error:
             pass

@@ -73,7 +73,7 @@ def test_run_all_serves_and_stops_cleanly(tmp_path, stop_signal):
         assert (tmp_path / "openduty.db").exists() and (tmp_path / "secret_key").exists()
         started = psutil.Process(process.pid).children(recursive=True) + embedded_redis_servers(tmp_path)
         assert any(p.name() == "redis-server" for p in started)
-        assert any("worker" in " ".join(p.cmdline()) for p in started)
+        assert any(p.name() == "openduty worker" for p in started)  # forked from run-all, named so
         process.send_signal(stop_signal)
         output = process.communicate(timeout=20)[0].decode()
         assert process.returncode == 0, output
