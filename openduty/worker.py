@@ -226,6 +226,8 @@ class AppWorker(SimpleWorker):
         with self.app.app_context():
             try:
                 timers.ensure_periodic()
+            except StopRequested:  # a SIGTERM that landed here ends the loop, as anywhere else
+                raise
             except Exception:
                 self.log.exception("Could not arm the periodic jobs")
             finally:

@@ -4,11 +4,14 @@ owed page reaches a real webhook receiver within 10 s of the fault ending (the p
 docs/reliability.md), and that it arrives once.
 """
 
+import signal
 import time
 
 import pytest
 
+from openduty import timers
 from openduty.extensions import redis
+from openduty.worker import make_worker
 from tests.factories_escalation import make_overdue, make_pager, make_policy, make_service, open_incident
 from tests.processes import hits, wait_for
 
@@ -98,3 +101,19 @@ def test_a_running_worker_beats_every_second_and_registers_again_after_a_flush(a
 def _pid(conn, name: str) -> int | None:
     pid = conn.hget(f"rq:worker:{name}", "pid")
     return int(pid) if pid else None
+
+
+def test_a_stop_asked_for_while_the_periodic_jobs_are_armed_ends_the_worker(app, monkeypatch):
+    """A SIGTERM lands wherever the main thread is; during the maintenance that arms the periodic
+    jobs it was taken for a failure to arm them, and the worker worked on until killed (what
+    run-all's forked worker met when run-all was killed just as it started)."""
+    worker = make_worker(app)
+    monkeypatch.setattr(timers, "ensure_periodic", lambda: worker.request_stop(signal.SIGTERM, None))
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    started = time.monotonic()
+    try:
+        worker.work(burst=False, with_scheduler=False)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert time.monotonic() - started < 10
