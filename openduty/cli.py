@@ -384,13 +384,13 @@ def run_all(host: str, port: int, threads: int) -> None:
     """Run the web app and an RQ worker (with its scheduler thread) together, until stopped.
 
     This process serves the web app (waitress, `--threads` threads) and supervises the worker, its
-    only child: a worker that dies is started again within a second, and the worker dies with
-    this process however it ends (PR_SET_PDEATHSIG). Without REDIS_URL (or REDIS_SENTINELS) this process owns the
-    embedded Redis and hands its socket to the worker. One run-all per instance folder (a lock
-    in instance/run-all.pid); it never adopts what a killed run-all left: a leftover embedded
-    Redis is stopped and started afresh. Two processes instead of four (gunicorn's arbiter and
-    worker, an RQ worker and a forked scheduler) halve the resident memory; production runs
-    gunicorn and `openduty worker` separately. Ctrl-C or SIGTERM stops everything cleanly.
+    only child, forked once the app is loaded so that the two share its memory: a worker that dies
+    is started again (afresh) within a second, and dies with this process however it ends
+    (PR_SET_PDEATHSIG). Without REDIS_URL (or REDIS_SENTINELS) this process owns the embedded
+    Redis and hands its socket to the worker. One run-all per instance folder (a lock in
+    instance/run-all.pid); it never adopts what a killed run-all left: a leftover embedded Redis
+    is stopped and started afresh. Production runs gunicorn and `openduty worker` separately.
+    Ctrl-C or SIGTERM stops everything cleanly.
     """
     app = current_app._get_current_object()
     lock = _lock_instance(app.instance_path)
