@@ -281,9 +281,9 @@ def run(app: Flask, name: str | None = None, burst: bool = False, parent: int | 
 
 class ForkedWorker:
     """run-all's worker, forked from run-all once the app is loaded: the two processes share the
-    pages of everything imported (~60 MB) until one writes to them, where a worker started afresh
-    imports its own copy. Only fork before any other thread runs: a thread could hold a lock at
-    that moment (logging's, a connection pool's) that the child would then wait on forever.
+    pages of everything imported (~80 MB at idle) until one writes to them, where a worker started
+    afresh imports its own copy. Only fork before any other thread runs: a thread could hold a lock
+    at that moment (logging's, a connection pool's) that the child would then wait on forever.
 
     It shows what run-all's supervision uses of subprocess.Popen: pid, returncode, poll(), wait(),
     terminate(), kill(). `inherited`: run-all's files the worker must not keep open (its lock).
