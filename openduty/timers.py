@@ -14,6 +14,8 @@ and batch: a job reconcile cannot recognise is armed twice, one it wrongly trust
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -243,14 +245,22 @@ def _arm(q: Queue, due: datetime, func: str, *args, pipeline: Pipeline | None = 
     second early, or, rounded up, up to a second late. We overwrite the score with the exact due
     time in the same MULTI, and openduty.worker.FastScheduler releases jobs by the exact clock.
     """
-    pipe = pipeline if pipeline is not None else q.connection.pipeline()
+    with _transaction(q.connection, pipeline) as pipe:
+        if due <= clock.now():
+            q.enqueue(func, *args, pipeline=pipe, **options)
+        else:
+            job = q.enqueue_at(due, func, *args, pipeline=pipe, **options)
+            pipe.zadd(q.scheduled_job_registry.key, {job.id: due.timestamp()})
+
+
+@contextmanager
+def _transaction(conn, pipeline: Pipeline | None) -> Iterator[Pipeline]:
+    """`pipeline` in MULTI mode (its caller executes it), or a Redis transaction of our own,
+    executed when the block ends."""
+    pipe = pipeline if pipeline is not None else conn.pipeline()
     if not pipe.explicit_transaction:
         pipe.multi()  # before the first command: RQ's enqueue calls multi() on a pipeline it is given
-    if due <= clock.now():
-        q.enqueue(func, *args, pipeline=pipe, **options)
-    else:
-        job = q.enqueue_at(due, func, *args, pipeline=pipe, **options)
-        pipe.zadd(q.scheduled_job_registry.key, {job.id: due.timestamp()})
+    yield pipe
     if pipeline is None:
         with pipe:
             pipe.execute()
@@ -286,17 +296,13 @@ def enqueue_escalations(
     first, epoch = items[0]
     job_id = f"escalate-batch-{first}-{epoch}-{len(items)}{suffix}"
     options = _job_options(job_id, ESCALATE_TIMEOUT)
-    pipe = pipeline if pipeline is not None else queue(ESCALATION_QUEUE).connection.pipeline()
-    if not pipe.explicit_transaction:
-        pipe.multi()
-    keep = int(max(0.0, (due - clock.now()).total_seconds())) + BATCH_KEY_TTL
-    for incident_id, epoch in items:
-        pipe.set(_batch_key(incident_id, epoch), job_id, ex=keep)
-    batch = [[incident_id, epoch] for incident_id, epoch in items]
-    _arm(queue(ESCALATION_QUEUE), due, "openduty.jobs.escalate_batch", batch, pipeline=pipe, **options)
-    if pipeline is None:
-        with pipe:
-            pipe.execute()
+    q = queue(ESCALATION_QUEUE)
+    with _transaction(q.connection, pipeline) as pipe:
+        keep = int(max(0.0, (due - clock.now()).total_seconds())) + BATCH_KEY_TTL
+        for incident_id, epoch in items:
+            pipe.set(_batch_key(incident_id, epoch), job_id, ex=keep)
+        batch = [[incident_id, epoch] for incident_id, epoch in items]
+        _arm(q, due, "openduty.jobs.escalate_batch", batch, pipeline=pipe, **options)
 
 
 # Takes up to ARGV[2] plain escalate jobs (no retry or "late" suffix) among the first ARGV[3] of the
