@@ -261,12 +261,6 @@ _PLAN = (
 )
 
 
-def run_escalation(incident_id: int, epoch: int, send_now: list[Notification] | None = None) -> str:
-    """Move an incident on from `epoch` if its time has come; returns what happened (for logs/tests).
-    `run_escalations` with one incident."""
-    return run_escalations([(incident_id, epoch)], send_now)[incident_id]
-
-
 def run_escalations(items: list[tuple[int, int]], send_now: list[Notification] | None = None) -> dict[int, str]:
     """Move each incident (id, epoch) on if its time has come, all in one transaction (the caller
     commits); returns what happened to each incident id (for logs/tests).
