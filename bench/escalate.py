@@ -72,6 +72,30 @@ def _cpu(processes: list[subprocess.Popen]) -> float:
     return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in processes)
 
 
+def _machine() -> dict[str, float]:
+    """CPU seconds used so far: the whole machine (every core), and PostgreSQL's and Redis's processes
+    and this one (the webhook receiver and the triggers): where a burst's CPU goes besides the workers."""
+    times = psutil.cpu_times()
+    used = {"machine": times.user + times.nice + times.system + times.irq + times.softirq + times.steal}
+    used |= {"postgres": 0.0, "redis": 0.0}
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        name = process.info["name"] or ""
+        kind = "postgres" if name.startswith("postgres") else "redis" if name.startswith("redis-server") else None
+        if kind and process.info["cpu_times"]:
+            used[kind] += sum(process.info["cpu_times"][:2])
+    used["bench"] = sum(psutil.Process().cpu_times()[:2])
+    return used
+
+
+def _share(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """How many cores each part kept busy during `seconds`, out of the machine's."""
+    cores = {k: (after[k] - before[k]) / seconds for k in before}
+    return (
+        f"machine busy {cores['machine']:.2f} of {psutil.cpu_count()} cores (PostgreSQL {cores['postgres']:.2f}, "
+        f"Redis {cores['redis']:.2f}, receiver and bench {cores['bench']:.2f})"
+    )
+
+
 def _burst(receiver: Receiver, name: str, count: int, targets: int, processes: list[subprocess.Popen]) -> float:
 
     from openduty.event_commit import apply_and_commit  # once bench_app has set the environment
@@ -86,6 +110,7 @@ def _burst(receiver: Receiver, name: str, count: int, targets: int, processes: l
     db.session.commit()
     begin = receiver.count()
     cpu = _cpu(processes)
+    machine = _machine()
     submitted: dict[str, float] = {}  # when each trigger was handed to ingest (no page may come before)
     started = time.time()
     for first in range(0, count, BATCH):
@@ -103,6 +128,7 @@ def _burst(receiver: Receiver, name: str, count: int, targets: int, processes: l
         arrivals = receiver.arrivals[begin:]
     elapsed = max(at for at, _, _ in arrivals) - started if arrivals else float("inf")
     cpu = _cpu(processes) - cpu
+    busy = _share(machine, _machine(), elapsed)
     time.sleep(1)  # late duplicates
     with receiver.lock:
         arrivals = receiver.arrivals[begin:]
@@ -130,7 +156,7 @@ def _burst(receiver: Receiver, name: str, count: int, targets: int, processes: l
         f"2. burst of {count} incidents x {targets} target(s), {len(processes)} worker(s): {rate:.0f} pages/s "
         f"({len(seen)} pages in {elapsed:.1f} s, the triggers committed in the first {committed:.1f} s; "
         f"workers' CPU {cpu / max(len(seen), 1) * 1000:.1f} ms/page); "
-        f"early {early}, lost {lost}, duplicate {duplicates}, rows not sent {unsent}",
+        f"early {early}, lost {lost}, duplicate {duplicates}, rows not sent {unsent}; {busy}",
         flush=True,
     )
     return rate

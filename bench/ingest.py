@@ -13,9 +13,12 @@
    exactly 100 open incidents whose alert counts sum to 10,000, no 5xx, and reports the time.
 4. The ceiling (with "sustained"): a bare Flask endpoint that only parses the JSON and answers
    202 (bench/_ceiling_app.py), under the same gunicorn settings and the same wrk load; the
-   sustained figures are also given as a share of it (issue 11 target: at least 50%).
+   sustained figures are also given as a share of it (issue 11 target: at least 50%). Beside it
+   the floor app (bench/_floor_app.py): that endpoint plus one INSERT committed per event.
 5. Cost at a low rate ("low"): LOW_RATE=25 events/s offered for LOW_SECONDS=20, open loop; the
-   CPU time of gunicorn's master and workers per event (target: under 2 ms), and ("sql") the SQL
+   CPU time of gunicorn's master and workers per event (target: under 2 ms), beside the same for
+   the ceiling app and for the floor app (bench/_floor_app.py: the bare endpoint plus one INSERT
+   committed per event, the least storing an event costs with Flask-SQLAlchemy), and ("sql") the SQL
    statements per event, counted in this process (the app served by Flask's test client, one
    event at a time, as at a low rate: each is its own batch), with the connection pool's
    pre-ping checks counted apart.
@@ -69,6 +72,7 @@ SQL_EVENTS = 200
 # Served with the same gunicorn settings: the production app, and the bare Flask ceiling.
 PRODUCTION_APP = "app:app"
 CEILING_APP = "bench._ceiling_app:app"
+FLOOR_APP = "bench._floor_app:create()"
 
 WRK_SCRIPT = """
 local n = 0
@@ -112,10 +116,13 @@ def _reset(app) -> str:
     """Empty schema, one service with one integration; returns its key."""
     from sqlalchemy import text
 
+    from bench._floor_app import metadata as floor_metadata
     from openduty.extensions import db, redis
     from openduty.models import Integration, Service
 
     with app.app_context():
+        floor_metadata.drop_all(db.engine)
+        floor_metadata.create_all(db.engine)
         db.drop_all()
         db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
         db.session.commit()
@@ -404,11 +411,13 @@ def main() -> None:
     app = _app()
     print(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread); wrk -t2 -c{CONNECTIONS} -d{DURATION}s; "
           f"{os.cpu_count()} CPUs; runs: {RUNS}", flush=True)  # fmt: skip
-    results: dict[str, list] = {"dedup": [], "unique": [], "ceiling": [], "latency": [], "storm": [], "low": []}
+    phases = ("dedup", "unique", "ceiling", "floor", "latency", "storm", "low", "low_ceiling", "low_floor")
+    results: dict[str, list] = {phase: [] for phase in phases}
     for run in range(RUNS):
-        for mix, keys in (("ceiling", 100), ("dedup", 100), ("unique", 0)) if "sustained" in PHASES else ():
+        mixes = (("ceiling", 100), ("floor", 0), ("dedup", 100), ("unique", 0))
+        for mix, keys in mixes if "sustained" in PHASES else ():
             key = _reset(app)
-            server = Server(free_port(), CEILING_APP if mix == "ceiling" else PRODUCTION_APP)
+            server = Server(free_port(), {"ceiling": CEILING_APP, "floor": FLOOR_APP}.get(mix, PRODUCTION_APP))
             try:
                 r = _wrk(server.port, key, keys)
             finally:
@@ -430,19 +439,29 @@ def main() -> None:
 
 
 def _low_rate_run(app, run: int, results: dict) -> None:
-    """Server CPU per event at LOW_RATE events/s (what a quiet day costs: no batching to share it)."""
-    key = _reset(app)
-    server = Server(free_port())
-    try:
-        _open_loop(server.port, key, LOW_RATE, 2)  # warm-up (connections, caches), not counted
-        before = server.cpu_seconds()
-        lat = _open_loop(server.port, key, LOW_RATE, LOW_SECONDS)
-        lat["server_cpu_ms"] = 1000 * (server.cpu_seconds() - before) / (LOW_RATE * LOW_SECONDS)
-    finally:
-        server.stop()
-    results["low"].append(lat)
-    print(f"run {run + 1} low rate {LOW_RATE}/s: server CPU {lat['server_cpu_ms']:.2f} ms per event, "
-          f"p50 {lat['p50_ms']:.1f} ms, statuses {lat['statuses']}", flush=True)  # fmt: skip
+    """Server CPU per event at LOW_RATE events/s (what a quiet day costs: no batching to share it),
+    beside the same for the bare endpoint (the ceiling app) and for the floor app (the bare endpoint
+    plus one INSERT committed per event: bench/_floor_app.py), under the same gunicorn settings."""
+    for name, wsgi_app in (("low_ceiling", CEILING_APP), ("low_floor", FLOOR_APP), ("low", PRODUCTION_APP)):
+        key = _reset(app)
+        server = Server(free_port(), wsgi_app)
+        try:
+            _open_loop(server.port, key, LOW_RATE, 2)  # warm-up (connections, caches), not counted
+            before = server.cpu_seconds()
+            lat = _open_loop(server.port, key, LOW_RATE, LOW_SECONDS)
+            lat["server_cpu_ms"] = 1000 * (server.cpu_seconds() - before) / (LOW_RATE * LOW_SECONDS)
+        finally:
+            server.stop()
+        results[name].append(lat)
+        print(f"run {run + 1} low rate {LOW_RATE}/s, {_LOW_NAMES[name]}: server CPU {lat['server_cpu_ms']:.2f} ms "
+              f"per event, p50 {lat['p50_ms']:.1f} ms, statuses {lat['statuses']}", flush=True)  # fmt: skip
+
+
+_LOW_NAMES = {
+    "low_ceiling": "ceiling (bare Flask)",
+    "low_floor": "floor (bare Flask + one INSERT committed per event)",
+    "low": "Openduty",
+}
 
 
 def _sql_per_event(app) -> dict:
@@ -528,13 +547,17 @@ def _medians(results: dict) -> None:
     if results["ceiling"]:
         ceiling = median([r["accepted_per_s"] for r in results["ceiling"]])
         print(f"ceiling (bare Flask endpoint, same gunicorn settings): {ceiling:.0f} events/s")
+        floor = median([r["accepted_per_s"] for r in results["floor"]])
+        print(f"floor (bare Flask + one INSERT committed per event): {floor:.0f} events/s = "
+              f"{100 * floor / ceiling:.0f}% of the ceiling")  # fmt: skip
     for mix in ("dedup", "unique") if results["dedup"] else ():
         rate = median([r["accepted_per_s"] for r in results[mix]])
         print(f"sustained v2 triggers ({mix} keys): {rate:.0f} events/s = {100 * rate / ceiling:.0f}% of the "
               f"ceiling (target >= 50%)")  # fmt: skip
-    if results["low"]:
-        print(f"at {LOW_RATE} events/s: server CPU {median([r['server_cpu_ms'] for r in results['low']]):.2f} ms "
-              f"per event (target < 2 ms)")  # fmt: skip
+    for name in ("low_ceiling", "low_floor", "low") if results["low"] else ():
+        target = " (target < 2 ms)" if name == "low" else ""
+        print(f"at {LOW_RATE} events/s, {_LOW_NAMES[name]}: server CPU "
+              f"{median([r['server_cpu_ms'] for r in results[name]]):.2f} ms per event{target}")  # fmt: skip
     for mix, (statements, pings) in results.get("sql", {}).items():
         print(f"SQL per event ({mix} triggers, one at a time): {statements:.2f} statements + {pings:.2f} "
               f"pre-ping checks")  # fmt: skip
