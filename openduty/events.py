@@ -24,7 +24,21 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, literal_column, select, text, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from openduty import clock, escalation, event_intake, incidents, timers, urgency
@@ -33,6 +47,8 @@ from openduty.incident_start import first_escalation
 from openduty.integration_keys import KeyedService, services_by_key
 from openduty.models import Counter, Incident, LogEntry, Service
 from openduty.models.maintenance import maintenance_end
+from openduty.models.types import UTCDateTime
+from openduty.transactions import many_rows, rows_as
 
 # The partial unique index's predicate, as literal SQL: a bound parameter in ON CONFLICT's WHERE
 # makes PostgreSQL fail to infer the index once psycopg 3 switches to a generic plan.
@@ -93,16 +109,41 @@ def next_incident_numbers(count: int) -> int:
     return db.session.execute(stmt, {"name": "incident", "value": count}).scalar_one() - count + 1
 
 
+# What differs between the rows of one trigger upsert (the rest is the same for all of them).
+_TRIGGER_COLUMNS = {
+    "service_id": Integer,
+    "dedup_key": String,
+    "summary": String,
+    "severity": String,
+    "urgency": String,
+    "source": String,
+    "details": JSON,
+    "alert_count": Integer,
+}
+_TRIGGER_CONSTANTS = {"status": "triggered", "epoch": 0, "escalation_level": 0, "escalation_loop": 0}
+
+
 @functools.cache
 def _trigger_upsert(dialect: str):
     """INSERT ... ON CONFLICT (service_id, dedup_key) WHERE open DO UPDATE, built once per dialect.
 
-    Each row also returns what starting a new incident's escalation reads: its service's name and
-    policy, and the service's maintenance when the incident opened (subqueries: a few index lookups
-    in the same round trip, where reloading the incident and its service cost two)."""
+    Its rows are executemany parameter sets on SQLite and one array per column on PostgreSQL
+    (`transactions.many_rows`), with `now` the time of both timestamps. Each row also returns what
+    starting a new incident's escalation reads: its service's name and policy, and the service's
+    maintenance when the incident opened (subqueries: a few index lookups in the same round trip,
+    where reloading the incident and its service cost two)."""
     table = Incident.__table__
     services = Service.__table__
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    if dialect == "postgresql":
+        rows = many_rows(**_TRIGGER_COLUMNS)
+        now = bindparam("now", type_=UTCDateTime)
+        constants = [literal(value) for value in _TRIGGER_CONSTANTS.values()]
+        stmt = postgresql.insert(table).from_select(
+            [*_TRIGGER_COLUMNS, "created_at", "last_event_at", *_TRIGGER_CONSTANTS],
+            select(*rows.c, now, now, *constants),
+        )
+    else:
+        stmt = sqlite.insert(table)
     # The returned row's columns, as literal SQL: SQLAlchemy does not correlate subqueries in RETURNING.
     service_id = literal_column(f"{table.name}.service_id", table.c.service_id.type)
     created_at = literal_column(f"{table.name}.created_at", table.c.created_at.type)
@@ -122,8 +163,30 @@ def _trigger_upsert(dialect: str):
         select(services.c.name).where(of_service).scalar_subquery(),
         select(services.c.escalation_policy_id).where(of_service).scalar_subquery(),
         maintenance_end(service_id, created_at),
-        sort_by_parameter_order=True,
+        sort_by_parameter_order=dialect != "postgresql",
     )
+
+
+# A timeline entry's columns as ingest writes them (no actor: events have none).
+_ENTRY_COLUMNS = {
+    "incident_id": Integer,
+    "at": UTCDateTime,
+    "kind": String,
+    "message": Text,
+    "channel": String,
+    "data": JSON,
+}
+
+
+@functools.cache
+def _entries_insert(dialect: str):
+    """Ingest's timeline entries in one INSERT (ids not fetched back): executemany parameter sets
+    on SQLite, one array per column on PostgreSQL (`transactions.many_rows`)."""
+    table = LogEntry.__table__
+    if dialect != "postgresql":
+        return insert(table).inline()
+    rows = many_rows(**_ENTRY_COLUMNS)
+    return insert(table).from_select([*_ENTRY_COLUMNS, "actor_id"], select(*rows.c, null()))
 
 
 class _Upserted(NamedTuple):
@@ -151,29 +214,26 @@ def _upsert_triggers(
         {
             "service_id": service_id,
             "dedup_key": first.dedup_key,
-            "status": "triggered",
             "summary": first.summary,
             "severity": first.severity,
             "urgency": urgency.incident_urgency(settings[service_id], first.severity, first.urgency),
             "source": first.source,
             "details": first.details,
             "alert_count": count,
-            "created_at": now,
-            "last_event_at": now,
-            "epoch": 0,
-            "escalation_level": 0,
-            "escalation_loop": 0,
         }
         for service_id, first, count in runs
     ]
-    # One compiled statement, executed with many parameter sets: SQLAlchemy's "insertmanyvalues"
-    # sends them as multi-row VALUES in as few round trips as it can, in this (sorted) order.
-    stmt = _trigger_upsert(_dialect())
+    dialect = _dialect()
+    if dialect == "postgresql":
+        params = rows_as(dialect, rows, _TRIGGER_COLUMNS, now=now)
+    else:  # one compiled statement, many parameter sets: multi-row VALUES in this (sorted) order
+        params = rows_as(dialect, rows, _TRIGGER_COLUMNS, created_at=now, last_event_at=now, **_TRIGGER_CONSTANTS)
+    stmt = _trigger_upsert(dialect)
     counts = {(service_id, first.dedup_key): count for service_id, first, count in runs}
     # A fresh row holds exactly its run's count; an existing one had at least 1 before.
     return {
         (service_id, dedup_key): _Upserted(incident_id, service_id, alerts == counts[(service_id, dedup_key)], *start)
-        for incident_id, service_id, dedup_key, alerts, *start in db.session.execute(stmt, rows)
+        for incident_id, service_id, dedup_key, alerts, *start in db.session.execute(stmt, params)
     }
 
 
@@ -277,11 +337,12 @@ class _Applying:
                 entries.append(_entry(row.id, self.now, "duplicate", message, event))
 
     def write_entries(self) -> None:
-        """Write the timeline entries collected so far: one multi-row Core INSERT (no ORM objects),
-        before anything the ORM adds to a timeline, so that the order of the entries is kept.
-        Inline: their ids are not fetched back (measured: a third less CPU for a few rows)."""
+        """Write the timeline entries collected so far: one many-row Core INSERT (no ORM objects,
+        `_entries_insert`), before anything the ORM adds to a timeline, so that the order of the
+        entries is kept. Their ids are not fetched back (measured: a third less CPU for a few rows)."""
         if self.entries:
-            db.session.execute(insert(LogEntry.__table__).inline(), self.entries)
+            dialect = _dialect()
+            db.session.execute(_entries_insert(dialect), rows_as(dialect, self.entries, _ENTRY_COLUMNS))
             self.entries = []
 
     def transition(self, service_id: int, action: str, indexes: list[int]) -> None:
@@ -339,7 +400,8 @@ class _Applying:
             if start.next_escalation_at is not None:
                 timers.track_incident_row(row.id)
         if started:
-            db.session.execute(_start_update(), started)
+            dialect = _dialect()
+            db.session.execute(_start_update(dialect), rows_as(dialect, started, _START_COLUMNS))
 
 
 _VIA = {
@@ -365,10 +427,22 @@ def _entry(incident_id: int, now: datetime, kind: str, message: str, event: Even
     }
 
 
+# What starting new incidents writes into each row, by id.
+_START_COLUMNS = {"incident_id": Integer, "number": Integer, "due": UTCDateTime, "held": Boolean}
+
+
 @functools.cache
-def _start_update():
-    """A new incident's number and first escalation, by id (executed with one parameter set per incident)."""
+def _start_update(dialect: str):
+    """New incidents' numbers and first escalations, by id, in one UPDATE: one array per column on
+    PostgreSQL (`transactions.many_rows`), one parameter set per incident on SQLite."""
     table = Incident.__table__
+    if dialect == "postgresql":
+        rows = many_rows(**_START_COLUMNS)
+        return (
+            update(table)
+            .where(table.c.id == rows.c.incident_id)
+            .values(number=rows.c.number, next_escalation_at=rows.c.due, in_maintenance=rows.c.held)
+        )
     return (
         update(table)
         .where(table.c.id == bindparam("incident_id"))
