@@ -1,7 +1,8 @@
 """Event ingestion under gunicorn + PostgreSQL + Redis: throughput, latency, alert storm.
 
 1. Sustained: `wrk` (C, keep-alive) posts Events API v2 triggers as fast as the server accepts
-   them, for DURATION seconds; reported: accepted events/s (202s only) and errors. Two key mixes:
+   them, for DURATION seconds; reported: accepted events/s (202s only), errors, the CPU per event
+   of the web processes and of PostgreSQL, and how the web workers shared their CPU. Two key mixes:
    "dedup" (100 dedup keys: most events fold into open incidents) and "unique" (every event
    opens a new incident, the expensive case).
 2. Latency at a fixed offered rate (RATE=200 events/s, open loop: each request is timed from its
@@ -46,6 +47,7 @@ import threading
 import time
 import urllib.request
 
+import psutil
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
@@ -218,6 +220,17 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def _postgres_cpu() -> float:
+    """CPU time (user + system) used so far by this machine's PostgreSQL processes: all of them, so
+    the figure means something only while nothing else uses the server (and backends that exit
+    meanwhile take their time with them)."""
+    used = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        if (process.info["name"] or "").startswith("postgres") and process.info["cpu_times"]:
+            used += sum(process.info["cpu_times"][:2])
+    return used
 
 
 def _wrk(port: int, routing_key: str, keys: int) -> dict:
@@ -433,15 +446,19 @@ def main() -> None:
             key = _reset(app)
             server = Server(free_port(), {"ceiling": CEILING_APP, "floor": FLOOR_APP}.get(mix, PRODUCTION_APP))
             try:
-                before = server.cpu_by_process()
+                before, database = server.cpu_by_process(), _postgres_cpu()
                 r = _wrk(server.port, key, keys)
+                events = r["accepted_per_s"] * DURATION or 1
+                r["web_ms"] = 1000 * (server.cpu_seconds() - sum(before.values())) / events
+                r["database_ms"] = max(0.0, 1000 * (_postgres_cpu() - database) / events)
                 r["split"] = server.worker_split(before)
             finally:
                 server.stop()
             results[mix].append(r)
             print(f"run {run + 1} sustained/{mix}: {r['accepted_per_s']:.0f} events/s accepted, "
-                  f"non-2xx {r['non2xx']}, wrk p50 {r['p50']} p99 {r['p99']}, "
-                  f"workers' share of the CPU {r['split']}", flush=True)  # fmt: skip
+                  f"non-2xx {r['non2xx']}, wrk p50 {r['p50']} p99 {r['p99']}; CPU per event: web "
+                  f"{r['web_ms']:.2f} ms, PostgreSQL {r['database_ms']:.2f} ms; workers' share of the web CPU "
+                  f"{r['split']}", flush=True)  # fmt: skip
         if "low" in PHASES:
             _low_rate_run(app, run, results)
 
@@ -556,26 +573,33 @@ def _storm_run(app, run: int, results: dict) -> None:
           f"statuses {storm['statuses']} -> {'OK' if ok else 'FAILED'}", flush=True)  # fmt: skip
 
 
+_SUSTAINED_NAMES = {
+    "ceiling": "ceiling (bare Flask endpoint, same gunicorn settings)",
+    "floor": "floor (bare Flask + one INSERT committed per event)",
+    "dedup": "sustained v2 triggers (dedup keys)",
+    "unique": "sustained v2 triggers (unique keys)",
+}
+
+
+def _print_sustained(name: str, runs: list[dict], ceiling: float, target: str = "") -> None:
+    rate = statistics.median([r["accepted_per_s"] for r in runs])
+    web = statistics.median([r["web_ms"] for r in runs])
+    database = statistics.median([r["database_ms"] for r in runs])
+    print(f"{name}: {rate:.0f} events/s = {100 * rate / ceiling:.0f}% of the ceiling{target}; CPU per event: "
+          f"web {web:.2f} ms, PostgreSQL {database:.2f} ms")  # fmt: skip
+
+
 def _medians(results: dict) -> None:
     def median(values):
         return statistics.median(values)
 
     print("== medians ==")
-    if results["ceiling"]:
+    for mix, name in _SUSTAINED_NAMES.items() if results["ceiling"] else ():
         ceiling = median([r["accepted_per_s"] for r in results["ceiling"]])
-        print(f"ceiling (bare Flask endpoint, same gunicorn settings): {ceiling:.0f} events/s")
-        floor = median([r["accepted_per_s"] for r in results["floor"]])
-        print(f"floor (bare Flask + one INSERT committed per event): {floor:.0f} events/s = "
-              f"{100 * floor / ceiling:.0f}% of the ceiling")  # fmt: skip
-    for mix in ("dedup", "unique") if results["dedup"] else ():
-        rate = median([r["accepted_per_s"] for r in results[mix]])
-        print(f"sustained v2 triggers ({mix} keys): {rate:.0f} events/s = {100 * rate / ceiling:.0f}% of the "
-              f"ceiling (target >= 50%)")  # fmt: skip
-        balanced = [r["accepted_per_s"] for r in results[mix] if int(r["split"].split("/")[0]) < 70]
-        if balanced and len(balanced) < len(results[mix]):
-            rate = median(balanced)
-            print(f"  the {len(balanced)} run(s) where both workers served: {rate:.0f} events/s = "
-                  f"{100 * rate / ceiling:.0f}% of the ceiling")  # fmt: skip
+        _print_sustained(name, results[mix], ceiling, " (target >= 50%)" if mix in ("dedup", "unique") else "")
+        both = [r for r in results[mix] if int(r["split"].split("/")[0]) < 70]
+        if both and len(both) < len(results[mix]):
+            _print_sustained(f"  the {len(both)} run(s) where both workers served", both, ceiling)
     for name in ("low_ceiling", "low_floor", "low") if results["low"] else ():
         target = " (target < 2 ms)" if name == "low" else ""
         print(f"at {LOW_RATE} events/s, {_LOW_NAMES[name]}: server CPU "
