@@ -116,3 +116,32 @@ def test_an_incident_opened_and_resolved_in_one_batch_is_not_armed(app, still):
     assert _armed(opened.incident_id) is None
     assert _written(again.incident_id)[0] == 2
     assert _armed(again.incident_id) == ((again.incident_id, 0), True)
+
+
+# Strings that mean something in a PostgreSQL array literal or in JSON text: on PostgreSQL a batch's
+# rows go to the database as one array per column (transactions.many_rows), and none may be read
+# as SQL NULL, split at a comma or a brace, or lose a quote or a backslash on the way.
+AWKWARD = ["NULL", "null", "", " ", "a,b", "{x}", "{1,2}", '"', "'", "\\", '\\"', "é ✓ \U0001f600", "tab\tline\nend"]
+
+
+def test_a_batch_stores_every_string_as_sent(app, still):
+    service = _service("no policy")
+    integration = factories_events.make_integration(service)
+    batch = [
+        Event(integration.key, "trigger", f"k-{n}-{text}", f"{text}!", "critical", source=text,
+              details={"text": text, "list": [text, {"nested": text}], "none": None})
+        for n, text in enumerate(AWKWARD)
+    ]  # fmt: skip
+    batch.append(Event(integration.key, "trigger", f"k-0-{AWKWARD[0]}", "again", "critical", source="NULL"))
+    outcomes = apply_and_commit(batch)
+    assert [o.result for o in outcomes] == ["opened"] * len(AWKWARD) + ["deduplicated"]
+    db.session.expire_all()
+    for n, text in enumerate(AWKWARD):
+        incident = db.session.get(Incident, outcomes[n].incident_id)
+        assert (incident.dedup_key, incident.summary, incident.source) == (f"k-{n}-{text}", f"{text}!", text)
+        assert incident.details == {"text": text, "list": [text, {"nested": text}], "none": None}
+        first = incident.log_entries[0]
+        assert (first.kind, first.message) == ("trigger", f"Triggered via Events API v2: {text}!")
+        assert first.data == {"source": text, "severity": "critical"}
+    duplicate = db.session.get(Incident, outcomes[0].incident_id).log_entries[1]
+    assert (duplicate.kind, duplicate.data) == ("duplicate", {"source": "NULL", "severity": "critical"})
