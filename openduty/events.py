@@ -26,7 +26,6 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
-    Boolean,
     Integer,
     String,
     Text,
@@ -48,7 +47,7 @@ from openduty.integration_keys import KeyedService, services_by_key
 from openduty.models import Counter, Incident, LogEntry, Service
 from openduty.models.maintenance import maintenance_end
 from openduty.models.types import UTCDateTime
-from openduty.transactions import many_rows, rows_as
+from openduty.transactions import as_arrays, many_rows, rows_as
 
 # The partial unique index's predicate, as literal SQL: a bound parameter in ON CONFLICT's WHERE
 # makes PostgreSQL fail to infer the index once psycopg 3 switches to a generic plan.
@@ -124,17 +123,17 @@ _TRIGGER_CONSTANTS = {"status": "triggered", "epoch": 0, "escalation_level": 0, 
 
 
 @functools.cache
-def _trigger_upsert(dialect: str):
-    """INSERT ... ON CONFLICT (service_id, dedup_key) WHERE open DO UPDATE, built once per dialect.
+def _trigger_upsert(dialect: str, arrays: bool):
+    """INSERT ... ON CONFLICT (service_id, dedup_key) WHERE open DO UPDATE, built once per dialect and form.
 
-    Its rows are executemany parameter sets on SQLite and one array per column on PostgreSQL
-    (`transactions.many_rows`), with `now` the time of both timestamps. Each row also returns what
+    Its rows are executemany parameter sets, or (`arrays`) one array per column with `now` the time
+    of both timestamps (`transactions.many_rows`, PostgreSQL, many rows). Each row also returns what
     starting a new incident's escalation reads: its service's name and policy, and the service's
     maintenance when the incident opened (subqueries: a few index lookups in the same round trip,
     where reloading the incident and its service cost two)."""
     table = Incident.__table__
     services = Service.__table__
-    if dialect == "postgresql":
+    if arrays:
         rows = many_rows(**_TRIGGER_COLUMNS)
         now = bindparam("now", type_=UTCDateTime)
         constants = [literal(value) for value in _TRIGGER_CONSTANTS.values()]
@@ -143,7 +142,7 @@ def _trigger_upsert(dialect: str):
             select(*rows.c, now, now, *constants),
         )
     else:
-        stmt = sqlite.insert(table)
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     # The returned row's columns, as literal SQL: SQLAlchemy does not correlate subqueries in RETURNING.
     service_id = literal_column(f"{table.name}.service_id", table.c.service_id.type)
     created_at = literal_column(f"{table.name}.created_at", table.c.created_at.type)
@@ -163,7 +162,7 @@ def _trigger_upsert(dialect: str):
         select(services.c.name).where(of_service).scalar_subquery(),
         select(services.c.escalation_policy_id).where(of_service).scalar_subquery(),
         maintenance_end(service_id, created_at),
-        sort_by_parameter_order=dialect != "postgresql",
+        sort_by_parameter_order=not arrays,
     )
 
 
@@ -179,11 +178,11 @@ _ENTRY_COLUMNS = {
 
 
 @functools.cache
-def _entries_insert(dialect: str):
-    """Ingest's timeline entries in one INSERT (ids not fetched back): executemany parameter sets
-    on SQLite, one array per column on PostgreSQL (`transactions.many_rows`)."""
+def _entries_insert(arrays: bool):
+    """Ingest's timeline entries in one INSERT (ids not fetched back): executemany parameter sets,
+    or (`arrays`) one array per column (`transactions.many_rows`)."""
     table = LogEntry.__table__
-    if dialect != "postgresql":
+    if not arrays:
         return insert(table).inline()
     rows = many_rows(**_ENTRY_COLUMNS)
     return insert(table).from_select([*_ENTRY_COLUMNS, "actor_id"], select(*rows.c, null()))
@@ -224,11 +223,12 @@ def _upsert_triggers(
         for service_id, first, count in runs
     ]
     dialect = _dialect()
-    if dialect == "postgresql":
-        params = rows_as(dialect, rows, _TRIGGER_COLUMNS, now=now)
+    arrays = as_arrays(dialect, len(rows), len(_TRIGGER_COLUMNS) + 2 + len(_TRIGGER_CONSTANTS))
+    if arrays:
+        params = rows_as(arrays, rows, _TRIGGER_COLUMNS, now=now)
     else:  # one compiled statement, many parameter sets: multi-row VALUES in this (sorted) order
-        params = rows_as(dialect, rows, _TRIGGER_COLUMNS, created_at=now, last_event_at=now, **_TRIGGER_CONSTANTS)
-    stmt = _trigger_upsert(dialect)
+        params = rows_as(arrays, rows, _TRIGGER_COLUMNS, created_at=now, last_event_at=now, **_TRIGGER_CONSTANTS)
+    stmt = _trigger_upsert(dialect, arrays)
     counts = {(service_id, first.dedup_key): count for service_id, first, count in runs}
     # A fresh row holds exactly its run's count; an existing one had at least 1 before.
     return {
@@ -341,8 +341,8 @@ class _Applying:
         `_entries_insert`), before anything the ORM adds to a timeline, so that the order of the
         entries is kept. Their ids are not fetched back (measured: a third less CPU for a few rows)."""
         if self.entries:
-            dialect = _dialect()
-            db.session.execute(_entries_insert(dialect), rows_as(dialect, self.entries, _ENTRY_COLUMNS))
+            arrays = as_arrays(_dialect(), len(self.entries), len(_ENTRY_COLUMNS) + 1)  # + the actor
+            db.session.execute(_entries_insert(arrays), rows_as(arrays, self.entries, _ENTRY_COLUMNS))
             self.entries = []
 
     def transition(self, service_id: int, action: str, indexes: list[int]) -> None:
@@ -400,8 +400,7 @@ class _Applying:
             if start.next_escalation_at is not None:
                 timers.track_incident_row(row.id)
         if started:
-            dialect = _dialect()
-            db.session.execute(_start_update(dialect), rows_as(dialect, started, _START_COLUMNS))
+            db.session.execute(_start_update(), started)
 
 
 _VIA = {
@@ -427,22 +426,11 @@ def _entry(incident_id: int, now: datetime, kind: str, message: str, event: Even
     }
 
 
-# What starting new incidents writes into each row, by id.
-_START_COLUMNS = {"incident_id": Integer, "number": Integer, "due": UTCDateTime, "held": Boolean}
-
-
 @functools.cache
-def _start_update(dialect: str):
-    """New incidents' numbers and first escalations, by id, in one UPDATE: one array per column on
-    PostgreSQL (`transactions.many_rows`), one parameter set per incident on SQLite."""
+def _start_update():
+    """A new incident's number and first escalation, by id (executed with one parameter set per
+    incident: one statement text whatever their number, pipelined by psycopg)."""
     table = Incident.__table__
-    if dialect == "postgresql":
-        rows = many_rows(**_START_COLUMNS)
-        return (
-            update(table)
-            .where(table.c.id == rows.c.incident_id)
-            .values(number=rows.c.number, next_escalation_at=rows.c.due, in_maintenance=rows.c.held)
-        )
     return (
         update(table)
         .where(table.c.id == bindparam("incident_id"))
