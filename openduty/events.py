@@ -124,7 +124,7 @@ _TRIGGER_CONSTANTS = {"status": "triggered", "epoch": 0, "escalation_level": 0, 
 
 @functools.cache
 def _trigger_upsert(dialect: str, arrays: bool):
-    """INSERT ... ON CONFLICT (service_id, dedup_key) WHERE open DO UPDATE, built once per dialect and form.
+    """INSERT ... ON CONFLICT (service_id, dedup_key) WHERE open DO UPDATE, once per dialect and form.
 
     Its rows are executemany parameter sets, or (`arrays`) one array per column with `now` the time
     of both timestamps (`transactions.many_rows`, PostgreSQL, many rows). Each row also returns what
@@ -428,8 +428,7 @@ def _entry(incident_id: int, now: datetime, kind: str, message: str, event: Even
 
 @functools.cache
 def _start_update():
-    """A new incident's number and first escalation, by id (executed with one parameter set per
-    incident: one statement text whatever their number, pipelined by psycopg)."""
+    """A new incident's number and first escalation, by id (executed with one parameter set per incident)."""
     table = Incident.__table__
     return (
         update(table)
