@@ -54,6 +54,9 @@ WORKER_TTL = 90
 # every timers.DATABASE_RETRY_SECONDS for up to this long; then it fails as usual (and
 # reconcile re-arms what is still owed).
 DATABASE_RETRY_FOR = 3600
+# How long a stopping worker waits for its pub/sub thread (RQ's own wait: 1 s); if Redis is gone
+# the thread may never answer, and the worker stops anyway.
+UNSUBSCRIBE_WAIT_SECONDS = 10
 
 
 def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
@@ -137,6 +140,16 @@ class AppWorker(SimpleWorker):
 
     def serialize(self) -> dict:
         return {**super().serialize(), "host_id": host_id()}
+
+    def unsubscribe(self):
+        """RQ's, with its pub/sub thread given time to see the UNSUBSCRIBE answer and stop. RQ waits
+        1 s, then closes the connection under a thread still reading it: on a busy machine the
+        thread died with an OSError (seen as an unhandled thread exception in the test suite)."""
+        if self.pubsub_thread:
+            self.pubsub.unsubscribe()  # its answer wakes the thread from its read
+            self.pubsub_thread.stop()
+            self.pubsub_thread.join(timeout=UNSUBSCRIBE_WAIT_SECONDS)
+        super().unsubscribe()
 
     def register_birth(self):
         """Register, first retiring a registration of this name left by a process that is gone."""
