@@ -4,8 +4,8 @@ Like the ceiling (bench/_ceiling_app.py) it parses an Events API v2 body and ans
 it stores the event: one INSERT committed through Flask-SQLAlchemy's session on the same engine
 settings as Openduty (psycopg 3, pool pre-ping), one transaction per request. No incident, no
 deduplication, no timeline, no escalation, no group commit: what any Flask app pays here to store
-one event before it answers. `bench ingest` serves it with the same gunicorn settings (the "low"
-phase: its CPU per event at 25 events/s beside Openduty's and the ceiling's).
+one event before it answers. `bench ingest` serves it with the same gunicorn settings, saturated
+and at 25 events/s, beside Openduty and the ceiling.
 Served as `gunicorn 'bench._floor_app:create()'`, with DATABASE_URL set; `bench ingest` creates its
 table (`metadata`) beforehand.
 """
